@@ -1,0 +1,40 @@
+"""Where the project's files live, and the one way we write files so a crash never leaves half of one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ASSETS_DIR = PROJECT_DIR / "assets"
+VOICES_DIR = ASSETS_DIR / "voices"
+CONFIG_PATH = ASSETS_DIR / "config.json"
+
+
+def cache_dir() -> Path:
+    """Return the folder for assembled models and cached results, creating it.
+
+    ``EXPLORER_CACHE_DIR`` overrides the default ``~/.cache/kokoro-explorer``.
+    """
+    folder = Path(os.environ.get("EXPLORER_CACHE_DIR") or Path.home() / ".cache" / "kokoro-explorer")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into place.
+
+    Returns:
+        The path written. Readers see either the old file or the whole new one, never a partial write.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

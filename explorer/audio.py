@@ -1,0 +1,296 @@
+"""Audio in and out: WAV bytes, a bounded cache of renderings, local playback, and loudness matching for A/B.
+
+Four responsibilities:
+
+1. WAV encoding and decoding through ``soundfile`` (:func:`wav_bytes`, :func:`read_wav`).
+2. :class:`AudioCache`, a thread-safe LRU bounded by bytes, keyed by :func:`audio_cache_key`, so replaying an A/B
+   pair never synthesises twice.
+3. :func:`play` through ``sounddevice``, which reports (never raises) when PortAudio or an output device is missing,
+   as on servers, CI and Streamlit Community Cloud.
+4. :func:`loudness_match` and :func:`rms_dbfs`, so two voices are compared at the same loudness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+
+from explorer.errors import SynthesisError
+
+SAMPLE_RATE = 24_000
+"""Kokoro's output rate, the default everywhere here."""
+
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PlaybackResult:
+    """Whether local playback started, and why not when it did not.
+
+    Attributes:
+        played: True when the audio was handed to an output device.
+        reason: one sentence for a person: the device used, or what is missing.
+    """
+
+    played: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """A snapshot of an :class:`AudioCache`.
+
+    Attributes:
+        hits: lookups that found an entry.
+        misses: lookups that did not.
+        bytes: bytes held now.
+        items: entries held now.
+        max_bytes: the bound.
+    """
+
+    hits: int
+    misses: int
+    bytes: int
+    items: int
+    max_bytes: int
+
+
+def _checked(audio: object) -> np.ndarray:
+    """Return ``audio`` as float32 (1-D mono or 2-D frames x channels), refusing NaN/Inf and other shapes."""
+    array = np.asarray(audio, dtype=np.float32)
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise SynthesisError(f"Audio must be a non-empty 1-D (mono) or 2-D array; got shape {array.shape}.")
+    if not np.isfinite(array).all():
+        raise SynthesisError("Audio contains NaN or infinite samples.")
+    return array
+
+
+def wav_bytes(audio: object, sample_rate: int = SAMPLE_RATE, subtype: str = "PCM_16") -> bytes:
+    """Encode audio as a WAV file in memory, clipping samples to [-1, 1] first.
+
+    Args:
+        audio: float samples, 1-D mono or 2-D frames x channels.
+        sample_rate: samples per second.
+        subtype: a ``soundfile`` WAV subtype: "PCM_16" (default, what browsers and players expect), "PCM_24", or
+            "FLOAT" (lossless for float32 audio).
+
+    Returns:
+        The bytes of a complete WAV file.
+
+    Raises:
+        SynthesisError: empty, non-finite or misshapen audio, a bad sample rate, or an unknown subtype.
+    """
+    array = np.clip(_checked(audio), -1.0, 1.0)
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise SynthesisError(f"The sample rate must be a positive whole number of Hz; got {sample_rate}.")
+    if not soundfile.check_format("WAV", subtype):
+        raise SynthesisError(f"WAV cannot hold subtype {subtype!r}; use PCM_16, PCM_24 or FLOAT.")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, array, int(sample_rate), format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def read_wav(data: bytes) -> tuple[np.ndarray, int]:
+    """Decode WAV (or any format libsndfile reads) from bytes.
+
+    Returns:
+        ``(audio, sample_rate)``: float32 samples in [-1, 1] (1-D for mono) and the rate in Hz.
+
+    Raises:
+        SynthesisError: the bytes are not audio libsndfile can read.
+    """
+    try:
+        audio, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32")
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise SynthesisError(f"These bytes are not a readable audio file ({exc}).") from exc
+    return audio, int(sample_rate)
+
+
+def style_sha256(style: object) -> str:
+    """Hash a style vector or voicepack by its float32 values and shape (the same numbers give the same hash)."""
+    array = np.ascontiguousarray(np.asarray(style, dtype=np.float32))
+    digest = hashlib.sha256(str(array.shape).encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def audio_cache_key(
+    engine_name: str, weights: str, phonemes: str | Sequence[str], style: object, speed: float
+) -> str:
+    """Return the cache key of one rendering: everything that decides the audio, and nothing else.
+
+    Args:
+        engine_name: "torch" or "onnx".
+        weights: the engine's weights description.
+        phonemes: the phoneme string, or the chunks' phoneme strings in order.
+        style: the style vector or voicepack (hashed by value).
+        speed: speaking rate.
+
+    Returns:
+        A hex SHA-256 string.
+    """
+    chunks = [phonemes] if isinstance(phonemes, str) else list(phonemes)
+    fields = [engine_name, weights, chunks, style_sha256(style), repr(float(speed))]
+    return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
+
+
+def _size_of(value: object) -> int:
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    audio = getattr(value, "audio", None)
+    if isinstance(audio, np.ndarray):
+        return audio.nbytes
+    raise TypeError(f"Cannot size a {type(value).__name__}; pass size= to AudioCache.put.")
+
+
+class AudioCache:
+    """A thread-safe least-recently-used cache bounded by the bytes of audio it holds.
+
+    Values are audio arrays, WAV bytes, or objects with an ``audio`` array (such as a ``Synthesis``); arrays are
+    stored as read-only copies, so nobody can change what another caller gets back.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES):
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be zero or more")
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()
+        self._bytes = 0
+        self._hits = 0
+        self._misses = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        """Return the value stored under ``key`` (marking it recently used), or None."""
+        with self._lock:
+            entry = self._items.get(key)
+            if entry is None:
+                self._misses += 1
+                return None
+            self._hits += 1
+            self._items.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Hashable, value: object, size: int | None = None) -> bool:
+        """Store ``value`` under ``key``, evicting least-recently-used entries until it fits.
+
+        Args:
+            key: usually from :func:`audio_cache_key`.
+            value: audio array, WAV bytes, or an object with an ``audio`` array.
+            size: its size in bytes, when it cannot be worked out from the value.
+
+        Returns:
+            True if stored; False when the value alone is larger than ``max_bytes`` (it is not stored).
+        """
+        size = _size_of(value) if size is None else int(size)
+        if isinstance(value, np.ndarray):
+            value = value.copy()
+            value.setflags(write=False)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            if size > self.max_bytes:
+                return False
+            while self._items and self._bytes + size > self.max_bytes:
+                _, (_, evicted) = self._items.popitem(last=False)
+                self._bytes -= evicted
+            self._items[key] = (value, size)
+            self._bytes += size
+            return True
+
+    def clear(self) -> None:
+        """Drop every entry (the hit and miss counts are kept)."""
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def stats(self) -> CacheStats:
+        """Return hits, misses, bytes and items held, and the bound."""
+        with self._lock:
+            return CacheStats(self._hits, self._misses, self._bytes, len(self._items), self.max_bytes)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+def play(audio: object, sample_rate: int = SAMPLE_RATE, *, blocking: bool = False) -> PlaybackResult:
+    """Play audio on the default output device, if there is one.
+
+    ``sounddevice`` raises OSError on import when the PortAudio library is missing, and PortAudio reports an error
+    when no output device exists: both are reported in the result, never raised.
+
+    Args:
+        audio: float samples (clipped to [-1, 1]).
+        sample_rate: samples per second.
+        blocking: wait until playback has finished.
+
+    Returns:
+        ``played`` and a sentence saying on which device, or what is missing.
+
+    Raises:
+        SynthesisError: the audio itself is unusable (empty, NaN, wrong shape).
+    """
+    array = np.clip(_checked(audio), -1.0, 1.0)
+    try:
+        import sounddevice
+    except OSError as exc:
+        return PlaybackResult(False, f"No local playback: the PortAudio library is missing ({exc}).")
+    except ImportError:
+        return PlaybackResult(False, "No local playback: the sounddevice package is not installed.")
+    try:
+        device = sounddevice.query_devices(kind="output")
+        sounddevice.play(array, int(sample_rate), blocking=blocking)
+    except (sounddevice.PortAudioError, ValueError) as exc:
+        return PlaybackResult(False, f"No local playback: no usable audio output device ({exc}).")
+    return PlaybackResult(True, f"Playing on {device['name']}.")
+
+
+def _rms(array: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(array, dtype=np.float64))))
+
+
+def rms_dbfs(audio: object) -> float:
+    """Return the RMS level in dB relative to full scale 1.0 (a full-scale sine reads -3.01; silence -inf)."""
+    rms = _rms(_checked(audio))
+    return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")
+
+
+def loudness_match(a: object, b: object, target_dbfs: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scale two clips to the same RMS loudness, so an A/B comparison is not won by the louder one.
+
+    Without ``target_dbfs``, ``b`` is scaled to ``a``'s RMS and ``a`` is left as it is; with it, both are scaled to
+    that level. If a scaled peak would leave [-1, 1], both clips are turned down by the same factor until the higher
+    peak is exactly 1: their RMS stays equal (if quieter than asked) and nothing clips. A silent clip cannot be
+    matched and keeps its zeros.
+
+    Returns:
+        ``(a, b)`` scaled, float32.
+
+    Raises:
+        SynthesisError: either clip is empty, non-finite or misshapen.
+    """
+    first, second = _checked(a), _checked(b)
+    rms_first, rms_second = _rms(first), _rms(second)
+    target = rms_first if target_dbfs is None else 10.0 ** (target_dbfs / 20.0)
+    gain_first = target / rms_first if rms_first > 0 else 1.0
+    gain_second = target / rms_second if rms_second > 0 else 1.0
+    peak = max(float(np.abs(first).max()) * gain_first, float(np.abs(second).max()) * gain_second)
+    if peak > 1.0:
+        gain_first, gain_second = gain_first / peak, gain_second / peak
+    return (first * gain_first).astype(np.float32), (second * gain_second).astype(np.float32)

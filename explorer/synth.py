@@ -1,0 +1,243 @@
+"""Speak text (or phonemes) with a style vector or voicepack: chunk, render each chunk, join with short pauses.
+
+Three responsibilities:
+
+1. Turn the input into chunks that fit the engine's context (:func:`prepare`, through :mod:`explorer.g2p`).
+2. Render the chunks one by one, yielding each as soon as it is ready (:func:`render_plan`,
+   :func:`synthesize_stream`), so playback can start while the rest renders.
+3. Join them into one :class:`Synthesis` with what produced it and how fast (:func:`synthesize`).
+
+A voicepack is handed to the engine whole for every chunk: the engine picks row ``len(chunk_phonemes) - 1`` for
+each chunk, exactly as ``kokoro.KPipeline`` does, so a short first chunk and a long second one get different rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from explorer.audio import SAMPLE_RATE
+from explorer.errors import SynthesisError
+from explorer.g2p import Chunk, ChunkPlan, chunk_phonemes, chunk_text
+
+if TYPE_CHECKING:
+    from explorer.engines import Engine
+
+
+@dataclass(frozen=True)
+class RenderedChunk:
+    """One chunk's audio, yielded as soon as the engine has rendered it.
+
+    Attributes:
+        index: position of the chunk (0-based).
+        count: number of chunks in the whole input.
+        chunk: the text, phonemes and boundary it was rendered from.
+        audio: float32 mono audio of the chunk alone.
+        sample_rate: samples per second of ``audio``.
+        pause_seconds: silence that follows this chunk (0 after the last one).
+        durations: predicted frames per token, including the two pads; None when the engine's model does not
+            output them (the official int8 ONNX export).
+        compute_seconds: the engine's time for this chunk.
+    """
+
+    index: int
+    count: int
+    chunk: Chunk
+    audio: np.ndarray = field(repr=False)
+    sample_rate: int
+    pause_seconds: float
+    durations: np.ndarray | None = field(repr=False)
+    compute_seconds: float
+
+    @property
+    def padded_audio(self) -> np.ndarray:
+        """The chunk's audio followed by its pause: concatenating these in order gives the whole synthesis."""
+        silence = np.zeros(round(self.pause_seconds * self.sample_rate), dtype=np.float32)
+        return np.concatenate([np.asarray(self.audio, dtype=np.float32), silence])
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """A whole rendering and what produced it.
+
+    Attributes:
+        audio: float32 mono audio, chunks joined with their pauses.
+        sample_rate: samples per second (24 kHz for Kokoro).
+        chunks: the phoneme string of each chunk, in order.
+        engine: the engine's name ("torch" or "onnx").
+        weights: which weights the engine used, in words.
+        g2p: which converter made the phonemes ("raw phonemes" when given).
+        notes: fallbacks, removed characters, dropped symbols: things to show a person.
+        compute_seconds: the engine's rendering time summed over chunks (G2P excluded, see ``g2p_seconds``).
+        g2p_seconds: time spent converting and chunking the input.
+        durations: predicted frames per token for each chunk (pads included), None where the engine gives none.
+    """
+
+    audio: np.ndarray = field(repr=False)
+    sample_rate: int
+    chunks: tuple[str, ...]
+    engine: str
+    weights: str
+    g2p: str
+    notes: tuple[str, ...]
+    compute_seconds: float
+    g2p_seconds: float = 0.0
+    durations: tuple[np.ndarray | None, ...] = field(default=(), repr=False)
+
+    @property
+    def seconds(self) -> float:
+        """Length of the audio in seconds, pauses included."""
+        return len(self.audio) / self.sample_rate
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: engine compute seconds per second of audio (below 1 is faster than real time)."""
+        return self.compute_seconds / self.seconds if self.seconds else float("inf")
+
+    @property
+    def phonemes(self) -> str:
+        """All chunks' phonemes joined by spaces."""
+        return " ".join(self.chunks)
+
+
+def prepare(
+    text: str | None = None,
+    *,
+    phonemes: str | None = None,
+    engine: Engine,
+    lang: str = "a",
+    first_chunk_phonemes: int | None = None,
+) -> ChunkPlan:
+    """Split text or raw phonemes into chunks that fit ``engine`` and use only symbols it knows.
+
+    Args:
+        text: text to speak in language ``lang``; give this or ``phonemes``, not both.
+        phonemes: raw phonemes (Kokoro's misaki symbols); symbols outside the engine's vocab are dropped with a note.
+        engine: the engine that will render; its vocab and context size shape the chunks.
+        lang: Kokoro language code for ``text``.
+        first_chunk_phonemes: optional smaller first chunk, so audio can start sooner.
+
+    Returns:
+        The chunk plan (chunks, converter name, notes).
+
+    Raises:
+        SynthesisError: neither or both inputs given, or the input cannot be pronounced.
+    """
+    if (text is None) == (phonemes is None):
+        raise SynthesisError("Give either text or phonemes to speak, not both and not neither.")
+    limits = {"vocab": engine.vocab, "max_phonemes": engine.context_tokens - 2,
+              "first_chunk_phonemes": first_chunk_phonemes}
+    if text is not None:
+        return chunk_text(text, lang, **limits)
+    return chunk_phonemes(phonemes, **limits)
+
+
+def render_plan(plan: ChunkPlan, *, style: np.ndarray, engine: Engine, speed: float = 1.0) -> Iterator[RenderedChunk]:
+    """Render a chunk plan one chunk at a time.
+
+    Args:
+        plan: from :func:`prepare`.
+        style: a 256-dim style vector, or a voicepack ([510, 256] or [510, 1, 256]) from which the engine takes row
+            ``len(chunk_phonemes) - 1`` for each chunk.
+        engine: renders each chunk; it validates style and speed.
+        speed: speaking rate (1 is normal); pauses between chunks shrink or grow with it.
+
+    Yields:
+        Each chunk's audio as soon as it is rendered.
+
+    Raises:
+        SynthesisError: the engine refused the style, speed or phonemes.
+    """
+    count = len(plan.chunks)
+    for index, chunk in enumerate(plan.chunks):
+        rendered = engine.render(chunk.phonemes, style, speed)
+        yield RenderedChunk(
+            index=index,
+            count=count,
+            chunk=chunk,
+            audio=rendered.audio,
+            sample_rate=SAMPLE_RATE,
+            pause_seconds=0.0 if index == count - 1 else chunk.pause_seconds / float(speed),
+            durations=rendered.durations,
+            compute_seconds=rendered.compute_seconds,
+        )
+
+
+def synthesize_stream(
+    text: str | None = None,
+    *,
+    phonemes: str | None = None,
+    style: np.ndarray,
+    engine: Engine | None = None,
+    lang: str = "a",
+    speed: float = 1.0,
+    first_chunk_phonemes: int | None = None,
+) -> Iterator[RenderedChunk]:
+    """Yield chunk audio as it renders: play ``chunk.padded_audio`` of each in turn for gapless speech.
+
+    Same arguments as :func:`synthesize`. To show the converter's notes before the audio, call :func:`prepare` and
+    :func:`render_plan` instead.
+
+    Yields:
+        Each chunk's audio as soon as it is rendered.
+    """
+    engine = _resolve(engine)
+    plan = prepare(text, phonemes=phonemes, engine=engine, lang=lang, first_chunk_phonemes=first_chunk_phonemes)
+    yield from render_plan(plan, style=style, engine=engine, speed=speed)
+
+
+def synthesize(
+    text: str | None = None,
+    *,
+    phonemes: str | None = None,
+    style: np.ndarray,
+    engine: Engine | None = None,
+    lang: str = "a",
+    speed: float = 1.0,
+) -> Synthesis:
+    """Speak text or raw phonemes with a style vector or voicepack.
+
+    Args:
+        text: text to speak in language ``lang``; give this or ``phonemes``, not both.
+        phonemes: raw phonemes; symbols outside the engine's vocab are dropped with a note.
+        style: a 256-dim style vector, or a voicepack ([510, 256] or [510, 1, 256]); with a pack each chunk uses
+            row ``len(chunk_phonemes) - 1``.
+        engine: the engine to render with; ``None`` loads ``explorer.engines.load_engine("auto")``.
+        lang: Kokoro language code for ``text``.
+        speed: speaking rate, 0.25-4 (1 is normal).
+
+    Returns:
+        The joined audio, the chunks, which engine, weights and G2P produced it, notes, and timings.
+
+    Raises:
+        SynthesisError: bad input, style or speed.
+    """
+    engine = _resolve(engine)
+    started = perf_counter()
+    plan = prepare(text, phonemes=phonemes, engine=engine, lang=lang)
+    g2p_seconds = perf_counter() - started
+    rendered = list(render_plan(plan, style=style, engine=engine, speed=speed))
+    return Synthesis(
+        audio=np.concatenate([part.padded_audio for part in rendered]),
+        sample_rate=rendered[0].sample_rate,
+        chunks=tuple(chunk.phonemes for chunk in plan.chunks),
+        engine=engine.name,
+        weights=engine.weights,
+        g2p=plan.g2p,
+        notes=plan.notes,
+        compute_seconds=sum(part.compute_seconds for part in rendered),
+        g2p_seconds=g2p_seconds,
+        durations=tuple(part.durations for part in rendered),
+    )
+
+
+def _resolve(engine: Engine | None) -> Engine:
+    if engine is not None:
+        return engine
+    from explorer.engines import load_engine
+
+    return load_engine("auto")

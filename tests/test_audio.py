@@ -1,0 +1,254 @@
+"""WAV in and out, the audio cache, playback without a device, and loudness matching."""
+
+from __future__ import annotations
+
+import importlib.abc
+import io
+import sys
+import threading
+import types
+
+import numpy as np
+import pytest
+import soundfile
+
+from explorer import audio
+from explorer.errors import SynthesisError
+
+RATE = 24_000
+
+
+def tone(seconds: float = 0.5, amplitude: float = 0.5, hz: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_wav_round_trip_keeps_rate_length_and_values_within_one_16_bit_step():
+    clip = tone()
+    data = audio.wav_bytes(clip)
+    info = soundfile.info(io.BytesIO(data))
+    assert (info.format, info.subtype, info.samplerate, info.channels) == ("WAV", "PCM_16", RATE, 1)
+
+    back, rate = audio.read_wav(data)
+    assert rate == RATE
+    assert back.dtype == np.float32 and back.shape == clip.shape
+    assert np.max(np.abs(back - clip)) <= 1 / 32768
+
+
+def test_float_wav_is_lossless():
+    clip = tone(amplitude=0.3)
+    back, _ = audio.read_wav(audio.wav_bytes(clip, subtype="FLOAT"))
+    np.testing.assert_array_equal(back, clip)
+
+
+def test_samples_beyond_full_scale_are_clipped_not_wrapped():
+    back, _ = audio.read_wav(audio.wav_bytes(np.array([2.0, -3.0, 0.5], dtype=np.float32), subtype="FLOAT"))
+    np.testing.assert_array_equal(back, [1.0, -1.0, 0.5])
+
+
+@pytest.mark.parametrize("bad", [np.array([0.1, np.nan]), np.array([np.inf]), np.zeros((2, 2, 2)), np.array([])])
+def test_unusable_audio_is_refused(bad):
+    with pytest.raises(SynthesisError):
+        audio.wav_bytes(bad)
+
+
+def test_bad_rate_subtype_and_bytes_are_refused():
+    with pytest.raises(SynthesisError, match="sample rate"):
+        audio.wav_bytes(tone(), sample_rate=0)
+    with pytest.raises(SynthesisError, match="subtype"):
+        audio.wav_bytes(tone(), subtype="MP3")
+    with pytest.raises(SynthesisError, match="not a readable audio file"):
+        audio.read_wav(b"definitely not a wav")
+
+
+def test_cache_returns_what_was_stored_and_counts_hits_and_misses():
+    cache = audio.AudioCache(max_bytes=10_000)
+    clip = np.ones(100, dtype=np.float32)
+    assert cache.get("k") is None
+    assert cache.put("k", clip)
+    np.testing.assert_array_equal(cache.get("k"), clip)
+    assert cache.stats() == audio.CacheStats(hits=1, misses=1, bytes=400, items=1, max_bytes=10_000)
+
+
+def test_cache_evicts_least_recently_used_entries_by_bytes():
+    cache = audio.AudioCache(max_bytes=1000)
+    for key in "abc":
+        cache.put(key, np.zeros(75, dtype=np.float32))  # 300 bytes each: 900 held
+    cache.get("a")  # "b" is now the least recently used
+    cache.put("d", np.zeros(75, dtype=np.float32))
+    assert "b" not in cache
+    assert all(key in cache for key in "acd")
+    assert cache.stats().bytes == 900
+
+
+def test_cache_does_not_store_an_item_larger_than_its_bound():
+    cache = audio.AudioCache(max_bytes=100)
+    cache.put("small", b"x" * 50)
+    assert not cache.put("huge", np.zeros(1000, dtype=np.float32))
+    assert "huge" not in cache and "small" in cache
+
+
+def test_cache_replaces_an_entry_under_the_same_key_without_double_counting():
+    cache = audio.AudioCache(max_bytes=1000)
+    cache.put("k", b"x" * 300)
+    cache.put("k", b"y" * 200)
+    assert cache.get("k") == b"y" * 200 and cache.stats().bytes == 200
+
+
+def test_cached_arrays_cannot_be_changed_by_the_caller():
+    cache = audio.AudioCache(max_bytes=1000)
+    clip = np.zeros(10, dtype=np.float32)
+    cache.put("k", clip)
+    clip[:] = 1  # the caller's array is not the cached one
+    assert not cache.get("k").any()
+    with pytest.raises(ValueError):
+        cache.get("k")[0] = 1
+
+
+def test_cache_sizes_objects_holding_audio_and_asks_for_a_size_otherwise():
+    cache = audio.AudioCache(max_bytes=1000)
+    cache.put("synthesis", types.SimpleNamespace(audio=np.zeros(50, dtype=np.float32)))
+    assert cache.stats().bytes == 200
+    with pytest.raises(TypeError, match="size="):
+        cache.put("other", object())
+    assert cache.put("other", object(), size=10)
+
+
+def test_cache_is_consistent_under_concurrent_use():
+    cache = audio.AudioCache(max_bytes=40 * 400)
+    errors = []
+
+    def worker(offset: int) -> None:
+        try:
+            for index in range(300):
+                key = (offset + index) % 60
+                if cache.get(key) is None:
+                    cache.put(key, np.full(100, key, dtype=np.float32))
+        except Exception as error:  # collected: an assertion in a thread would not fail the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = cache.stats()
+    assert not errors
+    assert stats.bytes == stats.items * 400 <= 40 * 400
+    assert stats.hits + stats.misses >= 8 * 300
+    for key in range(60):
+        value = cache.get(key)
+        assert value is None or (value == key).all()
+
+
+def test_cache_key_depends_on_everything_that_changes_the_audio():
+    style = np.linspace(-1, 1, 256, dtype=np.float32)
+    base = audio.audio_cache_key("onnx", "int8", "həlˈO", style, 1.0)
+    assert base == audio.audio_cache_key("onnx", "int8", "həlˈO", style.copy(), 1.0)
+    nudged = style.copy()
+    nudged[7] += 1e-4
+    changed = [
+        audio.audio_cache_key("torch", "int8", "həlˈO", style, 1.0),
+        audio.audio_cache_key("onnx", "fp32", "həlˈO", style, 1.0),
+        audio.audio_cache_key("onnx", "int8", "həlˈQ", style, 1.0),
+        audio.audio_cache_key("onnx", "int8", "həlˈO", nudged, 1.0),
+        audio.audio_cache_key("onnx", "int8", "həlˈO", style, 1.1),
+        audio.audio_cache_key("onnx", "int8", ["həl", "ˈO"], style, 1.0),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_style_hash_is_by_value_and_shape():
+    pack = np.arange(510 * 256, dtype=np.float32).reshape(510, 256)
+    assert audio.style_sha256(pack) == audio.style_sha256(pack.astype(np.float64))
+    assert audio.style_sha256(pack) != audio.style_sha256(pack.reshape(510, 1, 256))
+
+
+def test_play_reports_a_missing_portaudio_library_instead_of_raising(monkeypatch):
+    class PortAudioMissing(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "sounddevice":
+                raise OSError("PortAudio library not found")
+            return None
+
+    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [PortAudioMissing(), *sys.meta_path])
+    result = audio.play(tone())
+    assert not result.played and "PortAudio" in result.reason
+
+
+def test_play_reports_a_missing_sounddevice_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    result = audio.play(tone())
+    assert not result.played and "sounddevice" in result.reason
+
+
+def fake_sounddevice(devices: dict | None) -> types.ModuleType:
+    module = types.ModuleType("sounddevice")
+
+    class PortAudioError(Exception):
+        pass
+
+    def query_devices(kind=None):
+        if devices is None:
+            raise PortAudioError("Error querying device -1")
+        return devices
+
+    def play(data, samplerate, blocking=False):
+        module.played = (data, samplerate, blocking)
+
+    module.PortAudioError, module.query_devices, module.play = PortAudioError, query_devices, play
+    return module
+
+
+def test_play_reports_no_output_device(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(None))
+    result = audio.play(tone())
+    assert not result.played and "output device" in result.reason
+
+
+def test_play_hands_clipped_audio_to_the_default_device(monkeypatch):
+    module = fake_sounddevice({"name": "Speakers"})
+    monkeypatch.setitem(sys.modules, "sounddevice", module)
+    result = audio.play(np.array([0.5, 3.0], dtype=np.float32), 22_050, blocking=True)
+    assert result == audio.PlaybackResult(True, "Playing on Speakers.")
+    data, rate, blocking = module.played
+    np.testing.assert_array_equal(data, [0.5, 1.0])
+    assert (rate, blocking) == (22_050, True)
+
+
+def test_play_on_this_machine_never_raises():
+    result = audio.play(np.zeros(1200, dtype=np.float32))
+    assert isinstance(result.played, bool) and result.reason
+
+
+def test_rms_dbfs_of_a_full_scale_sine_and_of_silence():
+    assert audio.rms_dbfs(tone(1.0, amplitude=1.0)) == pytest.approx(-3.0103, abs=1e-3)
+    assert audio.rms_dbfs(np.zeros(10)) == float("-inf")
+
+
+def test_loudness_match_brings_b_to_the_rms_of_a():
+    quiet, loud = tone(amplitude=0.05), tone(amplitude=0.4, hz=330)
+    a, b = audio.loudness_match(quiet, loud)
+    np.testing.assert_array_equal(a, quiet)
+    assert audio.rms_dbfs(b) == pytest.approx(audio.rms_dbfs(quiet), abs=0.01)
+
+
+def test_loudness_match_to_a_target_level():
+    a, b = audio.loudness_match(tone(amplitude=0.05), tone(amplitude=0.4), target_dbfs=-20)
+    assert audio.rms_dbfs(a) == pytest.approx(-20, abs=0.01)
+    assert audio.rms_dbfs(b) == pytest.approx(-20, abs=0.01)
+
+
+def test_loudness_match_never_clips_and_keeps_the_pair_equal():
+    spiky = np.zeros(RATE, dtype=np.float32)
+    spiky[::1000] = 0.9  # low RMS, high peaks: matching it to a loud tone would need a gain far above 1
+    a, b = audio.loudness_match(tone(amplitude=0.9), spiky)
+    assert max(np.abs(a).max(), np.abs(b).max()) == pytest.approx(1.0)
+    assert audio.rms_dbfs(a) == pytest.approx(audio.rms_dbfs(b), abs=0.01)
+
+
+def test_loudness_match_leaves_silence_silent():
+    a, b = audio.loudness_match(tone(), np.zeros(100, dtype=np.float32))
+    np.testing.assert_array_equal(a, tone())
+    assert not b.any()

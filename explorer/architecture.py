@@ -1,0 +1,795 @@
+"""Kokoro's architecture, measured on the real ``kokoro.KModel`` object rather than described from memory.
+
+This module has 2 responsibilities:
+1. Build the real model offline (:func:`build_model`): random initialisation from the config, or a local ``.pth``.
+2. Describe it (:func:`summarize`): parameter counts per module and as a tree, which modules read each half of the
+   256-value style vector, the data flow from tokens to audio, and weight statistics.
+
+Every figure comes from the model object. The style routing and the data flow come from one traced forward pass:
+hooks on every module record the tensor shapes each call sees and whether its inputs carry either half of a style
+vector whose two halves hold different random values, so "reads style[:128]" is observed, not assumed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import re
+import textwrap
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from itertools import chain
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from explorer.errors import AnalysisError, ModelFilesError
+from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir
+
+if TYPE_CHECKING:
+    from kokoro import KModel
+
+REPO_ID = "hexgrad/Kokoro-82M"
+"""Passed to ``KModel`` only to silence its default-repo warning: given a config and a file it never downloads."""
+EMPTY_STATE_NAME = "kokoro-empty-state-dict.pth"
+"""Placeholder weights file in ``cache_dir()``: KModel downloads the official weights unless it is given a file."""
+
+HALF_NAMES = ("decoder", "prosody")
+"""Names of the style vector's first and second half, as ``explorer.analysis.LAYERS`` uses them."""
+
+TRACE_PHONEMES = "hI"
+"""The input of the traced forward pass: short, so the pass stays cheap even when random weights stretch durations."""
+
+TREE_ROOT = "model"
+"""Path shown for the KModel itself in the module tree."""
+
+SEED_EXPECTATIONS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
+    ("BERT", ("bert",), 0.40, 0.50),
+    ("Decoder", ("decoder",), 0.30, 0.40),
+    ("Prosody Predictor", ("predictor",), 0.10, 0.15),
+    ("Text Encoder", ("text_encoder",), 0.05, 0.10),
+)
+"""Parameter shares the seed analysis suite expected (label, top-level modules, low, high). Reports compare the
+measured shares against these; nothing here is a measurement."""
+
+_QUIET_WARNINGS = (
+    "dropout option adds dropout after all but last recurrent layer",
+    r"`torch.nn.utils.weight_norm` is deprecated",
+)
+"""Warnings kokoro's own constructor triggers on every build; they say nothing to a person using the explorer."""
+
+
+@dataclass(frozen=True)
+class ModuleShare:
+    """One top-level module of KModel and its share of all parameters."""
+
+    name: str
+    module_type: str
+    params: int
+    share: float
+
+
+@dataclass(frozen=True)
+class ModuleNode:
+    """One module in the tree: ``own_params`` are held directly, ``total_params`` include every descendant."""
+
+    path: str
+    module_type: str
+    depth: int
+    own_params: int
+    total_params: int
+    children: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StyleConsumer:
+    """A module that read one half of the style vector during the traced pass.
+
+    ``how`` is "direct" when the module received the half itself (e.g. an AdaIN ``fc`` layer), "concatenated" when
+    it received a tensor with the half appended to other features (e.g. an LSTM over ``[features, style]``).
+    """
+
+    path: str
+    module_type: str
+    how: str
+    params: int
+
+
+@dataclass(frozen=True)
+class StyleHalf:
+    """Where one half of the style vector goes.
+
+    ``top_level`` are the top-level modules holding its readers; ``entry_points`` the outermost modules that
+    received it; ``consumers`` the innermost ones (no child of theirs read it too), where it meets parameters.
+    """
+
+    name: str
+    start: int
+    stop: int
+    top_level: tuple[str, ...]
+    entry_points: tuple[str, ...]
+    consumers: tuple[StyleConsumer, ...]
+
+    def consumer_types(self) -> dict[str, int]:
+        """Return how many innermost readers there are per ``"<type> (<how>)"``, most frequent first."""
+        counts: dict[str, int] = {}
+        for consumer in self.consumers:
+            key = f"{consumer.module_type} ({consumer.how})"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+@dataclass(frozen=True)
+class FlowStep:
+    """One step of the traced forward pass.
+
+    ``name`` is a module path, or "tokens", "alignment" and "audio" for the steps KModel does without a module.
+    ``depth`` is 1 for modules KModel calls itself, 2 for the modules those call. ``style`` names the style half
+    the step read, if any.
+    """
+
+    order: int
+    name: str
+    module_type: str
+    depth: int
+    inputs: tuple[tuple[int, ...], ...]
+    output: tuple[int, ...]
+    style: str | None = None
+
+
+@dataclass(frozen=True)
+class DataFlow:
+    """The measured path from token ids to audio for one short input."""
+
+    phonemes: str
+    n_tokens: int
+    n_frames: int
+    n_samples: int
+    sample_rate: int
+    steps: tuple[FlowStep, ...]
+
+    @property
+    def samples_per_frame(self) -> float:
+        """Audio samples per predicted duration frame (the model's overall upsampling)."""
+        return self.n_samples / self.n_frames
+
+    @property
+    def frame_ms(self) -> float:
+        """Milliseconds of audio per duration frame."""
+        return 1000.0 * self.samples_per_frame / self.sample_rate
+
+
+@dataclass(frozen=True)
+class WeightStats:
+    """Statistics over every parameter value of one module (population std)."""
+
+    name: str
+    count: int
+    mean: float
+    std: float
+    abs_max: float
+
+
+@dataclass(frozen=True)
+class ExpectationCheck:
+    """A measured parameter share set against the seed suite's expected range."""
+
+    label: str
+    modules: tuple[str, ...]
+    expected_low: float
+    expected_high: float
+    measured: float
+
+    @property
+    def verdict(self) -> str:
+        """Return "below", "within" or "above" the expected range."""
+        if self.measured < self.expected_low:
+            return "below"
+        if self.measured > self.expected_high:
+            return "above"
+        return "within"
+
+
+@dataclass(frozen=True)
+class ArchitectureSummary:
+    """Everything the explorer reports about the model's structure, all measured on one KModel.
+
+    Build it with :func:`summarize`; ``to_json()`` and ``report_text()`` are what the CLI and the app show.
+    """
+
+    kokoro_version: str
+    weights: str
+    total_params: int
+    style_dim: int
+    modules: tuple[ModuleShare, ...]
+    nodes: tuple[ModuleNode, ...] = field(repr=False)
+    halves: tuple[StyleHalf, ...] = field(repr=False)
+    data_flow: DataFlow = field(repr=False)
+    weight_stats: tuple[WeightStats, ...] = field(repr=False)
+
+    def tree(self, max_depth: int | None = None) -> tuple[ModuleNode, ...]:
+        """Return the module tree in pre-order, down to ``max_depth`` (0 is the model itself; None for all)."""
+        return tuple(node for node in self.nodes if max_depth is None or node.depth <= max_depth)
+
+    def node(self, path: str) -> ModuleNode:
+        """Return the tree node at ``path`` (``TREE_ROOT`` for the model itself)."""
+        for candidate in self.nodes:
+            if candidate.path == path:
+                return candidate
+        raise AnalysisError(f"The model has no module '{path[:80]}'.")
+
+    def half(self, name: str) -> StyleHalf:
+        """Return the style half called ``name`` ("decoder" or "prosody")."""
+        for candidate in self.halves:
+            if candidate.name == name:
+                return candidate
+        raise AnalysisError(f"Unknown style half '{name[:40]}': use {' or '.join(HALF_NAMES)}.")
+
+    def expectation_checks(self) -> tuple[ExpectationCheck, ...]:
+        """Return the measured share of each group the seed suite had an expectation for."""
+        shares = {module.name: module.share for module in self.modules}
+        return tuple(
+            ExpectationCheck(label, names, low, high, sum(shares.get(name, 0.0) for name in names))
+            for label, names, low, high in SEED_EXPECTATIONS
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-ready dict.
+
+        Returns:
+            Keys ``kokoro_version``, ``weights``, ``total_params``, ``style_dim``, ``modules`` (name, module_type,
+            params, share), ``expectations`` (label, modules, expected_low, expected_high, measured, verdict),
+            ``style_halves`` (per half: start, stop, top_level, entry_points, consumer_types, consumers),
+            ``data_flow`` (phonemes, n_tokens, n_frames, n_samples, sample_rate, samples_per_frame, frame_ms,
+            steps), ``weight_stats`` (name, count, mean, std, abs_max) and ``tree`` (path, module_type, depth,
+            own_params, total_params, children).
+        """
+        flow = asdict(self.data_flow)
+        flow["samples_per_frame"] = self.data_flow.samples_per_frame
+        flow["frame_ms"] = self.data_flow.frame_ms
+        data = {
+            "kokoro_version": self.kokoro_version,
+            "weights": self.weights,
+            "total_params": self.total_params,
+            "style_dim": self.style_dim,
+            "modules": [asdict(module) for module in self.modules],
+            "expectations": [{**asdict(check), "verdict": check.verdict} for check in self.expectation_checks()],
+            "style_halves": {
+                half.name: {
+                    "start": half.start,
+                    "stop": half.stop,
+                    "top_level": half.top_level,
+                    "entry_points": half.entry_points,
+                    "consumer_types": half.consumer_types(),
+                    "consumers": [asdict(consumer) for consumer in half.consumers],
+                }
+                for half in self.halves
+            },
+            "data_flow": flow,
+            "weight_stats": [asdict(stats) for stats in self.weight_stats],
+            "tree": [asdict(node) for node in self.nodes],
+        }
+        return json.loads(json.dumps(data))  # tuples become lists: the dict equals what a reader of the file gets
+
+    def report_text(self, tree_depth: int = 2, flow_depth: int = 1) -> str:
+        """Return a plain-text report for people.
+
+        Args:
+            tree_depth: deepest level of the module tree to list (0 is the model).
+            flow_depth: 1 lists the modules KModel calls itself; 2 adds the modules those call.
+
+        Returns:
+            The report: parameter shares and how they compare with the seed suite's expectations, the style
+            routing, the data flow, weight statistics and the module tree.
+        """
+        lines = [
+            f"Kokoro architecture (kokoro {self.kokoro_version}; weights: {self.weights})",
+            f"Total parameters: {self.total_params:,}",
+            "",
+            "Parameters per top-level module:",
+        ]
+        width = max(len(f"{m.name} ({m.module_type})") for m in self.modules)
+        for module in self.modules:
+            label = f"{module.name} ({module.module_type})"
+            lines.append(f"  {label:<{width}}  {module.params:>12,}  {100 * module.share:5.1f} %")
+        lines += ["", *self._expectation_lines(), "", *self._style_lines(), "", *self._flow_lines(flow_depth)]
+        lines += ["", f"Weight statistics ({self.weights}):"]
+        lines.append(f"  {'module':<14} {'values':>12} {'mean':>10} {'std':>10} {'|max|':>10}")
+        for stats in self.weight_stats:
+            lines.append(
+                f"  {stats.name:<14} {stats.count:>12,} {stats.mean:>10.4g} {stats.std:>10.4g} {stats.abs_max:>10.4g}"
+            )
+        lines += ["", f"Module tree (to depth {tree_depth}; total parameters, own in brackets when non-zero):"]
+        for node in self.tree(tree_depth):
+            own = f" [own {node.own_params:,}]" if node.own_params and node.children else ""
+            name = node.path.rsplit(".", 1)[-1]
+            lines.append(f"  {'  ' * node.depth}{name} ({node.module_type}): {node.total_params:,}{own}")
+        return "\n".join(lines) + "\n"
+
+    def _expectation_lines(self) -> list[str]:
+        checks = self.expectation_checks()
+        lines = ["Measured shares against the seed analysis suite's expectations:"]
+        for check in checks:
+            expected = f"{100 * check.expected_low:.0f}-{100 * check.expected_high:.0f} %"
+            measured = f"{100 * check.measured:.1f} %"
+            if check.verdict == "within":
+                verdict = "as expected"
+            else:
+                bound = check.expected_low if check.verdict == "below" else check.expected_high
+                gap = 100 * abs(check.measured - bound)
+                verdict = f"DIFFERS: {gap:.1f} points {check.verdict} the expected range"
+            lines.append(f"  {check.label} ({'+'.join(check.modules)}): {measured}; expected {expected}; {verdict}")
+        covered = {name for check in checks for name in check.modules}
+        for module in self.modules:
+            if module.name not in covered:
+                lines.append(f"  {module.name}: {100 * module.share:.1f} %; the seed suite had no expectation for it")
+        held = sum(check.verdict == "within" for check in checks)
+        lines.append(f"  {held} of {len(checks)} expectations hold for these counts.")
+        return lines
+
+    def _style_lines(self) -> list[str]:
+        lines = [f"Style vector: {2 * self.style_dim} values per voicepack row, read in two halves:"]
+        for half in self.halves:
+            types = ", ".join(f"{count} x {kind}" for kind, count in half.consumer_types().items())
+            params = sum(consumer.params for consumer in half.consumers)
+            lines += [
+                f"  style[{half.start}:{half.stop}] ({half.name} half) -> read only inside: "
+                f"{', '.join(half.top_level)}",
+                textwrap.fill(
+                    f"enters at: {', '.join(half.entry_points)}", 116, initial_indent="    ", subsequent_indent="      "
+                ),
+                f"    read by {len(half.consumers)} layers ({params:,} parameters): {types}",
+            ]
+        return lines
+
+    def _flow_lines(self, flow_depth: int) -> list[str]:
+        flow = self.data_flow
+        lines = [
+            f"Data flow (one traced forward pass on phonemes '{flow.phonemes}': {flow.n_tokens} tokens incl. the two"
+            f" pads, {flow.n_frames} frames, {flow.n_samples:,} samples):"
+        ]
+        shown = [step for step in flow.steps if step.depth <= flow_depth]
+        for number, step in enumerate(shown, start=1):
+            source = " -> ".join(_shape_text(shape) for shape in (*step.inputs[:1], step.output))
+            style = f"  + {step.style} half of style" if step.style else ""
+            label = f"{'  ' * (step.depth - 1)}{step.name} ({step.module_type})"
+            lines.append(f"  {number:>3}. {label:<56} {source}{style}")
+        lines.append(
+            f"  Audio: {flow.sample_rate} Hz; {flow.samples_per_frame:g} samples ({flow.frame_ms:g} ms) per duration"
+            " frame."
+        )
+        return lines
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+def load_config(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str, Any]:
+    """Return the model config as a dict, from a mapping or a JSON file.
+
+    Raises:
+        ModelFilesError: the file is missing or is not a JSON object.
+    """
+    if isinstance(config, Mapping):
+        return dict(config)
+    path = Path(config)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFilesError(f"The model config {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFilesError(f"The model config {path} is not readable JSON ({exc}).") from None
+    if not isinstance(loaded, dict):
+        raise ModelFilesError(f"The model config {path} is not a JSON object.")
+    return loaded
+
+
+def _empty_state_path() -> Path:
+    """Return a weights file holding ``{}``, writing it into ``cache_dir()`` if it is absent or was changed."""
+    buffer = io.BytesIO()
+    torch.save({}, buffer)
+    data = buffer.getvalue()
+    path = cache_dir() / EMPTY_STATE_NAME
+    if not path.is_file() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
+    return path
+
+
+def read_weights(path: Path | str) -> dict[str, Mapping[str, torch.Tensor]]:
+    """Read a Kokoro weights file (``{"bert": state_dict, "decoder": ..., ...}``) without running any code in it.
+
+    Returns:
+        The per-module state dicts, as stored.
+
+    Raises:
+        ModelFilesError: the file is missing, truncated, not a PyTorch file, asks to run code (refused by
+            ``weights_only=True``), or is not a dict of state dicts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFilesError(f"The model weights file {path} was not found.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if unsafe:
+            raise ModelFilesError(
+                f"{path.name} was refused: loading it would run code ({unsafe.group(1)}); "
+                "only tensors in plain containers are accepted."
+            ) from None
+        raise ModelFilesError(f"{path.name} is not a PyTorch weights file.") from None
+    except Exception as exc:  # torch.load reports a damaged file as EOFError, KeyError, RuntimeError and more
+        raise ModelFilesError(
+            f"{path.name} is truncated or is not a PyTorch weights file ({type(exc).__name__})."
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(value, Mapping) for value in state.values()):
+        raise ModelFilesError(f"{path.name} is not a Kokoro weights file: expected a dict of per-module state dicts.")
+    return state
+
+
+def _identity_norms(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Return the identity values (scale 1, shift 0) of the affine instance norms inside ``module``, by state key.
+
+    Kokoro builds AdaIN's instance norm with ``affine=True`` only so old ONNX exporters keep its channel count (see
+    ``kokoro.istftnet.AdaIN1d``); StyleTTS2, whose layout the weights follow, has no such parameters, so a weights
+    file may lack them. Identity is what they are initialised to and what kokoro's loader leaves in place.
+    """
+    values = {}
+    for path, child in module.named_modules():
+        if isinstance(child, torch.nn.InstanceNorm1d) and child.affine:
+            prefix = f"{path}." if path else ""
+            values[f"{prefix}weight"] = torch.ones_like(child.weight)
+            values[f"{prefix}bias"] = torch.zeros_like(child.bias)
+    return values
+
+
+def _apply_weights(model: KModel, state: Mapping[str, Mapping[str, torch.Tensor]], label: str) -> None:
+    """Load per-module state dicts into ``model``, all or nothing.
+
+    Kokoro's own loader falls back to ``strict=False`` and so takes a file for another model in silence, leaving
+    random values behind. This one accepts the ``module.`` key prefix of the official file, tensors the model has no
+    place for, and missing instance-norm scales and shifts (set to identity, see :func:`_identity_norms`); any other
+    missing module or tensor, or a wrong shape, is refused before anything is copied.
+    """
+    modules = {name: module for name, module in model.named_children() if any(True for _ in module.parameters())}
+    unknown = sorted(map(str, set(state) - set(modules)))
+    missing = sorted(set(modules) - set(state))
+    if unknown or missing:
+        problems = [f"unknown modules {unknown}" if unknown else "", f"missing modules {missing}" if missing else ""]
+        raise ModelFilesError(f"{label} does not fit this model: {'; '.join(p for p in problems if p)}.")
+    checked = {}
+    for name, module_state in state.items():
+        keys = [str(key) for key in module_state]
+        if keys and all(key.startswith("module.") for key in keys):
+            module_state = {str(key)[len("module.") :]: value for key, value in module_state.items()}
+        module_state = {**_identity_norms(modules[name]), **module_state}
+        expected = modules[name].state_dict()
+        absent = [key for key in expected if key not in module_state]
+        if absent:
+            raise ModelFilesError(
+                f"{label} lacks {len(absent)} tensors of {name} (e.g. {', '.join(absent[:3])}), "
+                "so they would stay random."
+            )
+        for key, reference in expected.items():
+            value = module_state[key]
+            if not isinstance(value, torch.Tensor) or value.shape != reference.shape:
+                found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ModelFilesError(
+                    f"{label} does not fit this model: {name}.{key} is {found}, "
+                    f"the model needs {tuple(reference.shape)}."
+                )
+        checked[name] = {key: module_state[key] for key in expected}
+    for name, module_state in checked.items():
+        modules[name].load_state_dict(module_state, strict=True)
+
+
+def load_weights(model: KModel, weights: Path | str) -> None:
+    """Replace every parameter of ``model`` with those in a local Kokoro ``.pth``.
+
+    Raises:
+        ModelFilesError: the file cannot be read safely or does not fit the model; the model is then unchanged.
+    """
+    _apply_weights(model, read_weights(weights), Path(weights).name)
+
+
+def build_model(config: Path | str | Mapping[str, Any] = CONFIG_PATH, weights: Path | str | None = None) -> KModel:
+    """Build the real ``kokoro.KModel`` without touching the network, in eval mode.
+
+    Args:
+        config: the model config (path to ``config.json`` or the dict itself).
+        weights: a local Kokoro ``.pth``; None for random initialisation, which is enough for structure.
+
+    Returns:
+        The model. Without weights KModel would download the official ones, so it is given a file holding ``{}``.
+
+    Raises:
+        ModelFilesError: the config or the weights file is missing, damaged, unsafe or does not fit.
+    """
+    from kokoro import KModel
+
+    settings = load_config(config)
+    state = read_weights(weights) if weights is not None else None
+    try:
+        with warnings.catch_warnings():
+            for message in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            model = KModel(repo_id=REPO_ID, config=settings, model=str(_empty_state_path()))
+    except KeyError as exc:
+        raise ModelFilesError(f"The model config lacks the setting {exc.args[0]!r}.") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFilesError(f"The model config does not describe a Kokoro model ({exc}).") from None
+    if state is not None:
+        _apply_weights(model, state, Path(weights).name)
+    return model.eval()
+
+
+def module_weight_stats(model: torch.nn.Module) -> tuple[WeightStats, ...]:
+    """Return count, mean, std and largest magnitude of the parameter values of each top-level module.
+
+    Returns:
+        One entry per top-level module with parameters, in model order; sums run in float64.
+    """
+    stats = []
+    for name, module in model.named_children():
+        count, total, squares, abs_max = 0, 0.0, 0.0, 0.0
+        with torch.no_grad():
+            for param in module.parameters():
+                count += param.numel()
+                total += float(param.sum(dtype=torch.float64))
+                squares += float(torch.linalg.vector_norm(param, dtype=torch.float64)) ** 2
+                abs_max = max(abs_max, float(torch.linalg.vector_norm(param, ord=math.inf)))
+        if count:
+            mean = total / count
+            stats.append(WeightStats(name, count, mean, math.sqrt(max(squares / count - mean * mean, 0.0)), abs_max))
+    return tuple(stats)
+
+
+def _module_tree(model: torch.nn.Module) -> tuple[ModuleNode, ...]:
+    """Return every module in pre-order with own and total parameter counts."""
+
+    def visit(module: torch.nn.Module, path: str, depth: int) -> list[ModuleNode]:
+        own = sum(param.numel() for param in module.parameters(recurse=False))
+        children = [(f"{path}.{name}" if depth else name, child) for name, child in module.named_children()]
+        below = [visit(child, child_path, depth + 1) for child_path, child in children]
+        total = own + sum(subtree[0].total_params for subtree in below)
+        node = ModuleNode(path or TREE_ROOT, type(module).__name__, depth, own, total, tuple(p for p, _ in children))
+        return [node, *chain.from_iterable(below)]
+
+    return tuple(visit(model, "", 0))
+
+
+def _tensors(value: Any) -> Iterable[torch.Tensor]:
+    """Yield the tensors in a module's inputs or outputs (a packed sequence counts as its data)."""
+    if isinstance(value, torch.nn.utils.rnn.PackedSequence):
+        yield value.data
+    elif isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            yield from _tensors(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _tensors(item)
+
+
+def _carries(tensor: torch.Tensor, half: torch.Tensor) -> str | None:
+    """Return "direct" or "concatenated" if ``tensor`` holds ``half`` along some dim (first or last block), else None.
+
+    The half is broadcast over every other dim, as KModel expands one style vector over tokens and frames.
+    """
+    width = half.numel()
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return None
+    values = half.to(tensor.dtype)
+    for dim, size in enumerate(tensor.shape):
+        if size < width:
+            continue
+        shape = [1] * tensor.dim()
+        shape[dim] = width
+        corner = tuple(slice(None) if axis == dim else 0 for axis in range(tensor.dim()))
+        for start in sorted({0, size - width}):
+            block = tensor.narrow(dim, start, width)
+            # One cheap vector comparison first; the full one only where the half may be.
+            if torch.allclose(block[corner], values, rtol=1e-5, atol=1e-6) and torch.allclose(
+                block, values.view(shape), rtol=1e-5, atol=1e-6
+            ):
+                return "direct" if size == width else "concatenated"
+    return None
+
+
+@dataclass
+class _Call:
+    """One module call seen by the trace hooks (mutable while the call runs)."""
+
+    path: str
+    module_type: str
+    depth: int
+    inputs: tuple[tuple[int, ...], ...]
+    reads: dict[str, str]
+    output: tuple[int, ...] = ()
+
+
+def _trace(
+    model: KModel, phonemes: str, style_dim: int
+) -> tuple[list[_Call], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run KModel once with hooks on every module; return the calls, the token ids, the durations and the audio.
+
+    The style vector is random with a fixed seed, so its two halves hold different values that can be recognised
+    wherever they reach. The global RNG state is restored afterwards.
+    """
+    ids = [model.vocab[symbol] for symbol in phonemes if symbol in model.vocab]
+    if not ids:
+        raise AnalysisError(f"None of the phonemes '{phonemes[:40]}' are in the model's vocabulary.")
+    if len(ids) + 2 > model.context_length:
+        raise AnalysisError(f"The traced input must be at most {model.context_length - 2} phonemes.")
+    input_ids = torch.tensor([[0, *ids, 0]], dtype=torch.long)
+    paths = {id(module): path for path, module in model.named_modules() if path}
+    calls: list[_Call] = []
+    stack: list[_Call] = []
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ref_s = torch.randn(1, len(HALF_NAMES) * style_dim)
+        halves = {name: ref_s[0, i * style_dim : (i + 1) * style_dim] for i, name in enumerate(HALF_NAMES)}
+
+        def before(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+            values = (*args, *kwargs.values())
+            reads = {}
+            for name, half in halves.items():
+                found = {_carries(tensor, half) for tensor in _tensors(values)} - {None}
+                if found:
+                    reads[name] = "direct" if "direct" in found else "concatenated"
+            shapes = tuple(tuple(tensor.shape) for tensor in _tensors(values))
+            call = _Call(paths[id(module)], type(module).__name__, len(stack) + 1, shapes, reads)
+            calls.append(call)
+            stack.append(call)
+
+        def after(module: torch.nn.Module, args: tuple, output: Any) -> None:
+            call = stack.pop()
+            first = next(iter(_tensors(output)), None)
+            call.output = tuple(first.shape) if first is not None else ()
+
+        handles = []
+        for module in model.modules():
+            if module is model:
+                continue
+            handles.append(module.register_forward_pre_hook(before, with_kwargs=True))
+            handles.append(module.register_forward_hook(after))
+        try:
+            audio, durations = model.forward_with_tokens(input_ids, ref_s, 1)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return calls, input_ids, durations.reshape(-1), audio.reshape(-1)
+
+
+def _style_halves(model: torch.nn.Module, calls: list[_Call], style_dim: int) -> tuple[StyleHalf, ...]:
+    """Turn the trace's observations into, per half, the modules that read it."""
+    modules = dict(model.named_modules())
+    halves = []
+    for index, name in enumerate(HALF_NAMES):
+        how: dict[str, str] = {}
+        for call in calls:
+            if name in call.reads and how.get(call.path) != "direct":
+                how[call.path] = call.reads[name]
+        readers = sorted(how, key=list(modules).index)
+        innermost = [path for path in readers if not any(other.startswith(path + ".") for other in readers)]
+        entries = [path for path in readers if not any(path.startswith(other + ".") for other in readers)]
+        consumers = tuple(
+            StyleConsumer(
+                path, type(modules[path]).__name__, how[path], sum(p.numel() for p in modules[path].parameters())
+            )
+            for path in innermost
+        )
+        top_level = tuple(dict.fromkeys(path.split(".")[0] for path in readers))
+        halves.append(StyleHalf(name, index * style_dim, (index + 1) * style_dim, top_level, tuple(entries), consumers))
+    return tuple(halves)
+
+
+def _sample_rate(model: torch.nn.Module) -> int:
+    """Return the audio rate the vocoder's source module is built for."""
+    rates = {int(module.sampling_rate) for module in model.modules() if hasattr(module, "sampling_rate")}
+    if len(rates) != 1:
+        raise AnalysisError(f"Could not find one audio sample rate in the model (found {sorted(rates)}).")
+    return rates.pop()
+
+
+def _data_flow(
+    model: KModel,
+    calls: list[_Call],
+    input_ids: torch.Tensor,
+    durations: torch.Tensor,
+    audio: torch.Tensor,
+    phonemes: str,
+) -> DataFlow:
+    """Return the traced calls in call order, with the steps KModel does outside any module.
+
+    Depth 1 keeps every module KModel calls; depth 2 only the calls of modules with parameters (activations,
+    dropout and reshaping modules add lines, not information).
+    """
+    modules = dict(model.named_modules())
+    duration_head = next(path for path, module in modules.items() if module is model.predictor.duration_proj)
+    n_tokens, n_frames = input_ids.shape[-1], int(durations.sum())
+    rows: list[tuple[str, str, int, tuple[tuple[int, ...], ...], tuple[int, ...], str | None]] = [
+        ("tokens", "input", 1, (), tuple(input_ids.shape), None)
+    ]
+    head_depth = None
+    for call in calls:
+        if head_depth is not None and call.depth <= head_depth:
+            rows.append(("alignment", "durations", 1, (tuple(durations.shape),), (n_tokens, n_frames), None))
+            head_depth = None
+        if call.depth > 2 or (call.depth == 2 and not any(True for _ in modules[call.path].parameters())):
+            continue
+        rows.append((call.path, call.module_type, call.depth, call.inputs, call.output, ", ".join(call.reads) or None))
+        if call.path == duration_head:
+            head_depth = call.depth
+    rows.append(("audio", "output", 1, (), tuple(audio.shape), None))
+    steps = tuple(FlowStep(order, *row) for order, row in enumerate(rows, start=1))
+    return DataFlow(phonemes, n_tokens, n_frames, int(audio.numel()), _sample_rate(model), steps)
+
+
+def summarize(
+    model: KModel, weights_description: str = "random initialisation", phonemes: str = TRACE_PHONEMES
+) -> ArchitectureSummary:
+    """Measure ``model``: counts, tree, style routing, data flow and weight statistics.
+
+    Args:
+        model: a ``kokoro.KModel`` (from :func:`build_model`).
+        weights_description: what the weights are, shown in reports.
+        phonemes: input of the traced forward pass (symbols outside the vocabulary are dropped, as KModel does).
+
+    Returns:
+        The summary. The traced pass runs under a fixed seed and leaves the global RNG state as it was. It hooks
+        every module of ``model`` while it runs, so give it a model no other thread is using at the same time.
+
+    Raises:
+        AnalysisError: no phoneme of ``phonemes`` is in the model's vocabulary, or it is too long.
+    """
+    style_dim = int(model.predictor.text_encoder.sty_dim)
+    nodes = _module_tree(model)
+    root = nodes[0]
+    by_path = {node.path: node for node in nodes}
+    modules = tuple(
+        ModuleShare(
+            path, by_path[path].module_type, by_path[path].total_params, by_path[path].total_params / root.total_params
+        )
+        for path in root.children
+        if by_path[path].total_params
+    )
+    calls, input_ids, durations, audio = _trace(model, phonemes, style_dim)
+    return ArchitectureSummary(
+        kokoro_version=version("kokoro"),
+        weights=weights_description,
+        total_params=root.total_params,
+        style_dim=style_dim,
+        modules=modules,
+        nodes=nodes,
+        halves=_style_halves(model, calls, style_dim),
+        data_flow=_data_flow(model, calls, input_ids, durations, audio, phonemes),
+        weight_stats=module_weight_stats(model),
+    )
+
+
+def describe_weights(weights: Path | str | None) -> str:
+    """Return how reports name the weights: the file and where it is, or random initialisation."""
+    if weights is None:
+        return "random initialisation"
+    path = Path(weights)
+    return f"{path.name} (local: {path.resolve()})"
+
+
+def analyze_architecture(
+    weights: Path | str | None = None, config: Path | str | Mapping[str, Any] = CONFIG_PATH
+) -> ArchitectureSummary:
+    """Build the model and summarise it: what ``python -m explorer architecture [--weights PATH]`` reports.
+
+    Raises:
+        ModelFilesError: the config or weights cannot be used.
+    """
+    return summarize(build_model(config, weights), describe_weights(weights))

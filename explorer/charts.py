@@ -1,0 +1,839 @@
+"""Altair charts of voice analyses, shared by the command line, the app and the Python API.
+
+Every builder is a pure function from analysis results to an altair chart: nothing is drawn or saved here except by
+``save_chart``. The voice maps (``pca_scatter_chart``, ``tsne_chart``) carry two selection parameters, a click
+selection named ``voices`` and a box (interval) selection named ``voices_brush``, so a Streamlit page can pass them to
+``st.altair_chart(chart, on_select="rerun")`` and turn what comes back into voice names with
+``selected_voice_names``.
+
+Large matrices and altair's row limit: altair refuses to inline a DataFrame of more than 5,000 rows (its default
+``max_rows`` data transformer), and a 128x128 correlation matrix has 16,384 cells. Heatmaps therefore pass their data
+as a plain ``{"values": records}`` dict with one record per matrix row holding that row's cells as arrays, and a
+Vega-Lite ``flatten`` transform expands the cells in the renderer. Dict data bypasses altair's data transformers, so
+no global setting is changed and Streamlit passes it through untouched; the spec stays compact, and building it stays
+fast (an ``alt.InlineData`` object would walk every value in Python). Voicepacks (510x256 = 130,560 cells) are also
+averaged over bins of ``PACK_ROW_STEP`` rows, which keeps the cell count, and the drawing time, down.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from explorer.analysis import (
+    LAYER_MEANING,
+    LAYERS,
+    CentroidAnalysis,
+    DimensionVariance,
+    InterlayerCorrelation,
+    PCAResult,
+    RowTrajectory,
+    ValueDistribution,
+    VoiceAnalysis,
+    layer_slice,
+)
+from explorer.errors import AnalysisError
+from explorer.paths import atomic_write_bytes
+from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, parse_voice_name
+
+POINT_SELECTION = "voices"
+"""Name of the click selection on the voice maps (shift-click adds voices)."""
+INTERVAL_SELECTION = "voices_brush"
+"""Name of the box selection on the voice maps (drag to select, double-click to clear)."""
+COLOR_FIELDS = ("language", "gender", "group")
+PACK_ROW_STEP = 5
+"""Rows averaged into one heatmap row of a voicepack: 510 rows become 102 bins of 5 rows (26,112 cells)."""
+SAVE_FORMATS = (".png", ".svg", ".html", ".json")
+
+_GENDERS = ("female", "male", "unknown")
+_COLOR_SCALES = {
+    "language": {"scheme": "tableau10"},
+    "gender": {"domain": list(_GENDERS), "range": ["#d6604d", "#4393c3", "#999999"]},
+    "group": {"scheme": "category20"},  # light/dark pairs: the two genders of a language share a hue
+}
+_SHAPES = ["circle", "triangle-up", "diamond"]
+_DIVERGING = "redblue"
+_MAP_SIZE = {"width": 420, "height": 360}
+
+AnyChart = alt.TopLevelMixin
+"""Any top-level altair chart (single, layered, faceted or concatenated)."""
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An extra point on a PCA map drawn with its own symbol and label, e.g. the Lab's current voice.
+
+    ``vector`` is a 256-dim summary vector made the same way as the analysis' vectors (the mean over rows, or the
+    same row), or a vector already cut to the map's layer.
+    """
+
+    label: str
+    vector: np.ndarray
+
+
+def _title(text: str, analysis: VoiceAnalysis | None = None) -> alt.TitleParams:
+    if analysis is None:
+        return alt.TitleParams(text)
+    return alt.TitleParams(text, subtitle=f"Summary vector: {analysis.summary}")
+
+
+def _layer_words(layer: str) -> str:
+    """Return e.g. "the decoder layer (dims 0-127, to the decoder (timbre))" for titles."""
+    return "both layers (all 256 dims)" if layer == "both" else f"the {layer} layer ({LAYER_MEANING[layer]})"
+
+
+def _check_color_by(color_by: str) -> None:
+    if color_by not in COLOR_FIELDS:
+        raise AnalysisError(f"Cannot colour by '{str(color_by)[:40]}': use {', '.join(COLOR_FIELDS)}.")
+
+
+def _voice_frame(names: Sequence[str], voices: VoiceSet | pd.DataFrame | None) -> pd.DataFrame:
+    """Return name, language, gender, group (and source when known) for ``names``, in that order."""
+    if voices is None:
+        rows = []
+        for name in names:
+            meta = parse_voice_name(name)
+            rows.append({"name": name, "language": meta.language, "gender": meta.gender, "group": meta.group})
+        return pd.DataFrame(rows, columns=["name", "language", "gender", "group"])
+    table = voices.table() if isinstance(voices, VoiceSet) else pd.DataFrame(voices)
+    if "name" not in table.columns:
+        raise AnalysisError("The voice table has no 'name' column.")
+    known = set(table["name"])
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise AnalysisError(f"The voice table lacks {len(missing)} analysed voices, e.g. '{missing[0][:40]}'.")
+    columns = [c for c in ("name", "language", "gender", "group", "source") if c in table.columns]
+    frame = table.drop_duplicates("name").set_index("name").loc[list(names)].reset_index()[columns]
+    for column in ("language", "gender", "group"):
+        if column not in frame.columns:
+            frame[column] = [getattr(parse_voice_name(name), column) for name in frame["name"]]
+    return frame
+
+
+def _voice_map(
+    frame: pd.DataFrame,
+    x_title: str,
+    y_title: str,
+    color_by: str,
+    select: bool,
+    markers: pd.DataFrame | None = None,
+    title: alt.TitleParams | None = None,
+) -> alt.LayerChart:
+    """Return a scatter of ``frame`` (columns name, x, y and metadata) with the voice selections and markers.
+
+    The returned chart's ``.data`` is ``frame``, which ``selected_voice_names`` reads.
+    """
+    tooltip = [
+        alt.Tooltip("name:N", title="Voice"),
+        alt.Tooltip("language:N"),
+        alt.Tooltip("gender:N"),
+        alt.Tooltip("group:N"),
+        alt.Tooltip("x:Q", title=x_title, format=".3f"),
+        alt.Tooltip("y:Q", title=y_title, format=".3f"),
+    ]
+    x = alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False))
+    y = alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False))
+    points = (
+        alt.Chart()
+        .mark_point(filled=True, size=90, stroke="white", strokeWidth=0.5)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color(f"{color_by}:N", scale=alt.Scale(**_COLOR_SCALES[color_by]), title=color_by.capitalize()),
+            shape=alt.Shape("gender:N", scale=alt.Scale(domain=list(_GENDERS), range=_SHAPES), title="Gender"),
+            tooltip=tooltip,
+        )
+    )
+    if select:
+        pick = alt.selection_point(name=POINT_SELECTION, fields=["name"], on="click")
+        brush = alt.selection_interval(name=INTERVAL_SELECTION, encodings=["x", "y"])
+        points = points.add_params(pick, brush).encode(opacity=alt.condition(pick, alt.value(1.0), alt.value(0.3)))
+    layers: list[alt.Chart] = [points]
+    if markers is not None and len(markers):
+        marker_data = alt.Chart(markers)
+        layers.append(
+            marker_data.mark_point(shape="cross", size=320, filled=True, color="black", opacity=1).encode(
+                x=x, y=y, tooltip=[alt.Tooltip("label:N", title="Marker")]
+            )
+        )
+        layers.append(
+            marker_data.mark_text(align="left", dx=10, dy=-10, fontWeight="bold").encode(x=x, y=y, text="label:N")
+        )
+    chart = alt.layer(*layers, data=frame).properties(**_MAP_SIZE)
+    return chart.properties(title=title) if title is not None else chart
+
+
+def pca_scatter_chart(
+    source: VoiceAnalysis | PCAResult,
+    voices: VoiceSet | pd.DataFrame | None = None,
+    *,
+    layer: str = "both",
+    x_component: int = 1,
+    y_component: int = 2,
+    color_by: str = "language",
+    markers: Iterable[Marker] = (),
+    select: bool = True,
+) -> alt.LayerChart:
+    """Return the voices on two principal components of one layer, with optional extra markers.
+
+    Hovering shows each voice's name and metadata; clicking (shift-click to add) or dragging a box selects voices
+    (see ``selected_voice_names``).
+
+    Args:
+        source: the analysis (its PCA of ``layer`` is used) or one ``PCAResult``.
+        voices: the voice table (or set) in the analysis' order; ``None`` derives metadata from the names, which an
+            analysis knows (a bare ``PCAResult`` needs this table).
+        layer: "decoder", "prosody" or "both" (ignored for a ``PCAResult``, which knows its layer).
+        x_component: 1-based component on the x axis (1 = PC1).
+        y_component: 1-based component on the y axis.
+        color_by: "language", "gender" or "group".
+        markers: extra points projected into the same PCA space, drawn as labelled crosses.
+        select: add the ``voices``/``voices_brush`` selections (charts combined side by side need ``False``).
+
+    Returns:
+        A layered chart whose ``.data`` is the voice frame (name, metadata, x, y); with markers, ``.layer[1].data``
+        holds their label, x and y.
+
+    Example:
+        >>> chart = pca_scatter_chart(analysis, layer="prosody", x_component=1, y_component=3)  # doctest: +SKIP
+    """
+    _check_color_by(color_by)
+    analysis = source if isinstance(source, VoiceAnalysis) else None
+    if analysis is not None:
+        layer_slice(layer)
+        result = analysis.pca[layer]
+        names: Sequence[str] = analysis.names
+    else:
+        result = source
+        if voices is None:
+            raise AnalysisError("A PCA result alone has no voice names: pass the voice table as well.")
+        names = list(voices.names if isinstance(voices, VoiceSet) else pd.DataFrame(voices)["name"])
+    count = result.projections.shape[1]
+    for component in (x_component, y_component):
+        if not isinstance(component, (int, np.integer)) or not 1 <= component <= count:
+            raise AnalysisError(f"Component {component} does not exist: the {result.layer} PCA has 1-{count}.")
+    if len(names) != len(result.projections):
+        raise AnalysisError(f"{len(names)} voices were given for a PCA of {len(result.projections)} voices.")
+    frame = _voice_frame(names, voices)
+    frame["x"] = result.projections[:, x_component - 1]
+    frame["y"] = result.projections[:, y_component - 1]
+    ratio = result.explained_variance_ratio
+    x_title = f"PC{x_component} ({ratio[x_component - 1]:.1%})"
+    y_title = f"PC{y_component} ({ratio[y_component - 1]:.1%})"
+    marker_rows = []
+    layer_dims = result.mean.shape[0]
+    for marker in markers:
+        vector = np.asarray(marker.vector, dtype=np.float64)
+        if vector.shape not in {(STYLE_DIM,), (layer_dims,)} or not np.isfinite(vector).all():
+            raise AnalysisError(
+                f"Marker '{marker.label[:40]}' needs a finite vector of {STYLE_DIM} or {layer_dims} values."
+            )
+        coords = result.project(vector)
+        marker_rows.append({"label": marker.label, "x": coords[x_component - 1], "y": coords[y_component - 1]})
+    title = _title(f"PCA of {_layer_words(result.layer)}", analysis)
+    markers_frame = pd.DataFrame(marker_rows, columns=["label", "x", "y"])
+    return _voice_map(frame, x_title, y_title, color_by, select, markers_frame, title)
+
+
+def pca_layers_chart(
+    analysis: VoiceAnalysis, voices: VoiceSet | pd.DataFrame | None = None, *, color_by: str = "group"
+) -> alt.HConcatChart:
+    """Return the PC1/PC2 maps of the decoder, prosody and both layers side by side (the report's ``pca_2d.png``).
+
+    Returns:
+        Three ``pca_scatter_chart`` panels without selections.
+    """
+    panels = [
+        pca_scatter_chart(analysis, voices, layer=layer, color_by=color_by, select=False).properties(
+            width=300, height=280, title=f"{layer} ({LAYER_MEANING[layer]})"
+        )
+        for layer in LAYERS
+    ]
+    return alt.hconcat(*panels).properties(title=_title("PCA of voice embeddings, PC1 vs PC2", analysis))
+
+
+def tsne_chart(
+    analysis: VoiceAnalysis,
+    layer: str = "both",
+    color_by: str = "group",
+    voices: VoiceSet | pd.DataFrame | None = None,
+    *,
+    select: bool = True,
+) -> alt.LayerChart:
+    """Return the seeded 2-D t-SNE map of one layer, with the same selections as ``pca_scatter_chart``.
+
+    Returns:
+        A layered chart whose ``.data`` is the voice frame (name, metadata, x, y).
+
+    Raises:
+        AnalysisError: the analysis has no t-SNE of ``layer`` (``analyze(..., tsne_layers=...)`` skipped it).
+    """
+    _check_color_by(color_by)
+    layer_slice(layer)
+    if layer not in analysis.tsne:
+        raise AnalysisError(
+            f"The analysis has no t-SNE of the {layer} layer; run analyze with tsne_layers including it."
+        )
+    frame = _voice_frame(analysis.names, voices)
+    coords = np.asarray(analysis.tsne[layer])
+    frame["x"], frame["y"] = coords[:, 0], coords[:, 1]
+    title = _title(f"t-SNE of {_layer_words(layer)}", analysis)
+    return _voice_map(frame, "t-SNE 1", "t-SNE 2", color_by, select, None, title)
+
+
+def _points_frame(points: pd.DataFrame | AnyChart) -> pd.DataFrame:
+    if isinstance(points, pd.DataFrame):
+        frame = points
+    elif isinstance(getattr(points, "data", None), pd.DataFrame):
+        frame = points.data
+    else:
+        raise AnalysisError("Pass the voice map chart (or its data frame) the selection came from.")
+    if "name" not in frame.columns:
+        raise AnalysisError("The voice map data has no 'name' column.")
+    return frame
+
+
+def selected_voice_names(
+    selection_state: Mapping[str, Any] | None,
+    points: pd.DataFrame | AnyChart,
+    *,
+    point_param: str = POINT_SELECTION,
+    interval_param: str = INTERVAL_SELECTION,
+) -> list[str]:
+    """Return the voices a person clicked or boxed on a voice map, in the map's order.
+
+    Streamlit's ``st.altair_chart(chart, on_select="rerun")`` returns ``{"selection": {param: value}}``: a point
+    selection's value is a list of the selected data fields (``[{"name": "af_heart"}, ...]``), an interval selection's
+    value maps each field to its ``[min, max]`` range (``{"x": [-1.2, 0.4], "y": [0.0, 2.5]}``), and an empty
+    selection is ``{}``. Both selections together give the union.
+
+    Args:
+        selection_state: what ``st.altair_chart`` returned (or its ``"selection"`` dict); ``None`` selects nothing.
+        points: the chart the selection came from (``pca_scatter_chart``/``tsne_chart``) or its data frame.
+        point_param: name of the click selection.
+        interval_param: name of the box selection.
+
+    Returns:
+        Names of selected voices, each once; names not on the map (e.g. a marker) are dropped.
+
+    Example:
+        >>> event = st.altair_chart(chart, on_select="rerun")  # doctest: +SKIP
+        >>> selected_voice_names(event, chart)  # doctest: +SKIP
+        ['af_heart', 'bf_emma']
+    """
+    frame = _points_frame(points)
+    if not selection_state:
+        return []
+    state = selection_state.get("selection", selection_state)
+    if not isinstance(state, Mapping):
+        return []
+    chosen = np.zeros(len(frame), dtype=bool)
+    picked = state.get(point_param)
+    if isinstance(picked, Mapping):  # Vega's raw form {"name": [...]} (Streamlit gives the list of records)
+        values = picked.get("name", [])
+        picked = [{"name": value} for value in (values if isinstance(values, list) else [values])]
+    if isinstance(picked, list):
+        names = {item.get("name") for item in picked if isinstance(item, Mapping)}
+        chosen |= frame["name"].isin(names).to_numpy()
+    box = state.get(interval_param)
+    if isinstance(box, Mapping):
+        ranges = {field: bounds for field, bounds in box.items() if field in frame.columns and bounds}
+        if ranges:
+            inside = np.ones(len(frame), dtype=bool)
+            for field, bounds in ranges.items():
+                column = frame[field]
+                if pd.api.types.is_numeric_dtype(column) and len(bounds) == 2:
+                    low, high = sorted(float(b) for b in bounds)
+                    inside &= column.between(low, high).to_numpy()
+                else:
+                    inside &= column.isin(list(bounds)).to_numpy()
+            chosen |= inside
+    return list(dict.fromkeys(frame["name"][chosen]))
+
+
+def _pca_results(source: VoiceAnalysis | PCAResult | Mapping[str, PCAResult]) -> dict[str, PCAResult]:
+    if isinstance(source, VoiceAnalysis):
+        return dict(source.pca)
+    if isinstance(source, PCAResult):
+        return {source.layer: source}
+    return dict(source)
+
+
+def pca_variance_chart(
+    source: VoiceAnalysis | PCAResult | Mapping[str, PCAResult],
+    layers: str | Sequence[str] | None = None,
+    *,
+    max_components: int | None = None,
+) -> AnyChart:
+    """Return the scree plot: each component's share of variance as bars, the cumulative share as a line.
+
+    Args:
+        source: an analysis (all three layers), one ``PCAResult``, or ``{layer: PCAResult}``.
+        layers: one layer or several to show (default: all in ``source``), one panel each.
+        max_components: show only the first components (default: all).
+
+    Returns:
+        One layered chart, or a chart faceted by layer when there are several.
+    """
+    if max_components is not None and (not isinstance(max_components, (int, np.integer)) or max_components < 1):
+        raise AnalysisError(f"max_components must be a positive whole number; got {max_components}.")
+    results = _pca_results(source)
+    chosen = list(results) if layers is None else [layers] if isinstance(layers, str) else list(layers)
+    for layer in chosen:
+        layer_slice(layer)
+        if layer not in results:
+            raise AnalysisError(f"No PCA of the {layer} layer was given.")
+    rows = []
+    for layer in chosen:
+        result = results[layer]
+        count = len(result.explained_variance_ratio) if max_components is None else max_components
+        for index in range(min(count, len(result.explained_variance_ratio))):
+            rows.append(
+                {
+                    "layer": layer,
+                    "component": index + 1,
+                    "explained": float(result.explained_variance_ratio[index]),
+                    "cumulative": float(result.cumulative[index]),
+                }
+            )
+    frame = pd.DataFrame(rows, columns=["layer", "component", "explained", "cumulative"])
+    tooltip = [
+        alt.Tooltip("layer:N"),
+        alt.Tooltip("component:O", title="Component"),
+        alt.Tooltip("explained:Q", title="Explained", format=".1%"),
+        alt.Tooltip("cumulative:Q", title="Cumulative", format=".1%"),
+    ]
+    share = alt.Axis(format="%", title="Share of variance")
+    most = int(frame.groupby("layer").size().max()) if len(frame) else 1
+    scale = alt.Scale(domain=[0.5, most + 0.5], nice=False)
+    base = alt.Chart().encode(x=alt.X("component:Q", title="Principal component", scale=scale))
+    bars = base.mark_bar(color="#4c78a8", size=max(2, min(24, 240 // most))).encode(
+        y=alt.Y("explained:Q", axis=share, scale=alt.Scale(domain=[0, 1])), tooltip=tooltip
+    )
+    line = base.mark_line(color="#e45756", point=alt.OverlayMarkDef(color="#e45756", size=18)).encode(
+        y=alt.Y("cumulative:Q", axis=share), tooltip=tooltip
+    )
+    chart = alt.layer(bars, line, data=frame).properties(width=300, height=240)
+    analysis = source if isinstance(source, VoiceAnalysis) else None
+    title = _title("Explained variance per principal component (bars) and cumulative (line)", analysis)
+    if len(chosen) == 1:
+        return chart.properties(title=title)
+    return chart.facet(column=alt.Column("layer:N", sort=chosen, title=None)).properties(title=title)
+
+
+def _heatmap(
+    records: list[dict],
+    arrays: list[str],
+    x: alt.X,
+    y: alt.Y,
+    value: str,
+    domain: float,
+    tooltip: list[alt.Tooltip],
+    size: tuple[int, int],
+) -> alt.Chart:
+    """Return a rect heatmap of compact records (one per matrix row, cells in parallel arrays) expanded by
+    Vega-Lite's ``flatten`` (see the module docstring for why)."""
+    color = alt.Color(
+        f"{value}:Q",
+        scale=alt.Scale(scheme=_DIVERGING, reverse=True, domain=[-domain, domain], domainMid=0),
+        title=value,
+    )
+    return (
+        alt.Chart({"values": records})
+        .transform_flatten(arrays)
+        .mark_rect()
+        .encode(x=x, y=y, color=color, tooltip=tooltip)
+        .properties(width=size[0], height=size[1])
+    )
+
+
+def _ticks(start: int, stop: int, step: int) -> list[int]:
+    return list(range(start, stop, step))
+
+
+def interlayer_correlation_heatmap(source: VoiceAnalysis | InterlayerCorrelation) -> alt.Chart:
+    """Return the 128x128 Pearson correlation between decoder dims (rows) and prosody dims (columns) across voices.
+
+    Returns:
+        A heatmap of all 16,384 pairs (red positive, blue negative), hover for the pair and its r.
+    """
+    correlation = source.correlation if isinstance(source, VoiceAnalysis) else source
+    matrix = np.asarray(correlation.matrix, dtype=np.float64)
+    if matrix.shape != (HALF, HALF):
+        raise AnalysisError(f"An inter-layer correlation matrix is {HALF}x{HALF}; got {list(matrix.shape)}.")
+    prosody_dims = list(range(HALF, STYLE_DIM))
+    records = [
+        {"decoder_dim": row, "prosody_dim": prosody_dims, "r": np.round(matrix[row], 3).tolist()}
+        for row in range(HALF)
+    ]
+    chart = _heatmap(
+        records,
+        ["prosody_dim", "r"],
+        alt.X("prosody_dim:O", title="Prosody dim", axis=alt.Axis(values=_ticks(HALF, STYLE_DIM, 16), labelAngle=0)),
+        alt.Y("decoder_dim:O", title="Decoder dim", axis=alt.Axis(values=_ticks(0, HALF, 16))),
+        "r",
+        1.0,
+        [alt.Tooltip("decoder_dim:O", title="Decoder dim"), alt.Tooltip("prosody_dim:O", title="Prosody dim"),
+         alt.Tooltip("r:Q", format=".3f")],
+        (384, 384),
+    )
+    subtitle = (
+        f"mean |r| {correlation.mean_abs:.3f}, max |r| {correlation.max_abs:.3f}, "
+        f"{correlation.n_above_0_7} pairs with |r| > 0.7"
+    )
+    analysis = source if isinstance(source, VoiceAnalysis) else None
+    subtitles = [subtitle] + ([f"Summary vector: {analysis.summary}"] if analysis else [])
+    return chart.properties(title=alt.TitleParams("Decoder vs prosody correlation across voices", subtitle=subtitles))
+
+
+def embedding_distributions_chart(source: VoiceAnalysis | Mapping[str, ValueDistribution]) -> AnyChart:
+    """Return the histogram of embedding values of each layer (decoder and prosody halves), side by side.
+
+    Returns:
+        A chart faceted by layer; hover a bar for its range and count.
+    """
+    distributions = source.distributions if isinstance(source, VoiceAnalysis) else dict(source)
+    rows = []
+    for layer, dist in distributions.items():
+        label = f"{layer} (mean {dist.mean:.3f}, std {dist.std:.3f})"
+        for count, start, end in zip(dist.counts, dist.edges[:-1], dist.edges[1:]):
+            rows.append({"layer": label, "start": float(start), "end": float(end), "count": int(count)})
+    frame = pd.DataFrame(rows, columns=["layer", "start", "end", "count"])
+    chart = (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X("start:Q", title="Value"),
+            x2="end:Q",
+            y=alt.Y("count:Q", title="Count"),
+            y2=alt.datum(0),
+            color=alt.Color("layer:N", legend=None),
+            tooltip=[alt.Tooltip("start:Q", format=".3f"), alt.Tooltip("end:Q", format=".3f"), "count:Q"],
+        )
+        .properties(width=320, height=220)
+    )
+    analysis = source if isinstance(source, VoiceAnalysis) else None
+    return chart.facet(column=alt.Column("layer:N", title=None)).properties(
+        title=_title("Distribution of embedding values per layer", analysis)
+    )
+
+
+def dimension_variance_chart(source: VoiceAnalysis | DimensionVariance) -> alt.LayerChart:
+    """Return each dim's variance across voices as bars coloured by half, the top dims marked with their rank.
+
+    Returns:
+        A layered chart: 256 bars, and a triangle with the rank above each top dim.
+    """
+    variance = source.variance if isinstance(source, VoiceAnalysis) else source
+    ranks = {dim: rank for rank, (dim, _, _) in enumerate(variance.top, start=1)}
+    frame = pd.DataFrame(
+        {
+            "dim": np.arange(STYLE_DIM),
+            "half": ["decoder" if d < HALF else "prosody" for d in range(STYLE_DIM)],
+            "variance": np.asarray(variance.variance, dtype=np.float64),
+            "rank": [ranks.get(d) for d in range(STYLE_DIM)],
+        }
+    )
+    tooltip = [alt.Tooltip("dim:Q", title="Dim"), "half:N", alt.Tooltip("variance:Q", format=".5f"), "rank:Q"]
+    x = alt.X(
+        "dim:Q", title="Dimension", scale=alt.Scale(domain=[0, STYLE_DIM]), axis=alt.Axis(values=_ticks(0, 257, 32))
+    )
+    bars = alt.Chart().mark_bar(size=2).encode(
+        x=x,
+        y=alt.Y("variance:Q", title="Variance across voices"),
+        color=alt.Color(
+            "half:N", scale=alt.Scale(domain=["decoder", "prosody"], range=["#4c78a8", "#f58518"]), title="Half"
+        ),
+        tooltip=tooltip,
+    )
+    top = (
+        alt.Chart()
+        .transform_filter("isValid(datum.rank)")
+        .mark_point(shape="triangle-down", filled=True, color="black", size=40, yOffset=-6)
+        .encode(x=x, y="variance:Q", tooltip=tooltip)
+    )
+    analysis = source if isinstance(source, VoiceAnalysis) else None
+    subtitles = [
+        f"Top {len(variance.top)} dims marked; top 10 hold {variance.top10_share:.1%} and top 20 hold "
+        f"{variance.top20_share:.1%} of the total variance"
+    ] + ([f"Summary vector: {analysis.summary}"] if analysis else [])
+    return alt.layer(bars, top, data=frame).properties(
+        width=640, height=260, title=alt.TitleParams("Variance of each dimension across voices", subtitle=subtitles)
+    )
+
+
+def _centroids(source: VoiceAnalysis | CentroidAnalysis) -> CentroidAnalysis:
+    return source.centroids if isinstance(source, VoiceAnalysis) else source
+
+
+def centroid_distance_chart(source: VoiceAnalysis | CentroidAnalysis, kind: str = "group") -> alt.Chart:
+    """Return each centroid's distance from the overall centroid, on all dims and on each half.
+
+    Args:
+        source: an analysis or its centroids.
+        kind: "group", "language" or "gender".
+
+    Returns:
+        Grouped bars per centroid; hover for members and within-group variance.
+    """
+    analysis = _centroids(source)
+    if kind not in analysis.by_kind:
+        raise AnalysisError(f"Unknown centroid kind '{str(kind)[:40]}': use {', '.join(analysis.by_kind)}.")
+    rows = []
+    for key, centroid in analysis.by_kind[kind].items():
+        for measure, distance in (
+            ("all dims", centroid.distance_from_overall),
+            ("decoder", centroid.decoder_distance),
+            ("prosody", centroid.prosody_distance),
+        ):
+            rows.append(
+                {
+                    kind: key,
+                    "measure": measure,
+                    "distance": distance,
+                    "voices": len(centroid.members),
+                    "within_variance": centroid.within_variance,
+                }
+            )
+    frame = pd.DataFrame(rows, columns=[kind, "measure", "distance", "voices", "within_variance"])
+    return (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X(f"{kind}:N", title=kind.capitalize(), axis=alt.Axis(labelAngle=-30)),
+            xOffset=alt.XOffset("measure:N", sort=["all dims", "decoder", "prosody"]),
+            y=alt.Y("distance:Q", title="Distance from overall centroid"),
+            color=alt.Color("measure:N", sort=["all dims", "decoder", "prosody"], title="Dims"),
+            tooltip=[
+                f"{kind}:N",
+                "measure:N",
+                alt.Tooltip("distance:Q", format=".4f"),
+                "voices:Q",
+                alt.Tooltip("within_variance:Q", title="Within-group variance", format=".5f"),
+            ],
+        )
+        .properties(
+            width=max(240, 36 * len(analysis.by_kind[kind])), height=260, title=f"{kind.capitalize()} centroids"
+        )
+    )
+
+
+def group_distance_heatmap(source: VoiceAnalysis | CentroidAnalysis) -> alt.LayerChart:
+    """Return the Euclidean distance between every pair of group centroids, values written in the cells.
+
+    Returns:
+        A square heatmap over the groups (name prefixes).
+    """
+    analysis = _centroids(source)
+    keys = analysis.group_keys
+    matrix = np.asarray(analysis.between_group_distance, dtype=np.float64)
+    frame = pd.DataFrame(
+        [{"a": a, "b": b, "distance": float(matrix[i, j])} for i, a in enumerate(keys) for j, b in enumerate(keys)]
+    )
+    # Keys are sorted already, the default order of a nominal axis. (An explicit sort list would break on a key
+    # such as "if", Italian female: Vega-Lite turns the list into an expression where "if" is a keyword.)
+    base = alt.Chart().encode(x=alt.X("b:N", title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("a:N", title=None))
+    rects = base.mark_rect().encode(
+        color=alt.Color("distance:Q", scale=alt.Scale(scheme="viridis"), title="Distance"),
+        tooltip=["a:N", "b:N", alt.Tooltip("distance:Q", format=".4f")],
+    )
+    text = base.mark_text(fontSize=9).encode(
+        text=alt.Text("distance:Q", format=".2f"),
+        color=alt.condition(alt.datum.distance > float(matrix.max()) / 2, alt.value("black"), alt.value("white")),
+    )
+    side = max(200, 30 * len(keys))
+    return alt.layer(rects, text, data=frame).properties(
+        width=side, height=side, title="Distance between group centroids"
+    )
+
+
+def _pack_heatmap(matrix: np.ndarray, row_step: int, title: alt.TitleParams, value: str) -> alt.Chart:
+    if not isinstance(row_step, (int, np.integer)) or not 1 <= row_step <= PACK_ROWS:
+        raise AnalysisError(f"row_step must be 1-{PACK_ROWS}; got {row_step}.")
+    dims = list(range(STYLE_DIM))
+    records = []
+    for start in range(0, PACK_ROWS, row_step):
+        end = min(start + row_step, PACK_ROWS) - 1
+        cells = matrix[start : end + 1].mean(axis=0)
+        label = f"{start}" if start == end else f"{start}-{end}"
+        records.append({"row": start, "rows": label, "dim": dims, value: np.round(cells, 4).tolist()})
+    domain = max(float(np.abs(matrix).max()), 1e-9)
+    bins = len(records)
+    row_title = "Row (phoneme count - 1)" if row_step == 1 else f"Row (phoneme count - 1), mean of {row_step} rows"
+    chart = _heatmap(
+        records,
+        ["dim", value],
+        alt.X("dim:O", title="Dimension (0-127 decoder, 128-255 prosody)",
+              axis=alt.Axis(values=_ticks(0, STYLE_DIM, 32), labelAngle=0)),
+        alt.Y("row:O", title=row_title, axis=alt.Axis(values=_ticks(0, PACK_ROWS, 50))),
+        value,
+        domain,
+        [
+            alt.Tooltip("rows:N", title="Rows"),
+            alt.Tooltip("dim:O", title="Dim"),
+            alt.Tooltip(f"{value}:Q", format=".4f"),
+        ],
+        (512, max(150, min(3 * bins, 510))),
+    )
+    return chart.properties(title=title)
+
+
+def pack_heatmap(pack: np.ndarray, *, row_step: int = PACK_ROW_STEP, title: str = "Voicepack") -> alt.Chart:
+    """Return a 510x256 voicepack as a heatmap: rows (phoneme count - 1) down, dims across.
+
+    Args:
+        pack: ``[510, 256]`` or ``[510, 1, 256]``.
+        row_step: rows averaged into one heatmap row (1 shows every row: 130,560 cells, slow to draw).
+        title: chart title, e.g. the voice's name.
+
+    Returns:
+        A heatmap of ``ceil(510 / row_step) * 256`` cells.
+    """
+    matrix = as_pack(pack, title).astype(np.float64)
+    return _pack_heatmap(matrix, row_step, alt.TitleParams(title), "value")
+
+
+def pack_difference_heatmap(
+    pack_a: np.ndarray,
+    pack_b: np.ndarray,
+    *,
+    labels: tuple[str, str] = ("A", "B"),
+    row_step: int = PACK_ROW_STEP,
+) -> alt.Chart:
+    """Return ``pack_b - pack_a`` per row and dim as a heatmap centred on zero (the A/B page's difference view).
+
+    Returns:
+        A heatmap like ``pack_heatmap``'s; the subtitle gives the largest difference and the norm per half.
+    """
+    a, b = as_pack(pack_a, labels[0]).astype(np.float64), as_pack(pack_b, labels[1]).astype(np.float64)
+    difference = b - a
+    decoder = float(np.linalg.norm(difference[:, LAYERS["decoder"]].mean(axis=0)))
+    prosody = float(np.linalg.norm(difference[:, LAYERS["prosody"]].mean(axis=0)))
+    title = alt.TitleParams(
+        f"{labels[1]} minus {labels[0]}",
+        subtitle=f"max |difference| {np.abs(difference).max():.4f}; norm of the mean difference: "
+        f"decoder {decoder:.4f}, prosody {prosody:.4f}",
+    )
+    return _pack_heatmap(difference, row_step, title, "difference")
+
+
+def row_trajectory_chart(trajectory: RowTrajectory, *, title: str = "Row trajectory") -> alt.VConcatChart:
+    """Return how a voicepack changes with phoneme count: each half's norm, and each row's cosine to row 0.
+
+    Returns:
+        Two line charts stacked, both against the row index (phoneme count - 1).
+    """
+    rows = np.arange(len(trajectory.decoder_norm))
+
+    def long(series: dict[str, np.ndarray], value: str) -> pd.DataFrame:
+        return pd.concat(
+            [
+                pd.DataFrame({"row": rows, "series": name, value: np.asarray(data, dtype=np.float64)})
+                for name, data in series.items()
+            ],
+            ignore_index=True,
+        )
+
+    norms = long({"decoder": trajectory.decoder_norm, "prosody": trajectory.prosody_norm}, "norm")
+    cosines = long(
+        {
+            "all dims": trajectory.cosine_to_row0,
+            "decoder": trajectory.decoder_cosine_to_row0,
+            "prosody": trajectory.prosody_cosine_to_row0,
+        },
+        "cosine",
+    )
+    x = alt.X("row:Q", title="Row (phoneme count - 1)", scale=alt.Scale(domain=[0, PACK_ROWS - 1]))
+
+    def lines(frame: pd.DataFrame, value: str, y_title: str) -> alt.Chart:
+        return (
+            alt.Chart(frame)
+            .mark_line()
+            .encode(
+                x=x,
+                y=alt.Y(f"{value}:Q", title=y_title, scale=alt.Scale(zero=False)),
+                color=alt.Color("series:N", title=None),
+                tooltip=["row:Q", "series:N", alt.Tooltip(f"{value}:Q", format=".4f")],
+            )
+            .properties(width=520, height=180)
+        )
+
+    return alt.vconcat(
+        lines(norms, "norm", "Norm of each half"), lines(cosines, "cosine", "Cosine to row 0")
+    ).resolve_scale(color="independent").properties(title=title)
+
+
+def parameter_share_chart(rows: Iterable[tuple[str, int, float]]) -> alt.LayerChart:
+    """Return each module's share of the model's parameters as horizontal bars labelled with the count.
+
+    Args:
+        rows: ``(module, parameter count, share of the total 0-1)``, e.g. from the architecture summary.
+
+    Returns:
+        Bars sorted by size, each labelled "12.3 % (10.1 M)".
+    """
+    frame = pd.DataFrame(list(rows), columns=["module", "params", "share"])
+    if frame.empty:
+        raise AnalysisError("No modules were given to chart.")
+    frame["label"] = [f"{share:.1%} ({params / 1e6:.1f} M)" for params, share in zip(frame.params, frame.share)]
+    base = alt.Chart().encode(
+        y=alt.Y("module:N", sort="-x", title=None),
+        x=alt.X(
+            "share:Q",
+            axis=alt.Axis(format="%"),
+            title="Share of parameters",
+            scale=alt.Scale(domain=[0, min(1.0, float(frame.share.max()) * 1.3)], nice=False),
+        ),
+    )
+    bars = base.mark_bar(color="#4c78a8").encode(
+        tooltip=["module:N", alt.Tooltip("params:Q", format=","), alt.Tooltip("share:Q", format=".2%")]
+    )
+    text = base.mark_text(align="left", dx=4).encode(text="label:N")
+    return alt.layer(bars, text, data=frame).properties(
+        width=420, height=max(120, 28 * len(frame)), title="Parameters per module"
+    )
+
+
+def chart_bytes(chart: AnyChart, fmt: str, *, scale: float = 2.0) -> bytes:
+    """Return ``chart`` rendered as ``png``, ``svg``, ``html`` (self-contained, works offline) or ``json``
+    (the Vega-Lite spec), offline through vl-convert.
+
+    PNG and SVG get a white background so they read on any viewer.
+    """
+    fmt = fmt.lower().lstrip(".")
+    if f".{fmt}" not in SAVE_FORMATS:
+        raise AnalysisError(f"Cannot save a chart as '{fmt[:20]}': use {', '.join(SAVE_FORMATS)}.")
+    if fmt in {"png", "svg"} and getattr(chart, "background", alt.Undefined) is alt.Undefined:
+        chart = chart.properties(background="white")
+    if fmt == "png":
+        buffer = io.BytesIO()
+        chart.save(buffer, format="png", scale_factor=scale)
+        return buffer.getvalue()
+    text = io.StringIO()
+    chart.save(text, format=fmt, inline=fmt == "html")
+    return text.getvalue().encode("utf-8")
+
+
+def save_chart(chart: AnyChart, path: Path | str, *, scale: float = 2.0) -> Path:
+    """Write ``chart`` to ``path`` in the format its suffix names (.png, .svg, .html or .json), atomically.
+
+    Args:
+        chart: any altair chart.
+        path: the file to write; its folder must exist.
+        scale: pixel density of PNGs (2 = sharp on high-DPI screens).
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> save_chart(pca_variance_chart(analysis), "scree.png")  # doctest: +SKIP
+    """
+    path = Path(path)
+    return atomic_write_bytes(path, chart_bytes(chart, path.suffix, scale=scale))

@@ -1,0 +1,136 @@
+"""The command line: ``python -m explorer <command>``. Each command is a thin wrapper over the library.
+
+Every failure a person can cause ends in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (plus the usage) and exits with 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def _row(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 510:
+        raise argparse.ArgumentTypeError(f"row must be 0-509, got {value}")
+    return value
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from explorer.analysis import analyze
+    from explorer.architecture import analyze_architecture
+    from explorer.reports import write_analysis_reports
+    from explorer.voices import load_voices
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ExplorerError(f"Cannot write to '{out}': the folder '{out.parent}' does not exist.")
+    voices = load_voices(args.voices)
+    print(f"Loaded {len(voices)} voices from {args.voices or 'bundled'}.", file=sys.stderr)
+    analysis = analyze(voices, row=args.row)
+    architecture = analyze_architecture(args.weights)
+    for path in write_analysis_reports(voices, analysis, out, architecture=architecture):
+        print(f"wrote {path}")
+
+
+def cmd_architecture(args: argparse.Namespace) -> None:
+    from explorer.architecture import analyze_architecture
+
+    summary = analyze_architecture(args.weights)
+    print(json.dumps(summary.to_json(), indent=2) if args.json else summary.report_text())
+
+
+def cmd_voices_list(args: argparse.Namespace) -> None:
+    from explorer.voices import load_voices
+
+    table = load_voices(args.source).table()
+    print(table.to_string(index=False))
+    print(f"{len(table)} voices", file=sys.stderr)
+
+
+def cmd_voices_download(args: argparse.Namespace) -> None:
+    from explorer.voices import load_hub, save_pack
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ExplorerError(f"Cannot write to '{out}': the folder '{out.parent}' does not exist.")
+    voices = load_hub(args.repo)
+    out.mkdir(exist_ok=True)
+    for voice in voices:
+        save_pack(voice.pack, out / f"{voice.name}.pt")
+    print(f"wrote {len(voices)} voices from {args.repo} to {out}")
+
+
+def _add_voices_parser(commands: argparse._SubParsersAction) -> None:
+    from explorer.voices import DEFAULT_HUB_REPO, HUB_REPOS
+
+    voices = commands.add_parser("voices", help="list or download voicepacks")
+    actions = voices.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listing = actions.add_parser("list", help="list voices with language, gender, group and source")
+    listing.add_argument("--source", help="bundled (default), hf:<owner/repo>, a folder or a file")
+    listing.set_defaults(handler=cmd_voices_list)
+    download = actions.add_parser("download", help="download a Hugging Face repo's voices/*.pt into a folder")
+    download.add_argument("--repo", default=DEFAULT_HUB_REPO, help=f"one of {', '.join(HUB_REPOS)} or any repo")
+    download.add_argument("--out", required=True, help="folder to write <name>.pt files into")
+    download.set_defaults(handler=cmd_voices_download)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every command (each command module registers its own arguments)."""
+    parser = _Parser(prog="python -m explorer", description="Kokoro Voice Explorer: analyse, mix and hear voices.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    analyze = commands.add_parser("analyze", help="write every analysis report and chart into a folder")
+    analyze.add_argument("--voices", help="bundled (default), hf:<owner/repo>, a folder or a file")
+    analyze.add_argument("--row", type=_row, help="analyse this row (0-509) instead of the mean over rows")
+    analyze.add_argument("--weights", help="a local kokoro-v1_0.pth for the architecture report's weight statistics")
+    analyze.add_argument("--out", required=True, help="output folder (created; its parent must exist)")
+    analyze.set_defaults(handler=cmd_analyze)
+
+    architecture = commands.add_parser("architecture", help="describe the Kokoro model built from the config")
+    architecture.add_argument("--json", action="store_true", help="print JSON instead of the text report")
+    architecture.add_argument("--weights", help="a local kokoro-v1_0.pth to load (default: random initialisation)")
+    architecture.set_defaults(handler=cmd_architecture)
+
+    _add_voices_parser(commands)
+    for register in _extra_commands():
+        register(commands)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Commands whose modules register themselves: synthesis, mixing and benchmarks."""
+    from explorer import bench, synth_cli
+
+    return [synth_cli.register, bench.register]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except ExplorerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    return 0

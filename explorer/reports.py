@@ -1,0 +1,442 @@
+"""The ``analyze`` output folder: a voice analysis as JSON, text, NumPy arrays and PNG charts, written all or nothing.
+
+The file set is the seed analysis suite's (``analysis_report.txt``, ``centroids.npz``, ``centroid_stats.json``,
+``top_variable_dimensions.json``, six charts, and the architecture report when a model summary is given) plus
+``analysis.json`` with every figure. ``analysis.json`` and the text report also hold ``seed_expectations``: the seed
+README's "Expected Results" for voices checked against what was measured here, each with the criterion used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from explorer import charts
+from explorer.analysis import LAYER_MEANING, LAYERS, VoiceAnalysis, interlayer_correlation
+from explorer.errors import AnalysisError
+from explorer.voices import HALF, STYLE_DIM, VoiceSet
+
+SEED_SOURCE = "the 'Expected Results' of the seed analysis suite's README (kokoro-experiments, 63 voices)"
+CHANCE_PERMUTATIONS = 20
+"""Shuffles of the prosody half across voices used to measure the correlations that arise by chance."""
+CLEAR_CLUSTERING = 0.5
+"""Silhouette above which clusters count as clear (Kaufman & Rousseeuw: 0.51-0.70 reasonable, above 0.70 strong)."""
+LARGE_CORRELATION = 0.5
+"""|r| from which a correlation is large (Cohen); "low to moderate" means a mean |r| below it."""
+LOW_VARIANCE_FRACTION = 0.25
+"""A dim has low variance when it has less than this fraction of the mean per-dim variance."""
+
+
+class ArchitectureReport(Protocol):
+    """What the reports need of a model summary (``explorer.architecture.ArchitectureSummary`` has it)."""
+
+    def to_json(self) -> dict:
+        """Return the JSON-ready summary."""
+
+    def report_text(self) -> str:
+        """Return the human-readable report."""
+
+
+def _verdict_range(value: float, low: float, high: float) -> tuple[str, bool]:
+    if value < low:
+        return "below", False
+    if value > high:
+        return "above", False
+    return "within", True
+
+
+def _verdict(holds: bool | None) -> str:
+    return "not measurable" if holds is None else "holds" if holds else "does not hold"
+
+
+def _chance_correlations(vectors: np.ndarray, permutations: int, seed: int) -> dict[str, float]:
+    """Return the 95th percentile of mean |r|, max |r| and the count above 0.7 when the prosody half is shuffled
+    across voices, i.e. what the correlation figures look like for these many voices with no real coupling."""
+    rng = np.random.default_rng(seed)
+    figures = []
+    for _ in range(permutations):
+        shuffled = vectors.copy()
+        shuffled[:, HALF:] = vectors[rng.permutation(len(vectors)), HALF:]
+        result = interlayer_correlation(shuffled, top=1)
+        figures.append((result.mean_abs, result.max_abs, result.n_above_0_7))
+    table = np.asarray(figures, dtype=np.float64)
+    return {
+        "permutations": permutations,
+        "mean_abs_p95": round(float(np.percentile(table[:, 0], 95)), 6),
+        "max_abs_p95": round(float(np.percentile(table[:, 1], 95)), 6),
+        "n_above_0_7_p95": round(float(np.percentile(table[:, 2], 95)), 2),
+    }
+
+
+def _silhouette(points: np.ndarray, labels: list[str]) -> float | None:
+    from sklearn.metrics import silhouette_score
+
+    if not 2 <= len(set(labels)) <= len(labels) - 1:
+        return None
+    return float(silhouette_score(points, labels))
+
+
+def seed_expectations(
+    voices: VoiceSet, analysis: VoiceAnalysis, permutations: int = CHANCE_PERMUTATIONS, seed: int = 0
+) -> dict[str, Any]:
+    """Return the seed README's expected voice-analysis results compared with what ``analysis`` measured.
+
+    Every check has the seed's ``claim``, the ``criterion`` applied here, the ``measured`` figures, a ``verdict``
+    ("within"/"below"/"above" for ranges, "holds"/"does not hold", or "not measurable") and ``holds``.
+
+    Args:
+        voices: the analysed voices (their languages are the clusters the seed expected).
+        analysis: the analysis of ``voices``.
+        permutations: shuffles used to measure chance-level inter-layer correlation.
+        seed: seed of those shuffles.
+
+    Returns:
+        ``{"source", "summary", "n_voices", "checks": [...], "n_checks", "n_holding"}``.
+    """
+    checks: list[dict[str, Any]] = []
+    for layer in LAYERS:
+        result = analysis.pca[layer]
+        pc1 = float(result.explained_variance_ratio[0])
+        verdict, holds = _verdict_range(pc1, 0.15, 0.30)
+        checks.append(
+            {
+                "id": f"pca_pc1_share_{layer}",
+                "layer": layer,
+                "claim": "First principal component typically explains 15-30% of variance",
+                "criterion": f"PC1 share of {layer} ({LAYER_MEANING[layer]}) in [0.15, 0.30]",
+                "measured": {"pc1_share": round(pc1, 6)},
+                "verdict": verdict,
+                "holds": holds,
+            }
+        )
+        count = len(result.cumulative)
+        first10 = float(result.cumulative[min(9, count - 1)])
+        if count <= 10:
+            verdict, holds10 = "not measurable", None
+        else:
+            verdict, holds10 = _verdict_range(first10, 0.70, 0.85)
+        checks.append(
+            {
+                "id": f"pca_first10_share_{layer}",
+                "layer": layer,
+                "claim": "First 10 components typically explain 70-85% of variance",
+                "criterion": f"cumulative share of the first 10 components of {layer} in [0.70, 0.85] "
+                "(needs more than 10 components, i.e. more than 10 voices)",
+                "measured": {"first10_share": round(first10, 6), "n_components": count},
+                "verdict": verdict,
+                "holds": holds10,
+            }
+        )
+
+    languages = list(voices.table()["language"])
+    both = analysis.pca["both"].projections
+    plane = _silhouette(both[:, :2], languages) if both.shape[1] >= 2 else None
+    full = _silhouette(analysis.vectors, languages)
+    holds = None if plane is None else plane > CLEAR_CLUSTERING
+    checks.append(
+        {
+            "id": "pca_language_clustering",
+            "claim": "Clear clustering by language/accent in PCA space",
+            "criterion": f"silhouette of the language labels on PC1-PC2 of both layers above {CLEAR_CLUSTERING} "
+            "(Kaufman & Rousseeuw: 0.25 or less is no substantial structure, 0.51-0.70 reasonable, above 0.70 strong)",
+            "measured": {
+                "silhouette_pc1_pc2": None if plane is None else round(plane, 6),
+                "silhouette_all_256_dims": None if full is None else round(full, 6),
+                "n_languages": len(set(languages)),
+            },
+            "verdict": _verdict(holds),
+            "holds": holds,
+        }
+    )
+
+    correlation = analysis.correlation
+    chance = _chance_correlations(analysis.vectors, permutations, seed)
+    holds = correlation.mean_abs < LARGE_CORRELATION
+    checks.append(
+        {
+            "id": "interlayer_low_to_moderate",
+            "claim": "Generally low to moderate correlation between layers",
+            "criterion": f"mean |r| over the 128x128 decoder/prosody pairs below {LARGE_CORRELATION} "
+            "(Cohen: |r| of 0.5 or more is large)",
+            "measured": {"mean_abs": round(correlation.mean_abs, 6), "chance": chance},
+            "verdict": _verdict(holds),
+            "holds": holds,
+        }
+    )
+    holds = correlation.n_above_0_7 > 0
+    checks.append(
+        {
+            "id": "interlayer_some_high_pairs",
+            "claim": "Some dimension pairs show high correlation (>0.7)",
+            "criterion": "at least one decoder/prosody pair with |r| > 0.7; compare max |r| with the 95th "
+            "percentile reached by chance (prosody half shuffled across voices)",
+            "measured": {
+                "n_above_0_7": correlation.n_above_0_7,
+                "max_abs": round(correlation.max_abs, 6),
+                "beyond_chance": bool(correlation.max_abs > chance["max_abs_p95"]),
+                "chance": chance,
+            },
+            "verdict": _verdict(holds),
+            "holds": holds,
+        }
+    )
+
+    variance = np.asarray(analysis.variance.variance, dtype=np.float64)
+    total = max(float(variance.sum()), 1e-30)
+    ordered = np.sort(variance)[::-1]
+    dims_for_half = int(np.searchsorted(np.cumsum(ordered) / total, 0.5 - 1e-12) + 1)
+    per_layer = {}
+    for layer in ("decoder", "prosody"):
+        values = np.sort(variance[LAYERS[layer]])[::-1]
+        per_layer[layer] = round(float(values[:20].sum() / max(values.sum(), 1e-30)), 6)
+    holds = analysis.variance.top20_share > 0.5
+    checks.append(
+        {
+            "id": "top_dims_capture_most_variation",
+            "claim": "Top 10-20 dimensions capture most voice variation",
+            "criterion": "the 20 most variable of the 256 dims hold more than half of the total variance",
+            "measured": {
+                "top10_share": round(analysis.variance.top10_share, 6),
+                "top20_share": round(analysis.variance.top20_share, 6),
+                "dims_for_half_of_variance": dims_for_half,
+                "top20_share_within_layer": per_layer,
+            },
+            "verdict": _verdict(holds),
+            "holds": holds,
+        }
+    )
+    low = int((variance < LOW_VARIANCE_FRACTION * variance.mean()).sum())
+    holds = low >= STYLE_DIM // 4
+    checks.append(
+        {
+            "id": "many_low_variance_dims",
+            "claim": "Many dimensions have low variance",
+            "criterion": f"at least a quarter of the dims ({STYLE_DIM // 4}) have less than {LOW_VARIANCE_FRACTION} "
+            "of the mean per-dim variance",
+            "measured": {"n_low_variance_dims": low},
+            "verdict": _verdict(holds),
+            "holds": holds,
+        }
+    )
+    return {
+        "source": SEED_SOURCE,
+        "summary": analysis.summary,
+        "n_voices": len(analysis.names),
+        "n_checks": len(checks),
+        "n_holding": sum(1 for check in checks if check["holds"]),
+        "checks": checks,
+    }
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _figures(measured: dict[str, Any], prefix: str = "") -> list[str]:
+    figures = []
+    for key, value in measured.items():
+        if isinstance(value, dict):
+            figures += _figures(value, f"{prefix}{key}.")
+        elif isinstance(value, float):
+            figures.append(f"{prefix}{key} {value:.3f}")
+        else:
+            figures.append(f"{prefix}{key} {value}")
+    return figures
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    scope = f" ({check['layer']})" if "layer" in check else ""
+    return (
+        f"  [{check['verdict']}] {check['claim']}{scope}\n"
+        f"      measured: {', '.join(_figures(check['measured']))}\n"
+        f"      criterion: {check['criterion']}"
+    )
+
+
+def analysis_report_text(voices: VoiceSet, analysis: VoiceAnalysis, expectations: dict[str, Any]) -> str:
+    """Return ``analysis_report.txt``: the figures a person reads first, the summary vector, and the comparison with
+    the seed's expected results."""
+    table = voices.table()
+    groups = ", ".join(f"{group} {count}" for group, count in table["group"].value_counts(sort=False).items())
+    lines = [
+        "Kokoro voice analysis",
+        "=====================",
+        f"Voices: {len(voices)} ({groups})",
+        f"Summary vector: {analysis.summary}",
+        "Layers: " + "; ".join(f"{layer} = {meaning}" for layer, meaning in LAYER_MEANING.items()),
+        "",
+        "PCA (share of variance)",
+        f"  {'layer':<9}{'PC1':>8}{'first 10':>10}   components for 50% / 80% / 90% / 99%",
+    ]
+    for layer, result in analysis.pca.items():
+        needed = " / ".join("-" if n is None else str(n) for n in result.components_needed.values())
+        first10 = float(result.cumulative[min(9, len(result.cumulative) - 1)])
+        lines.append(f"  {layer:<9}{_percent(result.explained_variance_ratio[0]):>8}{_percent(first10):>10}   {needed}")
+    correlation = analysis.correlation
+    lines += [
+        "",
+        "Inter-layer correlation (Pearson across voices, decoder dims 0-127 x prosody dims 128-255)",
+        f"  mean |r| {correlation.mean_abs:.3f}, max |r| {correlation.max_abs:.3f}, "
+        f"pairs with |r| > 0.7: {correlation.n_above_0_7}",
+        "  strongest pairs:",
+    ]
+    lines += [f"    decoder {d:>3} ~ prosody {p:>3}: r = {r:+.3f}" for d, p, r in correlation.top_pairs[:10]]
+    variance = analysis.variance
+    lines += [
+        "",
+        "Dimension variance across voices",
+        f"  top 10 dims hold {_percent(variance.top10_share)} of the total variance, top 20 hold "
+        f"{_percent(variance.top20_share)}",
+        "  share per half: "
+        + ", ".join(f"{layer} {_percent(share)}" for layer, share in variance.layer_share.items()),
+        "  most variable dims: " + ", ".join(f"{d} ({layer[0]})" for d, layer, _ in variance.top),
+        "",
+        "Centroids (Euclidean distance from the overall centroid; within-group variance = mean per-dim variance)",
+    ]
+    for kind, centroids in analysis.centroids.by_kind.items():
+        lines.append(f"  by {kind}:")
+        for key, c in centroids.items():
+            lines.append(
+                f"    {key:<22}{len(c.members):>3} voice{'s' if len(c.members) != 1 else ' '}  "
+                f"distance {c.distance_from_overall:.3f} "
+                f"(decoder {c.decoder_distance:.3f}, prosody {c.prosody_distance:.3f})  within {c.within_variance:.5f}"
+            )
+    lines += [
+        "",
+        f"Compared with {expectations['source']}",
+        f"  {expectations['n_holding']} of {expectations['n_checks']} expectations hold for these "
+        f"{expectations['n_voices']} voices ({analysis.summary}).",
+    ]
+    lines += [_check_line(check) for check in expectations["checks"]]
+    return "\n".join(lines) + "\n"
+
+
+def _voice_records(voices: VoiceSet) -> list[dict[str, Any]]:
+    """Return the voice table as JSON-ready records (pandas turns a missing language code into NaN: make it null)."""
+    table = voices.table().astype(object)
+    return table.where(table.notna(), None).to_dict("records")
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _report_files(
+    voices: VoiceSet, analysis: VoiceAnalysis, architecture: ArchitectureReport | None
+) -> list[tuple[str, Callable[[], bytes]]]:
+    """Return ``(file name, producer of its bytes)`` in the order the files are written."""
+    expectations = seed_expectations(voices, analysis)
+
+    def analysis_json() -> bytes:
+        data = analysis.to_json() | {
+            "voice_metadata": _voice_records(voices),
+            "seed_expectations": expectations,
+        }
+        return _json_bytes(data)
+
+    def variance_json() -> bytes:
+        values = np.asarray(analysis.variance.variance)
+        by_layer = {}
+        for layer in ("decoder", "prosody"):
+            dims = np.arange(STYLE_DIM)[LAYERS[layer]]
+            order = dims[np.argsort(-values[dims], kind="stable")][:20]
+            by_layer[layer] = [{"dim": int(d), "variance": round(float(values[d]), 8)} for d in order]
+        return _json_bytes({"summary": analysis.summary} | analysis.variance.to_json() | {"top_by_layer": by_layer})
+
+    def png(build: Callable[[], charts.AnyChart]) -> Callable[[], bytes]:
+        return lambda: charts.chart_bytes(build(), "png")
+
+    files: list[tuple[str, Callable[[], bytes]]] = [
+        ("analysis.json", analysis_json),
+        ("analysis_report.txt", lambda: analysis_report_text(voices, analysis, expectations).encode("utf-8")),
+        ("centroids.npz", lambda: _npz_bytes(analysis.centroids.arrays())),
+        ("centroid_stats.json", lambda: _json_bytes({"summary": analysis.summary} | analysis.centroids.to_json())),
+        ("top_variable_dimensions.json", variance_json),
+        ("pca_variance.png", png(lambda: charts.pca_variance_chart(analysis))),
+        ("pca_2d.png", png(lambda: charts.pca_layers_chart(analysis, voices, color_by="group"))),
+        ("tsne_both.png", png(lambda: charts.tsne_chart(analysis, "both", "group", voices, select=False))),
+        ("interlayer_correlation.png", png(lambda: charts.interlayer_correlation_heatmap(analysis))),
+        ("embedding_distributions.png", png(lambda: charts.embedding_distributions_chart(analysis))),
+        ("dimension_variance.png", png(lambda: charts.dimension_variance_chart(analysis))),
+    ]
+    if architecture is not None:
+        files += [
+            ("architecture_analysis.json", lambda: _json_bytes(architecture.to_json())),
+            ("architecture_report.txt", lambda: architecture.report_text().rstrip("\n").encode("utf-8") + b"\n"),
+        ]
+    return files
+
+
+def write_analysis_reports(
+    voices: VoiceSet,
+    analysis: VoiceAnalysis,
+    out_dir: Path | str,
+    architecture: ArchitectureReport | None = None,
+) -> list[Path]:
+    """Write the ``analyze`` output folder: everything, or nothing new when anything fails.
+
+    Files are built in a hidden folder beside ``out_dir`` (same filesystem) and renamed into ``out_dir`` only when
+    all of them succeeded; on failure that folder is removed and the error raised again. Files of the same name
+    already in ``out_dir`` are replaced; other files there are left alone.
+
+    Args:
+        voices: the analysed voices.
+        analysis: ``analyze(voices, ...)``.
+        out_dir: the folder to write; created if missing, but its parent must exist.
+        architecture: a model summary (``explorer.architecture.summarize(model)``) to add
+            ``architecture_analysis.json`` and ``architecture_report.txt``.
+
+    Returns:
+        The paths written, in order: analysis.json, analysis_report.txt, centroids.npz, centroid_stats.json,
+        top_variable_dimensions.json, pca_variance.png, pca_2d.png, tsne_both.png, interlayer_correlation.png,
+        embedding_distributions.png, dimension_variance.png, then the two architecture files when given.
+
+    Raises:
+        AnalysisError: the parent folder is missing, ``out_dir`` is a file, the analysis is of other voices, or a
+            file cannot be written (disk full, no permission).
+
+    Example:
+        >>> write_analysis_reports(voices, analyze(voices), "analysis")  # doctest: +SKIP
+    """
+    out_dir = Path(out_dir)
+    target = Path(os.path.abspath(out_dir))  # normalised, so "." or "out/.." name a real folder and its parent
+    parent = target.parent
+    if not parent.is_dir():
+        raise AnalysisError(f"Cannot write the reports to '{out_dir}': the folder '{parent}' does not exist.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AnalysisError(f"Cannot write the reports to '{out_dir}': it is a file, not a folder.")
+    if list(analysis.names) != voices.names:
+        raise AnalysisError("The analysis was computed on other voices than the ones given; analyse these voices.")
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    except OSError as error:
+        raise AnalysisError(f"Cannot write the reports beside '{out_dir}': {error.strerror or error}.") from error
+    try:
+        names = []
+        for name, produce in _report_files(voices, analysis, architecture):
+            (staging / name).write_bytes(produce())
+            names.append(name)
+        out_dir.mkdir(exist_ok=True)
+        written = []
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+            written.append(out_dir / name)
+        return written
+    except OSError as error:
+        raise AnalysisError(f"Cannot write the reports to '{out_dir}': {error.strerror or error}.") from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

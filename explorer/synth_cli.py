@@ -1,0 +1,96 @@
+"""The ``synth`` and ``mix`` commands: hear a voice or recipe, or write an edited voicepack with its recipe."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.paths import atomic_write_bytes
+
+RECIPE_SUFFIX = ".recipe.json"
+
+
+def _output_path(text: str, suffixes: tuple[str, ...]) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in suffixes:
+        raise ExplorerError(f"Output '{path.name}' must end in {' or '.join(suffixes)}.")
+    if not path.parent.is_dir():
+        raise ExplorerError(f"Cannot write '{path}': the folder '{path.parent}' does not exist.")
+    return path
+
+
+def voice_or_recipe_pack(voice: str | None, recipe: str | None, source: str | None) -> tuple[np.ndarray, object]:
+    """Return the pack a ``--voice NAME`` or ``--recipe FILE_OR_STRING`` names, and the recipe behind it.
+
+    Recipes are applied against the voices of ``source`` (bundled by default).
+    """
+    from explorer.recipe import Recipe, apply_recipe, load_recipe
+    from explorer.voices import load_voices
+
+    voices = load_voices(source)
+    chosen = Recipe.single(voice) if voice is not None else load_recipe(recipe)
+    return apply_recipe(chosen, voices), chosen
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from explorer.audio import wav_bytes
+    from explorer.engines import load_engine
+    from explorer.synth import synthesize
+
+    out = _output_path(args.out, (".wav",))
+    pack, _ = voice_or_recipe_pack(args.voice, args.recipe, args.voices)
+    engine = load_engine(args.engine, args.weights)
+    result = synthesize(args.text, phonemes=args.phonemes, style=pack, engine=engine, lang=args.lang, speed=args.speed)
+    atomic_write_bytes(out, wav_bytes(result.audio, result.sample_rate))
+    print(f"engine: {result.engine} ({result.weights})")
+    print(f"g2p: {result.g2p}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"phonemes: {result.phonemes}")
+    print(f"audio: {result.seconds:.2f} s, rendered in {result.compute_seconds:.2f} s (real-time factor {result.rtf:.3f})")
+    print(f"wrote {out}")
+
+
+def cmd_mix(args: argparse.Namespace) -> None:
+    from explorer.recipe import describe
+    from explorer.voices import pack_bytes
+
+    out = _output_path(args.out, (".pt", ".npz"))
+    pack, recipe = voice_or_recipe_pack(None, args.recipe, args.voices)
+    recipe_path = out.with_name(out.stem + RECIPE_SUFFIX)
+    data = pack_bytes(pack, out.suffix, out.stem if out.suffix == ".npz" else "voice")
+    atomic_write_bytes(recipe_path, recipe.to_json().encode())
+    atomic_write_bytes(out, data)
+    print(describe(recipe))
+    print(f"wrote {out}")
+    print(f"wrote {recipe_path}")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``synth`` and ``mix`` to the command line."""
+    from explorer.engines import ENGINE_KINDS
+
+    synth = commands.add_parser("synth", help="speak text or phonemes with a voice or a recipe into a WAV file")
+    said = synth.add_mutually_exclusive_group(required=True)
+    said.add_argument("--text", help="text to speak (in --lang)")
+    said.add_argument("--phonemes", help="raw phonemes (Kokoro's symbols); unknown symbols are dropped with a note")
+    who = synth.add_mutually_exclusive_group(required=True)
+    who.add_argument("--voice", help="a voice name, e.g. af_heart")
+    who.add_argument("--recipe", help="a recipe: a .json file, JSON text or a share string")
+    synth.add_argument("--voices", help="where voices come from: bundled (default), hf:<repo>, a folder or a file")
+    synth.add_argument("--engine", choices=ENGINE_KINDS, default="auto")
+    synth.add_argument("--weights", help="a local kokoro-v1_0.pth (torch) or .onnx file")
+    synth.add_argument("--speed", type=float, default=1.0, help="speaking rate 0.25-4 (default 1)")
+    synth.add_argument("--lang", default="a", help="language code: a b e f h i p j z (default a)")
+    synth.add_argument("--out", required=True, help="the WAV file to write (24 kHz)")
+    synth.set_defaults(handler=cmd_synth)
+
+    mix = commands.add_parser("mix", help="apply a recipe and write the voicepack (.pt or .npz) with its recipe")
+    mix.add_argument("--recipe", required=True, help="a .json file, JSON text or a share string")
+    mix.add_argument("--voices", help="where voices come from: bundled (default), hf:<repo>, a folder or a file")
+    mix.add_argument("--out", required=True, help="VOICE.pt (kokoro KPipeline) or VOICE.npz (kokoro-onnx)")
+    mix.set_defaults(handler=cmd_mix)
+

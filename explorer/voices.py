@@ -159,6 +159,7 @@ class VoiceSet:
 
     def __init__(self, voices: Iterable[Voice] = ()):
         self._voices: dict[str, Voice] = {}
+        self._fingerprint: str | None = None
         for voice in voices:
             self._voices[voice.name] = voice
 
@@ -195,6 +196,17 @@ class VoiceSet:
         """Return one row per voice: name, language, language_code, gender, group, source."""
         columns = ["name", "language", "language_code", "gender", "group", "source"]
         return pd.DataFrame([{c: getattr(v, c) for c in columns} for v in self], columns=columns)
+
+    def fingerprint(self) -> str:
+        """Return a SHA-256 over names, sources and pack values: equal for equal sets, the key for cached results."""
+        if self._fingerprint is not None:
+            return self._fingerprint
+        digest = hashlib.sha256()
+        for voice in self:
+            digest.update(f"{voice.name}\0{voice.source}\0".encode())
+            digest.update(voice.pack.tobytes())
+        self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def with_voices(self, voices: Iterable[Voice]) -> VoiceSet:
         """Return a new set with ``voices`` added; a voice with an existing name replaces the old one in place."""

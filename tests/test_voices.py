@@ -331,3 +331,10 @@ def test_pickled_voiceset_is_not_a_loader_format():
     """A plain pickle (no torch zip container) is refused like any unreadable .pt."""
     with pytest.raises(VoiceError):
         load_bytes(pickle.dumps({"af_x": random_pack(1)}), "af_x.pt")
+
+
+def test_fingerprint_changes_with_content_and_not_with_identity(bundled_voices):
+    again = VoiceSet(list(bundled_voices))
+    assert again.fingerprint() == bundled_voices.fingerprint()
+    edited = bundled_voices.with_voices([Voice.from_array("af_heart", random_pack(7), "upload")])
+    assert edited.fingerprint() != bundled_voices.fingerprint()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -15,3 +16,127 @@ def bundled_voices():
     from explorer.voices import load_bundled
 
     return load_bundled()
+
+
+# --- synthesis engines (explorer.engines) ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run torch on one intra-op thread inside the block, then restore the count.
+
+    On a busy 2-core machine torch's two threads spin against each other: exporting the tiny model took 29 s
+    instead of 8 s, a short render 2.5 s instead of 0.6 s. Tests must not depend on the load; benchmarks measure
+    the default thread count.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """Kokoro v1.0's config shrunk for tests: a one-layer 64-wide PL-BERT, one layer per stack, one resblock kernel.
+
+    The vocab and the decoder's channel sizes (fixed in kokoro's code) stay as they are, so audio still has 600
+    samples per duration frame.
+    """
+    import copy
+    import json
+
+    from explorer.paths import CONFIG_PATH
+
+    config = copy.deepcopy(json.loads(CONFIG_PATH.read_text(encoding="utf-8")))
+    config["plbert"].update(hidden_size=64, num_attention_heads=2, intermediate_size=128, num_hidden_layers=1)
+    config["n_layer"] = 1
+    config["istftnet"].update(resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3, 5]])
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_kmodel(tiny_config, tmp_path_factory):
+    """A random-weight ``kokoro.KModel`` from ``tiny_config`` (about 58 M parameters), built once, never downloading.
+
+    Random weights predict about 25 frames (0.6 s) per token; the duration head is reset so tokens last 2-4 frames
+    as in real speech, which keeps renders short and durations still dependent on the input.
+    """
+    import torch
+
+    from explorer.architecture import build_model
+
+    with pytest.MonkeyPatch.context() as patch, one_torch_thread():
+        patch.setenv("EXPLORER_CACHE_DIR", str(tmp_path_factory.mktemp("kmodel-cache")))
+        torch.manual_seed(0)
+        model = build_model(tiny_config)
+    layer = model.predictor.duration_proj.linear_layer
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=torch.Generator().manual_seed(0)) * 0.2)
+        layer.bias.fill_(-3.5)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_torch_engine(tiny_kmodel):
+    """A TorchEngine on ``tiny_kmodel``: real kokoro code, random weights (``weights`` says so)."""
+    from explorer.engines import TorchEngine
+
+    return TorchEngine(model=tiny_kmodel)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_path(tiny_kmodel, tiny_config, tmp_path_factory):
+    """``tiny_kmodel`` exported to ONNX as kokoro's own export does: ``KModelForONNX``, TorchScript exporter.
+
+    The export traces the complex-free STFT kokoro uses for ONNX (``CustomSTFT``, what ``disable_complex=True``
+    builds); it is swapped in for the trace only. Inputs ``input_ids`` int64 [1, T], ``ref_s`` float [1, 256],
+    ``speed`` float64 scalar; outputs ``waveform`` and ``duration``.
+    """
+    import warnings
+
+    import torch
+    from kokoro.custom_stft import CustomSTFT
+    from kokoro.model import KModelForONNX
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny-kokoro.onnx"
+    istft = tiny_config["istftnet"]
+    generator = tiny_kmodel.decoder.generator
+    original = generator.stft
+    n_fft, hop = istft["gen_istft_n_fft"], istft["gen_istft_hop_size"]
+    generator.stft = CustomSTFT(filter_length=n_fft, hop_length=hop, win_length=n_fft)
+    try:
+        with warnings.catch_warnings(), one_torch_thread():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                KModelForONNX(tiny_kmodel).eval(),
+                (torch.zeros((1, 8), dtype=torch.long), torch.zeros((1, 256)), torch.tensor(1.0, dtype=torch.float64)),
+                str(path),
+                input_names=["input_ids", "ref_s", "speed"],
+                output_names=["waveform", "duration"],
+                dynamic_axes={"input_ids": {1: "tokens"}, "waveform": {0: "samples"}, "duration": {0: "tokens"}},
+                opset_version=17,
+                dynamo=False,
+            )
+    finally:
+        generator.stft = original
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_engine(tiny_onnx_path, tiny_config):
+    """An OnnxEngine on the ONNX export of ``tiny_kmodel``: same weights as ``tiny_torch_engine``, gives durations."""
+    from explorer.engines import OnnxEngine
+
+    return OnnxEngine(tiny_onnx_path, config=tiny_config)
+
+
+@pytest.fixture(scope="session")
+def offline_onnx_engine():
+    """The real offline engine: the official int8 ONNX model joined from its PyPI parts into the normal cache."""
+    from explorer.engines import OnnxEngine
+
+    return OnnxEngine()

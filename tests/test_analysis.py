@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from planted import AXIS_DIM, PAIR
+from planted import planted_voices as make_planted
 
 from explorer.analysis import (
     analyze,
@@ -20,26 +22,12 @@ from explorer.analysis import (
     value_distributions,
 )
 from explorer.errors import AnalysisError
-from explorer.voices import Voice, VoiceSet
-
-AXIS_DIM = 37  # decoder dim along which the two planted groups split
-PAIR = (12, 200)  # planted correlated decoder/prosody pair
+from explorer.voices import VoiceSet
 
 
-def planted_voices(count_per_group: int = 10, seed: int = 0) -> VoiceSet:
-    """Two groups (af_*, bm_*) split by +-3 along decoder dim 37; prosody dim 200 copies decoder dim 12."""
-    rng = np.random.default_rng(seed)
-    voices = []
-    for group, sign in (("af", 1.0), ("bm", -1.0)):
-        for i in range(count_per_group):
-            base = rng.normal(0, 0.1, 256)
-            base[AXIS_DIM] += 3.0 * sign
-            shared = rng.normal(0, 1.0)
-            base[PAIR[0]] += shared
-            base[PAIR[1]] += shared
-            rows = base + rng.normal(0, 0.01, (510, 256))
-            voices.append(Voice.from_array(f"{group}_v{i}", rows.astype(np.float32), "planted"))
-    return VoiceSet(voices)
+def planted_voices(count_per_group: int = 10) -> VoiceSet:
+    """Two groups (af_*, bm_*) split by +-3 along decoder dim AXIS_DIM; prosody dim 200 copies decoder dim 12."""
+    return make_planted({"af": 1.0, "bm": -1.0}, per_group=count_per_group)
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,13 @@ import json
 
 import numpy as np
 import pytest
+from planted import AXIS_DIM, planted_voices
 
 from explorer import charts, reports
 from explorer.analysis import analyze
 from explorer.errors import AnalysisError
 from explorer.reports import seed_expectations, write_analysis_reports
 from explorer.voices import Voice, VoiceSet
-
-AXIS_DIM = 37  # decoder dim along which American and British voices are planted apart
-PAIR = (12, 200)  # planted correlated decoder/prosody pair
 
 REPORT_FILES = [
     "analysis.json",
@@ -33,26 +31,9 @@ REPORT_FILES = [
 ARCHITECTURE_FILES = ["architecture_analysis.json", "architecture_report.txt"]
 
 
-def planted_voices() -> VoiceSet:
-    """Twelve voices: af/am (American) and bf/bm (British) split by +-3 along decoder dim 37; prosody dim 200
-    copies decoder dim 12 (plus noise)."""
-    rng = np.random.default_rng(0)
-    voices = []
-    for group, sign in (("af", 1), ("am", 1), ("bf", -1), ("bm", -1)):
-        for i in range(3):
-            base = rng.normal(0, 0.1, 256)
-            base[AXIS_DIM] += 3.0 * sign
-            shared = rng.normal(0, 1.0)
-            base[PAIR[0]] += shared
-            base[PAIR[1]] += shared
-            rows = base + rng.normal(0, 0.01, (510, 256))
-            voices.append(Voice.from_array(f"{group}_v{i}", rows.astype(np.float32), "planted"))
-    return VoiceSet(voices)
-
-
 @pytest.fixture(scope="module")
 def planted():
-    voices = planted_voices()
+    voices = planted_voices({"af": 1, "am": 1, "bf": -1, "bm": -1}, per_group=3)
     return voices, analyze(voices, tsne_layers=("both",))
 
 

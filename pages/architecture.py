@@ -1,0 +1,146 @@
+"""Architecture: Kokoro's modules and parameter counts, where each style half goes, and the path from text to audio.
+
+Everything is measured on the real ``kokoro.KModel`` (built once, shared by every session), not described from memory.
+"""
+
+import pandas as pd
+import streamlit as st
+
+from explorer import charts, ui
+from explorer.errors import ExplorerError
+from explorer.hub import cached_hub_file
+
+st.title("Model architecture")
+
+# --- which weights ---------------------------------------------------------------------------------------------------
+weights_text = st.text_input(
+    "Weights file (optional)",
+    key="arch_weights",
+    placeholder="/path/to/kokoro-v1_0.pth",
+    help="A local Kokoro .pth. Without one the model is built from its config with random weights: parameter "
+    "counts, the module tree, the style routing and the data flow are the same; only weight statistics differ.",
+)
+cached = cached_hub_file("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")
+if cached is not None:
+    st.caption(f"The official weights are in your Hugging Face cache: `{cached}`")
+weights = weights_text.strip() or None
+try:
+    summary = ui.architecture_summary(weights)
+except ExplorerError as error:
+    ui.show_error(error)
+    st.caption("Showing the model with random weights instead.")
+    weights = None
+    summary = ui.architecture_summary(None)
+
+if weights is None:
+    st.info(
+        "Weights: **random initialisation** (no weights file given). Parameter counts, the module tree, the style "
+        "routing and the data flow do not depend on the weights; weight statistics below describe the random "
+        "initialisation, not the trained model."
+    )
+else:
+    st.success(f"Weights: {ui.escape_markdown(summary.weights)}")
+
+metrics = st.columns(4)
+metrics[0].metric("Parameters", f"{summary.total_params:,}")
+metrics[1].metric("Top-level modules", len(summary.modules))
+metrics[2].metric("Style vector", f"{2 * summary.style_dim} values", help="per voicepack row: two halves of "
+                  f"{summary.style_dim}")
+metrics[3].metric("kokoro", summary.kokoro_version)
+
+# --- parameters per module -------------------------------------------------------------------------------------------
+st.subheader("Parameters per top-level module")
+ui.show_chart(
+    charts.parameter_share_chart((m.name, m.params, m.share) for m in summary.modules)
+)
+st.markdown("**Against the seed suite's expectations**")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {"part": check.label, "modules": " + ".join(check.modules), "measured": check.measured,
+             "expected": f"{check.expected_low:.0%}-{check.expected_high:.0%}", "verdict": check.verdict}
+            for check in summary.expectation_checks()
+        ]
+    ),
+    hide_index=True,
+    column_config={"measured": st.column_config.NumberColumn(format="percent")},
+)
+st.caption("The seed analysis suite's assumed shares, set against the counts measured on this model.")
+
+# --- style routing ---------------------------------------------------------------------------------------------------
+st.subheader("Who reads which half of the style vector")
+st.caption("Observed in one traced forward pass whose two style halves held different values.")
+for column, half in zip(st.columns(len(summary.halves)), summary.halves):
+    with column:
+        st.markdown(f"**style[{half.start}:{half.stop}]: the {half.name} half**")
+        st.markdown(f"Read only inside: `{'`, `'.join(half.top_level)}`")
+        st.markdown(f"Enters at: `{'`, `'.join(half.entry_points)}`")
+        st.dataframe(
+            pd.DataFrame([{"layer type (how)": kind, "count": count} for kind, count in half.consumer_types().items()]),
+            hide_index=True,
+        )
+        with st.expander(f"All {len(half.consumers)} layers that read it"):
+            st.dataframe(
+                pd.DataFrame([vars(consumer) for consumer in half.consumers]), hide_index=True,
+                
+            )
+
+# --- data flow -------------------------------------------------------------------------------------------------------
+flow = summary.data_flow
+st.subheader("From text to audio")
+st.markdown(
+    "Text → phonemes (G2P, outside the model) → token ids → the steps below → audio. "
+    f"Traced on the phonemes `{flow.phonemes}`: {flow.n_tokens} tokens including the two pads, {flow.n_frames} "
+    f"duration frames, {flow.n_samples:,} samples at {flow.sample_rate:,} Hz "
+    f"({flow.samples_per_frame:g} samples, {flow.frame_ms:g} ms, per frame)."
+)
+if weights is None:
+    st.caption("With random weights the predicted durations (and so the frame and sample counts) are arbitrary; "
+               "the shapes and the order of the steps are the model's own.")
+detail = st.toggle("Show the sub-modules each step calls", key="arch_flow_detail")
+st.dataframe(
+    pd.DataFrame(
+        [
+            {
+                "step": step.order,
+                "module": ("└ " if step.depth > 1 else "") + step.name,
+                "type": step.module_type,
+                "input": " ".join(str(list(shape)) for shape in step.inputs),
+                "output": str(list(step.output)),
+                "style half": step.style or "",
+            }
+            for step in flow.steps
+            if detail or step.depth == 1
+        ]
+    ),
+    hide_index=True,
+    height=min(38 + 35 * sum(detail or step.depth == 1 for step in flow.steps), 720),
+)
+
+# --- module tree -----------------------------------------------------------------------------------------------------
+st.subheader("Module tree")
+depth = st.slider("Depth to show", 1, max(node.depth for node in summary.nodes), 2, key="arch_depth")
+for module in summary.modules:
+    with st.expander(f"{module.name} ({module.module_type}): {module.params:,} parameters, {module.share:.1%}"):
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"module": node.path, "depth": node.depth, "type": node.module_type,
+                     "parameters": node.total_params, "own": node.own_params,
+                     "share of model": node.total_params / summary.total_params}
+                    for node in summary.tree(depth)
+                    if node.path == module.name or node.path.startswith(module.name + ".")
+                ]
+            ),
+            hide_index=True,
+            column_config={"share of model": st.column_config.NumberColumn(format="percent")},
+        )
+
+# --- weights ---------------------------------------------------------------------------------------------------------
+st.subheader("Weight statistics per module")
+st.caption(f"Over every parameter value of each top-level module; weights: {ui.escape_markdown(summary.weights)}.")
+st.dataframe(
+    pd.DataFrame([vars(stats) for stats in summary.weight_stats]).rename(columns={"name": "module", "count": "values"}),
+    hide_index=True,
+    column_config={c: st.column_config.NumberColumn(format="%.4g") for c in ("mean", "std", "abs_max")},
+)

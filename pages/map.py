@@ -1,0 +1,88 @@
+"""Map: the voices on PCA or t-SNE axes; pick voices for the Lab, see where the Lab's voice sits, and the scree plot."""
+
+import pandas as pd
+import streamlit as st
+
+from explorer import charts, ui
+from explorer.analysis import LAYER_MEANING, LAYERS, summary_vectors
+from explorer.errors import ExplorerError
+from explorer.lab import LabState
+from explorer.recipe import Recipe, apply_recipe
+
+st.title("Voice map")
+row = ui.analysis_row("map")
+voices = ui.session_voices()
+analysis = ui.voice_analysis(voices, row)
+ui.analysis_caption(row)
+
+method_column, layer_column, x_column, y_column, color_column = st.columns([1.2, 1.4, 1, 1, 1])
+method = method_column.radio("Projection", ("PCA", "t-SNE"), key="map_method", horizontal=True)
+layer = layer_column.selectbox(
+    "Layer", tuple(LAYERS), key="map_layer", format_func=lambda name: f"{name} ({LAYER_MEANING[name].split(',')[0]})",
+    help="decoder: dims 0-127 (timbre); prosody: dims 128-255 (rhythm, pitch, duration); both: all 256.",
+)
+color_by = color_column.selectbox("Colour by", charts.COLOR_FIELDS, key="map_color")
+
+if method == "PCA":
+    ratio = analysis.pca[layer].explained_variance_ratio
+    components = list(range(1, len(ratio) + 1))
+
+    def label(component: int) -> str:
+        return f"PC{component} ({ratio[component - 1]:.1%})"
+
+    x_component = x_column.selectbox("x axis", components, index=0, key="map_x", format_func=label)
+    y_component = y_column.selectbox("y axis", components, index=1, key="map_y", format_func=label)
+
+    # The Lab's current voice, projected into the same space as its own marker.
+    markers = []
+    token = st.session_state.get("recipe_token")
+    try:
+        recipe = (Recipe.from_token(token) if token
+                  else LabState.default(st.session_state["lab_voices"], voices).to_recipe())
+        pack = apply_recipe(recipe, voices, context=ui.recipe_context())
+        markers.append(charts.Marker("Lab voice", summary_vectors(pack[None], row)[0]))
+    except ExplorerError as error:
+        st.warning(f"The Lab's voice cannot be drawn: {error}")
+    chart = charts.pca_scatter_chart(
+        analysis, voices, layer=layer, x_component=x_component, y_component=y_component, color_by=color_by,
+        markers=markers,
+    )
+else:
+    chart = charts.tsne_chart(analysis, layer, color_by, voices)
+
+map_column, side_column = st.columns([3, 1])
+with map_column:
+    event = ui.show_chart(chart, on_select="rerun", key="map_chart")
+picked = charts.selected_voice_names(event, chart)
+if picked:
+    st.session_state["lab_voices"] = tuple(picked)
+with side_column:
+    in_lab = st.session_state.get("lab_voices", ())
+    st.markdown("**Picked for the Lab**" if picked else "**In the Lab**")
+    st.markdown(ui.escape_markdown(", ".join(in_lab)) or "none")
+    if st.button("Open in Voice Lab", key="map_open_lab", type="primary", disabled=not in_lab):
+        st.switch_page("pages/lab.py")
+    if method == "PCA":
+        st.caption("Hover a voice for its name. Click a voice (shift-click for more) or drag a box to pick voices "
+                   "for the Voice Lab; double-click clears the box. The cross is the Lab's current voice.")
+    else:
+        st.caption("Hover a voice for its name; click or drag a box to pick voices for the Voice Lab. t-SNE keeps "
+                   "neighbours together, but its axes and distances mean nothing and it cannot place the Lab's "
+                   "voice: switch to PCA to see it.")
+
+st.divider()
+st.subheader("How many components matter")
+scree_column, needed_column = st.columns([3, 2])
+with scree_column:
+    ui.show_chart(charts.pca_variance_chart(analysis, layer, max_components=20))
+needed = pd.DataFrame(
+    [
+        {"layer": name, **{f"{int(p * 100)} %": n for p, n in result.components_needed.items()}}
+        for name, result in analysis.pca.items()
+    ]
+)
+with needed_column:
+    st.markdown("**Components needed to explain a share of the variance across voices**")
+    st.dataframe(needed, hide_index=True)
+    st.caption(f"The chart shows the first 20 of {len(analysis.pca[layer].explained_variance_ratio)} components "
+               f"of the {layer} layer; change the layer above.")

@@ -1,0 +1,143 @@
+"""Voices: every loaded voice with filters, one voice's pack and row trajectory, "Hear it", uploads and the Hub."""
+
+import streamlit as st
+
+from explorer import charts, ui
+from explorer.analysis import row_trajectory
+from explorer.audio import wav_bytes
+from explorer.errors import ExplorerError
+from explorer.lab import synthesize_cached
+from explorer.voices import HUB_REPOS, SUPPORTED_SUFFIXES, load_bytes, load_hub
+
+st.title("Voices")
+st.caption(
+    "Every voice loaded in this session: the 54 bundled Kokoro v1.0 voices, plus any you upload or load from "
+    "Hugging Face. A voicepack holds one 256-value style vector per utterance length (510 rows); dims 0-127 "
+    "drive the decoder (timbre), dims 128-255 the prosody predictor (rhythm, pitch, duration)."
+)
+
+# --- adding voices ---------------------------------------------------------------------------------------------------
+with st.expander("Add voices: upload packs or load a Hugging Face repo"):
+    upload_column, hub_column = st.columns(2)
+    with upload_column:
+        files = st.file_uploader(
+            "Upload voicepacks",
+            type=[suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES],
+            accept_multiple_files=True,
+            key="voices_upload",
+            help="A .pt or .npy of shape [510, 1, 256] or [510, 256], a raw float32 .bin, or an .npz of several "
+            "packs. The file name (or the npz entry) becomes the voice's name; a stock name replaces that voice.",
+        )
+        # Each file is read once per session: its outcome is remembered by file id, so reruns neither re-parse
+        # nor re-add it.
+        outcomes = st.session_state.setdefault("voices_upload_outcomes", {})
+        for file in files or []:
+            if file.file_id not in outcomes:
+                try:
+                    added = load_bytes(file.getvalue(), file.name)
+                except ExplorerError as error:
+                    outcomes[file.file_id] = error
+                except Exception as error:  # an upload must never take the page down, whatever the library misses
+                    outcomes[file.file_id] = ExplorerError(f"Voice file could not be read ({type(error).__name__}).")
+                else:
+                    ui.add_uploaded_voices(added)
+                    outcomes[file.file_id] = tuple(voice.name for voice in added)
+                    st.session_state["voices_voice"] = added[0].name  # show what was just uploaded
+            outcome = outcomes[file.file_id]
+            if isinstance(outcome, ExplorerError):
+                ui.show_error(outcome)
+            else:
+                st.success(f"Added from {ui.escape_markdown(file.name)}: {ui.escape_markdown(', '.join(outcome))}")
+    with hub_column:
+        repo = st.selectbox("Hugging Face repo", HUB_REPOS, key="voices_hub_repo")
+        if st.button("Load from Hugging Face", key="voices_hub_load"):
+            try:
+                with st.spinner(f"Fetching the voices of {repo}…"):
+                    hub_voices = load_hub(repo)
+            except ExplorerError as error:
+                ui.show_error(error)
+            else:
+                ui.add_uploaded_voices(list(hub_voices))
+                st.success(f"Loaded {len(hub_voices)} voices from {ui.escape_markdown(repo)}.")
+        st.caption("Uses the local Hugging Face cache first; without network and cache it says so within seconds.")
+
+# --- the table -------------------------------------------------------------------------------------------------------
+voices = ui.session_voices()
+table = voices.table()
+filters = st.columns(4)
+chosen = {
+    column: filters[index].multiselect(
+        column.capitalize(), sorted(table[column].unique()), key=f"voices_filter_{column}", placeholder="all"
+    )
+    for index, column in enumerate(("language", "gender", "group", "source"))
+}
+shown = table
+for column, values in chosen.items():
+    if values:
+        shown = shown[shown[column].isin(values)]
+picked = st.dataframe(
+    shown.drop(columns=["language_code"]),
+    hide_index=True,
+    key="voices_table",
+    on_select="rerun",
+    selection_mode="single-row",
+    column_config={"name": st.column_config.TextColumn("Voice", pinned=True)},
+    height=min(38 + 35 * max(len(shown), 1), 330),
+)
+st.caption(f"{len(shown)} of {len(table)} voices shown. Click a row to look at that voice.")
+
+if shown.empty:
+    st.info("No voice matches these filters.")
+    st.stop()
+
+# --- one voice -------------------------------------------------------------------------------------------------------
+names = list(shown["name"])
+# A row clicked in the table picks that voice, once; the picker below stays free to choose another afterwards.
+rows = picked.selection.rows
+clicked = names[rows[0]] if rows and rows[0] < len(names) else None
+if clicked is not None and clicked != st.session_state.get("voices_clicked"):
+    st.session_state["voices_voice"] = clicked
+st.session_state["voices_clicked"] = clicked
+if st.session_state.get("voices_voice") not in names:
+    st.session_state["voices_voice"] = ui.DEFAULT_VOICE if ui.DEFAULT_VOICE in names else names[0]
+name = st.selectbox("Voice", names, key="voices_voice")
+voice = voices[name]
+st.subheader(f"{ui.escape_markdown(name)}")
+st.caption(f"{ui.escape_markdown(voice.language)} · {voice.gender} · group {ui.escape_markdown(voice.group)} · "
+           f"source: {ui.escape_markdown(voice.source)}")
+
+# Hear it: the sample text is shared with the other listening pages for the whole session. The player shows only
+# what was rendered for exactly the voice, text and settings now on screen.
+st.text_area("Sample text", height=80, **ui.shared_widget("sample_text", "voices_text"))
+request = (name, st.session_state["sample_text"], st.session_state["lang"], st.session_state["speed"],
+           st.session_state["engine_kind"])
+if st.button("▶ Hear it", key="voices_hear", type="primary"):
+    try:
+        with st.spinner(f"Speaking with {name}…"):
+            render = synthesize_cached(request[1], style=voice.pack, engine=ui.engine(), cache=ui.audio_cache(),
+                                       lang=request[2], speed=request[3])
+        st.session_state["voices_heard"] = (request, wav_bytes(render.audio, render.synthesis.sample_rate),
+                                            render.synthesis)
+    except ExplorerError as error:
+        ui.show_error(error)
+heard = st.session_state.get("voices_heard")
+if heard is not None and heard[0] == request:
+    _, wav, result = heard
+    st.audio(wav, format="audio/wav")
+    st.caption(
+        f"{result.seconds:.1f} s of audio in {result.compute_seconds:.1f} s (real-time factor {result.rtf:.2f}) · "
+        f"engine {result.engine} · weights {ui.escape_markdown(result.weights)} · "
+        f"G2P {ui.escape_markdown(result.g2p)}"
+    )
+    for note in result.notes:
+        st.caption(f"Note: {ui.escape_markdown(note)}")
+
+heatmap_tab, trajectory_tab = st.tabs(["Voicepack heatmap", "Row trajectory"])
+with heatmap_tab:
+    ui.show_chart(charts.pack_heatmap(voice.pack, title=name))
+    st.caption("Rows are utterance lengths (row n - 1 styles n phonemes), averaged over bins of "
+               f"{charts.PACK_ROW_STEP} rows; columns are the 256 style dims. Hover a cell for its value.")
+with trajectory_tab:
+    ui.show_chart(charts.row_trajectory_chart(row_trajectory(voice.pack), title=name))
+    st.caption("How the style changes with utterance length: the norm of each half, and each row's cosine "
+               "similarity to row 0.")

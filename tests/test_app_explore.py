@@ -1,0 +1,428 @@
+"""The explore pages (Voices, Map, Groups, Dimensions) and the Architecture page, driven through the real app.
+
+Each test opens ``app.py`` in Streamlit's ``AppTest``, switches to a page, works its widgets and checks what a
+person would see. Streamlit's caches are cleared around every test; the slow library calls behind them (loading the
+bundled voices, analysing them, building the model) are memoised per test session here instead, so the suite stays
+fast while every page still runs its own cached helpers. Chart clicks cannot be simulated by ``AppTest``: turning a
+map selection into voice names is tested in ``test_charts.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from explorer import analysis as analysis_module
+from explorer import ui
+from explorer.analysis import LAYERS, layer_slice, nearest_voices
+from explorer.recipe import Recipe
+from explorer.voices import Voice, VoiceSet
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="session")
+def analyses():
+    """Analyses already computed in this test session, by voice-set fingerprint and row."""
+    return {}
+
+
+@pytest.fixture(autouse=True)
+def app_env(monkeypatch, tmp_path, bundled_voices, analyses):
+    """Fresh Streamlit caches, no Hugging Face access, and memoised voice loading and analysis."""
+
+    def analyze(voices, row=None):
+        # t-SNE is the slowest step: only the mean-over-rows analysis (what the Map tests use) embeds it.
+        key = (voices.fingerprint(), row)
+        if key not in analyses:
+            layers = tuple(LAYERS) if row is None else ()
+            analyses[key] = analysis_module.analyze(voices, row=row, tsne_layers=layers)
+        return analyses[key]
+
+    # AppTest resets Streamlit's "pages directory" flag before every run, and with a pages/ folder beside app.py
+    # each run after switch_page would then execute the page file alone (Streamlit's old multipage mode: no app.py,
+    # no session defaults, no sidebar). A server leaves that mode at its first st.navigation call; start there.
+    original_init = PagesManager.__init__
+
+    def pages_manager_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", pages_manager_init)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "explorer-cache"))
+    monkeypatch.setattr(ui, "load_bundled", lambda: bundled_voices)
+    monkeypatch.setattr(ui, "analyze", analyze)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_page(page: str, **state: object) -> AppTest:
+    """Run the app, switch to ``pages/<page>.py`` (with ``state`` put in the session first) and check it ran.
+
+    The app runs once first, on its default page, so that ``st.navigation`` has registered the pages.
+    """
+    app = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert_ok(app)
+    for key, value in state.items():
+        app.session_state[key] = value
+    app.switch_page(f"pages/{page}.py").run()
+    assert_ok(app)
+    return app
+
+
+def assert_ok(app: AppTest) -> None:
+    """No exception, and app.py ran around the page (its sidebar holds the engine choice)."""
+    assert not app.exception, [e.value for e in app.exception]
+    assert [s for s in app.sidebar.selectbox if s.key == "engine_kind"], "app.py's sidebar is missing"
+
+
+
+def table(app: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page with a column named ``column`` (tables that take no clicks have no key)."""
+    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def tables(app: AppTest, column: str) -> list[pd.DataFrame]:
+    return [frame.value for frame in app.dataframe if column in frame.value.columns]
+
+
+def charts_on(app: AppTest) -> list:
+    return list(app.get("vega_lite_chart"))
+
+
+def spec(chart) -> dict:
+    return json.loads(chart.proto.spec)
+
+
+def chart_frames(chart) -> dict[str, pd.DataFrame]:
+    """The data sets Streamlit sent with an altair chart, by name."""
+    return {d.name: pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets}
+
+
+def markdown_text(app: AppTest) -> str:
+    return "\n".join(str(m.value) for m in app.markdown)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+# --- Voices ----------------------------------------------------------------------------------------------------------
+
+
+def test_voices_page_lists_every_bundled_voice_with_its_pack_and_trajectory(bundled_voices):
+    """A person opening the app sees all 54 voices, and for af_heart a pack heatmap and a row trajectory."""
+    app = open_page("voices")
+    shown = table(app, "source")
+    assert list(shown["name"]) == bundled_voices.names
+    assert set(shown["source"]) == {"bundled"}
+    assert app.selectbox(key="voices_voice").value == "af_heart"
+    titles = [spec(chart).get("title") for chart in charts_on(app)]
+    assert len(titles) == 2 and all("af_heart" in json.dumps(title) for title in titles)
+
+
+def test_voices_filters_narrow_the_table_and_the_voice_choice(bundled_voices):
+    """Filtering by language and then gender leaves only the matching voices in the table and the voice picker."""
+    app = open_page("voices")
+    app.multiselect(key="voices_filter_language").set_value(["British English"]).run()
+    british = [v.name for v in bundled_voices if v.language == "British English"]
+    assert list(table(app, "source")["name"]) == british
+    app.multiselect(key="voices_filter_gender").set_value(["male"]).run()
+    assert_ok(app)
+    british_men = [v.name for v in bundled_voices if v.language == "British English" and v.gender == "male"]
+    assert 0 < len(british_men) < len(british)
+    assert list(table(app, "source")["name"]) == british_men
+    assert list(app.selectbox(key="voices_voice").options) == british_men
+
+
+def test_an_uploaded_pack_joins_the_table_and_can_be_inspected(bundled_voices):
+    """Uploading my_voice.npy adds it as an uploaded voice and shows it at once."""
+    pack = bundled_voices["af_heart"].pack * 0.5
+    app = open_page("voices")
+    app.file_uploader(key="voices_upload").set_value([("my_voice.npy", npy_bytes(pack), "application/octet-stream")])
+    app.run()
+    assert_ok(app)
+    shown = table(app, "source")
+    assert len(shown) == len(bundled_voices) + 1
+    assert shown.set_index("name").loc["my_voice", "source"] == "upload"
+    assert any(ui.escape_markdown("my_voice") in s.value for s in app.success)
+    assert app.selectbox(key="voices_voice").value == "my_voice"
+    assert all("my_voice" in json.dumps(spec(chart).get("title")) for chart in charts_on(app))
+
+
+def test_a_broken_upload_shows_why_and_the_page_goes_on(bundled_voices):
+    """A file of the wrong shape and a file that is not a pack each give an error message, not a traceback."""
+    app = open_page("voices")
+    app.file_uploader(key="voices_upload").set_value(
+        [
+            ("wrong.npy", npy_bytes(np.zeros((3, 4), np.float32)), "application/octet-stream"),
+            ("junk.pt", b"this is not a torch file", "application/octet-stream"),
+        ]
+    )
+    app.run()
+    assert_ok(app)
+    errors = [e.value for e in app.error]
+    assert any("wrong" in e and "shape" in e for e in errors)
+    assert any("junk.pt" in e for e in errors)
+    assert len(table(app, "source")) == len(bundled_voices)
+
+
+def test_voices_put_in_the_session_appear_in_the_table(bundled_voices):
+    """Voices another page added to the session (``uploaded_voices``) are listed with their source."""
+    extra = Voice.from_array("zz_custom", bundled_voices["bm_george"].pack, "upload")
+    app = open_page("voices", uploaded_voices=(extra,))
+    shown = table(app, "source").set_index("name")
+    assert shown.loc["zz_custom", "language"] == "custom"
+    assert shown.loc["zz_custom", "source"] == "upload"
+
+
+def test_loading_from_hugging_face_offline_says_so_clearly(bundled_voices):
+    """Offline, "Load from Hugging Face" shows the Hub error in one sentence and keeps the bundled voices."""
+    app = open_page("voices")
+    app.selectbox(key="voices_hub_repo").set_value("hexgrad/Kokoro-82M-v1.1-zh")
+    app.button(key="voices_hub_load").click().run()
+    assert_ok(app)
+    assert any("Hugging Face" in e.value and "Kokoro-82M-v1.1-zh" in e.value for e in app.error)
+    assert len(table(app, "source")) == len(bundled_voices)
+
+
+def test_voices_loaded_from_hugging_face_join_the_session(monkeypatch, bundled_voices):
+    """When the Hub answers, its voices are added to the session with their hf: source."""
+    hub = VoiceSet([Voice.from_array("zf_001", bundled_voices["zf_xiaobei"].pack, "hf:hexgrad/Kokoro-82M-v1.1-zh")])
+    monkeypatch.setattr("explorer.voices.load_hub", lambda repo: hub)
+    app = open_page("voices")
+    app.button(key="voices_hub_load").click().run()
+    assert_ok(app)
+    shown = table(app, "source").set_index("name")
+    assert shown.loc["zf_001", "source"] == "hf:hexgrad/Kokoro-82M-v1.1-zh"
+    app.multiselect(key="voices_filter_source").set_value(["hf:hexgrad/Kokoro-82M-v1.1-zh"]).run()
+    assert list(table(app, "source")["name"]) == ["zf_001"]
+
+
+def test_hear_it_plays_the_sample_text_as_wav(monkeypatch, tiny_torch_engine):
+    """Clicking "Hear it" speaks the sample text with the chosen voice and plays it; editing the text retires it."""
+    monkeypatch.setattr(ui, "_engine", lambda kind, _progress=None: tiny_torch_engine)
+    app = open_page("voices")
+    app.text_area(key="voices_text").set_value("Hello there.")
+    app.selectbox(key="voices_voice").set_value("bf_emma")
+    app.button(key="voices_hear").click().run()
+    assert_ok(app)
+    assert app.session_state["sample_text"] == "Hello there."
+    audio = list(app.get("audio"))
+    assert len(audio) == 1
+    assert audio[0].proto.url
+    assert not app.error
+    assert any("engine torch" in c.value for c in app.caption)
+    app.text_area(key="voices_text").set_value("Something else.").run()
+    assert not list(app.get("audio")), "the player must not offer audio of a text no longer on screen"
+
+
+# --- Map -------------------------------------------------------------------------------------------------------------
+
+
+def map_chart(app: AppTest):
+    return charts_on(app)[0]
+
+
+def test_map_layer_and_axes_change_the_plotted_components(bundled_voices, analyses):
+    """Choosing the prosody layer and PC3 on x redraws the map with those coordinates."""
+    app = open_page("map")
+    first = spec(map_chart(app))
+    assert "decoder" in first["title"]["text"] and "PC1" in json.dumps(first["layer"][0]["encoding"]["x"])
+    app.selectbox(key="map_layer").set_value("prosody")
+    app.selectbox(key="map_x").set_value(3).run()
+    assert_ok(app)
+    chart = map_chart(app)
+    assert "prosody" in spec(chart)["title"]["text"]
+    assert "PC3" in spec(chart)["layer"][0]["encoding"]["x"]["title"]
+    points = next(frame for frame in chart_frames(chart).values() if "name" in frame.columns)
+    expected = analyses[(bundled_voices.fingerprint(), None)].pca["prosody"].projections
+    np.testing.assert_allclose(points["x"], expected[:, 2], rtol=1e-6)
+    np.testing.assert_allclose(points["y"], expected[:, 1], rtol=1e-6)
+
+
+def test_map_colour_and_tsne(bundled_voices):
+    """Colouring by gender and switching to t-SNE give a t-SNE map coloured by gender, without PC axis pickers."""
+    app = open_page("map")
+    app.selectbox(key="map_color").set_value("gender")
+    app.radio(key="map_method").set_value("t-SNE").run()
+    assert_ok(app)
+    chart = spec(map_chart(app))
+    assert "t-SNE" in chart["title"]["text"]
+    assert chart["layer"][0]["encoding"]["color"]["field"] == "gender"
+    assert not [s for s in app.selectbox if s.key in {"map_x", "map_y"}]
+
+
+def test_map_draws_the_lab_voice_where_its_recipe_puts_it(bundled_voices):
+    """With bf_emma as the Lab's recipe, the "Lab voice" marker sits exactly on bf_emma's point."""
+    app = open_page("map", recipe_token=Recipe.single("bf_emma").to_token())
+    frames = chart_frames(map_chart(app))
+    points = next(frame for frame in frames.values() if "name" in frame.columns).set_index("name")
+    marker = next(frame for frame in frames.values() if "label" in frame.columns)
+    assert list(marker["label"]) == ["Lab voice"]
+    np.testing.assert_allclose(marker[["x", "y"]].to_numpy()[0], points.loc["bf_emma", ["x", "y"]].to_numpy(),
+                               atol=1e-5)
+
+
+def test_map_with_a_broken_lab_recipe_warns_and_still_draws(bundled_voices):
+    """A recipe string that does not parse gives a warning; the map is drawn without the Lab marker."""
+    app = open_page("map", recipe_token="not-a-recipe!!")
+    assert any("Lab's voice" in w.value for w in app.warning)
+    frames = chart_frames(map_chart(app))
+    assert not any("label" in frame.columns and len(frame) for frame in frames.values())
+
+
+def test_map_scree_plot_follows_the_layer_and_the_lab_button_names_the_voices(bundled_voices):
+    """The scree plot shows the chosen layer's components with the cumulative share; the Lab button is ready."""
+    app = open_page("map", lab_voices=("am_adam", "bf_emma"))
+    assert set(table(app, "50 %")["layer"]) == set(LAYERS)
+    assert "am\\_adam, bf\\_emma" in markdown_text(app)
+    assert not app.button(key="map_open_lab").disabled
+    app.selectbox(key="map_layer").set_value("both").run()
+    scree = charts_on(app)[1]
+    assert "cumulative" in json.dumps(spec(scree)).lower()
+    frame = next(iter(chart_frames(scree).values()))
+    assert set(frame["layer"]) == {"both"} and len(frame) == 20
+
+
+# --- Groups ----------------------------------------------------------------------------------------------------------
+
+
+def test_groups_centroids_follow_the_chosen_kind(bundled_voices):
+    """Grouping by gender lists the female and male centroids with their members."""
+    app = open_page("groups")
+    groups = table(app, "within variance")
+    assert set(groups["group"]) == {v.group for v in bundled_voices}
+    app.radio(key="groups_kind").set_value("gender").run()
+    assert_ok(app)
+    genders = table(app, "within variance").set_index("gender")
+    assert set(genders.index) == {"female", "male"}
+    assert genders.loc["female", "voices"] == sum(v.gender == "female" for v in bundled_voices)
+    assert len(charts_on(app)) == 2
+
+
+def test_groups_nearest_neighbours_of_a_chosen_voice(bundled_voices, analyses):
+    """Choosing bm_george, the prosody dims and 3 neighbours lists the 3 nearest other voices by both metrics."""
+    app = open_page("groups")
+    app.selectbox(key="groups_voice").set_value("bm_george")
+    app.selectbox(key="groups_layer").set_value("prosody")
+    app.number_input(key="groups_k").set_value(3).run()
+    assert_ok(app)
+    result = analyses[(bundled_voices.fingerprint(), None)]
+    vectors = result.vectors[:, layer_slice("prosody")]
+    others = [n for n in result.names if n != "bm_george"]
+    target = vectors[result.names.index("bm_george")]
+    rest = vectors[[result.names.index(n) for n in others]]
+    for metric, shown in zip(("cosine", "euclidean"), tables(app, "voice")):
+        expected = nearest_voices(target, rest, others, k=3, metric=metric)
+        assert list(shown["voice"]) == [name for name, _ in expected]
+        assert "bm_george" not in set(shown["voice"])
+
+
+# --- Dimensions ------------------------------------------------------------------------------------------------------
+
+
+def test_dimensions_page_shows_variance_correlation_and_distributions(bundled_voices, analyses):
+    """The page lists the top 20 dims and correlated pairs and draws variance, correlation and value charts."""
+    app = open_page("dimensions")
+    result = analyses[(bundled_voices.fingerprint(), None)]
+    top = table(app, "rank")
+    assert list(top["dim"]) == [dim for dim, _, _ in result.variance.top]
+    pairs = table(app, "decoder dim")
+    assert list(pairs["decoder dim"]) == [d for d, _, _ in result.correlation.top_pairs]
+    assert len(charts_on(app)) == 3
+    assert set(table(app, "p50")["half"]) == {"decoder", "prosody"}
+
+
+def test_the_row_choice_is_shared_by_every_analysis_page(bundled_voices, analyses):
+    """Choosing row 20 on Dimensions analyses row 20 there, and Groups opened next uses row 20 too."""
+    app = open_page("dimensions")
+    app.selectbox(key="dimensions_row").set_value(20).run()
+    assert_ok(app)
+    row20 = analyses[(bundled_voices.fingerprint(), 20)]
+    assert list(table(app, "rank")["dim"]) == [dim for dim, _, _ in row20.variance.top]
+    assert any("row 20" in c.value for c in app.caption)
+    app.switch_page("pages/groups.py").run()
+    assert_ok(app)
+    assert app.selectbox(key="groups_row").value == 20
+    assert any("row 20" in c.value for c in app.caption)
+
+
+# --- Architecture ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_build(monkeypatch, tiny_kmodel):
+    """Make the page build the small test model (the real one takes several seconds), still reading weight files."""
+    from explorer import architecture
+
+    calls = []
+
+    def build_model(config=None, weights=None):
+        calls.append(weights)
+        if weights is not None:
+            architecture.read_weights(weights)
+        return tiny_kmodel
+
+    monkeypatch.setattr(architecture, "build_model", build_model)
+    return calls
+
+
+def test_architecture_reports_the_parameter_count_of_the_built_model(tiny_build, tiny_kmodel):
+    """The page's parameter total is the model's own count; it says the weights are random; modules expand."""
+    app = open_page("architecture")
+    total = sum(p.numel() for p in tiny_kmodel.parameters())
+    metric = next(m for m in app.metric if m.label == "Parameters")
+    assert metric.value == f"{total:,}"
+    assert any("random initialisation" in i.value for i in app.info)
+    top_level = [name for name, module in tiny_kmodel.named_children() if sum(p.numel() for p in module.parameters())]
+    assert len(app.expander) >= len(top_level)
+    assert all(any(e.label.startswith(f"{name} (") for e in app.expander) for name in top_level)
+    assert charts_on(app)
+    assert tiny_build == [None]
+    flow = table(app, "step")
+    assert flow["module"].iloc[0] == "tokens" and flow["module"].iloc[-1] == "audio"
+
+
+def test_architecture_depth_and_flow_detail_widgets(tiny_build):
+    """A deeper tree lists more modules, and the flow detail adds the sub-module steps."""
+    app = open_page("architecture")
+    shallow = tables(app, "own")
+    assert max(tree["depth"].max() for tree in shallow) == 2
+    flow = len(table(app, "step"))
+    app.slider(key="arch_depth").set_value(4)
+    app.toggle(key="arch_flow_detail").set_value(True).run()
+    assert_ok(app)
+    deep = tables(app, "own")
+    assert [tree["module"].iloc[0] for tree in deep] == [tree["module"].iloc[0] for tree in shallow]
+    assert sum(map(len, deep)) > sum(map(len, shallow))
+    assert max(tree["depth"].max() for tree in deep) == 4
+    assert len(table(app, "step")) > flow
+
+
+def test_architecture_with_a_broken_weights_file_says_why(tiny_build, tmp_path):
+    """A weights path that is not a Kokoro file gives a clear error and the random-weight view."""
+    bad = tmp_path / "kokoro.pth"
+    bad.write_bytes(b"not a checkpoint")
+    app = open_page("architecture")
+    app.text_input(key="arch_weights").set_value(str(bad)).run()
+    assert_ok(app)
+    assert any("kokoro.pth" in e.value for e in app.error)
+    assert any("random initialisation" in i.value for i in app.info)

@@ -1,4 +1,9 @@
-"""Kokoro Voice Explorer: the Streamlit entry point. It only routes: pages live in pages/, logic in explorer/."""
+"""Kokoro Voice Explorer: the Streamlit entry point. It only routes: pages live in pages/<section>/, logic in explorer/.
+
+Page scripts sit one folder down on purpose: a ``pages/*.py`` beside the entry point switches Streamlit into its
+legacy multipage mode until ``st.navigation`` first runs, and a fresh server would then serve a deep link (a shared
+Lab recipe) by running the page alone, without this file's session set-up and sidebar.
+"""
 
 import streamlit as st
 
@@ -9,17 +14,17 @@ ui.init_state()
 
 pages = {
     "Explore": [
-        st.Page("pages/voices.py", title="Voices", icon="🗂️", default=True),
-        st.Page("pages/map.py", title="Map", icon="🗺️"),
-        st.Page("pages/groups.py", title="Groups", icon="👥"),
-        st.Page("pages/dimensions.py", title="Dimensions", icon="📊"),
+        st.Page("pages/explore/voices.py", title="Voices", icon="🗂️", default=True),
+        st.Page("pages/explore/map.py", title="Map", icon="🗺️"),
+        st.Page("pages/explore/groups.py", title="Groups", icon="👥"),
+        st.Page("pages/explore/dimensions.py", title="Dimensions", icon="📊"),
     ],
     "Listen": [
-        st.Page("pages/lab.py", title="Voice Lab", icon="🧪"),
-        st.Page("pages/ab.py", title="A/B listening", icon="🎧"),
+        st.Page("pages/listen/lab.py", title="Voice Lab", icon="🧪"),
+        st.Page("pages/listen/ab.py", title="A/B listening", icon="🎧"),
     ],
     "Model": [
-        st.Page("pages/architecture.py", title="Architecture", icon="🏗️"),
+        st.Page("pages/model/architecture.py", title="Architecture", icon="🏗️"),
     ],
 }
 page = st.navigation(pages)

@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from explorer import analysis as analysis_module
@@ -28,6 +27,7 @@ from explorer.recipe import Recipe
 from explorer.voices import Voice, VoiceSet
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
+PAGES = APP.parent / "pages"
 TIMEOUT = 180
 
 
@@ -49,16 +49,6 @@ def app_env(monkeypatch, tmp_path, bundled_voices, analyses):
             analyses[key] = analysis_module.analyze(voices, row=row, tsne_layers=layers)
         return analyses[key]
 
-    # AppTest resets Streamlit's "pages directory" flag before every run, and with a pages/ folder beside app.py
-    # each run after switch_page would then execute the page file alone (Streamlit's old multipage mode: no app.py,
-    # no session defaults, no sidebar). A server leaves that mode at its first st.navigation call; start there.
-    original_init = PagesManager.__init__
-
-    def pages_manager_init(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", pages_manager_init)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(tmp_path / "explorer-cache"))
@@ -72,7 +62,7 @@ def app_env(monkeypatch, tmp_path, bundled_voices, analyses):
 
 
 def open_page(page: str, **state: object) -> AppTest:
-    """Run the app, switch to ``pages/<page>.py`` (with ``state`` put in the session first) and check it ran.
+    """Run the app, switch to ``pages/<section>/<page>.py`` (with ``state`` put in the session first) and check it ran.
 
     The app runs once first, on its default page, so that ``st.navigation`` has registered the pages.
     """
@@ -80,7 +70,7 @@ def open_page(page: str, **state: object) -> AppTest:
     assert_ok(app)
     for key, value in state.items():
         app.session_state[key] = value
-    app.switch_page(f"pages/{page}.py").run()
+    app.switch_page(next(PAGES.glob(f"*/{page}.py")).relative_to(APP.parent).as_posix()).run()
     assert_ok(app)
     return app
 
@@ -359,7 +349,7 @@ def test_the_row_choice_is_shared_by_every_analysis_page(bundled_voices, analyse
     row20 = analyses[(bundled_voices.fingerprint(), 20)]
     assert list(table(app, "rank")["dim"]) == [dim for dim, _, _ in row20.variance.top]
     assert any("row 20" in c.value for c in app.caption)
-    app.switch_page("pages/groups.py").run()
+    app.switch_page("pages/explore/groups.py").run()
     assert_ok(app)
     assert app.selectbox(key="groups_row").value == 20
     assert any("row 20" in c.value for c in app.caption)

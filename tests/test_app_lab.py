@@ -19,7 +19,6 @@ import pytest
 import streamlit as st
 import torch
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from explorer import lab, meters, ui
@@ -61,19 +60,7 @@ class CountingEngine:
 
 @pytest.fixture(autouse=True)
 def app_environment(monkeypatch):
-    """Fresh caches; the app's navigation run on every AppTest run; fake meters; a tone engine by default.
-
-    AppTest resets ``PagesManager.uses_pages_directory`` before each run and, since ``pages/`` exists beside
-    ``app.py``, then runs a switched-to page file alone (Streamlit's legacy multipage path), skipping ``app.py``'s
-    ``init_state`` and sidebar. A real server clears the flag when ``st.navigation`` first runs; so does this shim.
-    """
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
+    """Fresh caches, fake meters, and a tone engine by default."""
     st.cache_data.clear()
     st.cache_resource.clear()
 
@@ -160,7 +147,7 @@ def audio_elements(at: AppTest) -> list:
 
 def test_the_lab_opens_on_the_bundled_voices_with_its_readouts_and_a_share_link():
     """A person opens the Lab: the default voice, its recipe, nearest voices, the map and a link to share."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     token = at.session_state["recipe_token"]
     assert Recipe.from_token(token) == Recipe.single("af_heart")
     assert at.query_params["recipe"] == token
@@ -172,7 +159,7 @@ def test_the_lab_opens_on_the_bundled_voices_with_its_readouts_and_a_share_link(
 
 def test_moving_a_pca_slider_changes_the_recipe_and_moves_the_map_marker():
     """A person drags the decoder PC1 slider: the recipe gains the step and the cross moves right on the map."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     before_token, (x_before, y_before) = at.session_state["recipe_token"], marker(at)
     at.slider(key=lab.pca_key("decoder", 0)).set_value(2.0)
     rerun(at)
@@ -187,7 +174,7 @@ def test_moving_a_pca_slider_changes_the_recipe_and_moves_the_map_marker():
 
 def test_choosing_a_centroid_target_changes_the_pack():
     """A person moves the voice halfway toward a centroid, then picks another centroid: the pack follows."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     unedited = current_pack(at)
     at.radio(key=lab.CENTROID_MODE).set_value("toward")
     rerun(at)
@@ -204,7 +191,7 @@ def test_choosing_a_centroid_target_changes_the_pack():
 
 def test_a_dim_edit_is_added_and_removed():
     """A person zeroes the prosody half with the slicing form, then removes that edit again."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     at.selectbox(key="lab_dim_op").set_value("zero")
     at.radio(key="lab_dim_target").set_value("prosody half")
     rerun(at)
@@ -219,7 +206,7 @@ def test_a_dim_edit_is_added_and_removed():
 
 def test_the_export_downloads_load_back_as_the_lab_voice(media):
     """A person exports the edited voice: the .pt and .npz hold [510, 1, 256] packs equal to it, with the recipe."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     at.slider(key=lab.pca_key("decoder", 1)).set_value(-1.5)
     rerun(at)
     pack = current_pack(at)
@@ -238,7 +225,7 @@ def test_the_export_downloads_load_back_as_the_lab_voice(media):
 
 def test_a_bad_export_name_is_refused_without_downloads():
     """A person types a path as the voice name: an error, no download buttons, the page goes on."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     at.text_input(key="lab_export_name").set_value("../../evil")
     rerun(at)
     assert not at.download_button
@@ -249,7 +236,7 @@ def test_synthesize_with_the_tiny_kokoro_plays_wav_audio_and_then_shows_meters(m
     """A person presses Synthesize: a 24 kHz WAV plays, the meters follow, and replaying renders nothing new."""
     engine = CountingEngine(tiny_torch_engine)
     monkeypatch.setattr(ui, "_engine", lambda kind: engine)
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     at.text_area(key="sample_text").set_value("Hi.")
     rerun(at)
     assert not audio_elements(at)
@@ -272,7 +259,7 @@ def test_a_recipe_in_the_query_string_is_restored_into_the_widgets():
     """A person opens a shared link: the Lab shows that recipe's voices, sliders and edits."""
     recipe = Recipe(Mix((Component("bf_emma", 1.0, 0.0), Component("am_adam", 0.0, 1.0))),
                     (PCAStep("prosody", 1, -1.5), CentroidMove("gender", "male", 0.25), DimEdit.single("zero", 3)))
-    at = open_page("pages/lab.py", {"recipe": recipe.to_token()})
+    at = open_page("pages/listen/lab.py", {"recipe": recipe.to_token()})
     assert Recipe.from_token(at.session_state["recipe_token"]) == recipe
     assert at.multiselect(key=lab.MIX_VOICES).value == ["bf_emma", "am_adam"]
     assert at.number_input(key=lab.prosody_key("bf_emma")).value == 0.0
@@ -294,7 +281,7 @@ def _token(text: str) -> str:
 )
 def test_a_hostile_query_string_gives_a_warning_and_the_default_voice(token):
     """A person opens a broken or malicious link: a warning, the default voice, no traceback, no markup."""
-    at = open_page("pages/lab.py", {"recipe": token})
+    at = open_page("pages/listen/lab.py", {"recipe": token})
     assert Recipe.from_token(at.session_state["recipe_token"]) == Recipe.single("af_heart")
     (warning,) = at.warning
     assert "The recipe in the link was not loaded" in warning.value
@@ -304,7 +291,7 @@ def test_a_hostile_query_string_gives_a_warning_and_the_default_voice(token):
 
 def test_voices_picked_on_the_map_become_the_lab_mix():
     """A person picks voices on the Map and opens the Lab: the mix is those voices, the edits stay."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     at.slider(key=lab.pca_key("decoder", 0)).set_value(1.0)
     rerun(at)
     at.session_state["lab_voices"] = ("bf_emma", "bm_george")
@@ -316,7 +303,7 @@ def test_voices_picked_on_the_map_become_the_lab_mix():
 
 def test_a_sweep_plots_its_meters_and_plays_every_step():
     """A person runs a 3-step PCA sweep: a chart of WER and similarity, a table, and one player per step."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     at.slider(key="lab_sweep_steps").set_value(3)
     rerun(at)
     at.button(key="lab_sweep_run").click()
@@ -333,7 +320,7 @@ def test_a_sweep_plots_its_meters_and_plays_every_step():
 
 def test_ab_renders_both_sides_with_meters_and_the_difference_heatmap(media):
     """A person compares two stock voices: two WAV players, meters side by side, and where the packs differ."""
-    at = open_page("pages/ab.py")
+    at = open_page("pages/listen/ab.py")
     assert at.selectbox(key="ab_A_voice").value == "af_heart"
     assert at.selectbox(key="ab_B_voice").value == "am_adam"
     assert len(at.get("vega_lite_chart")) == 1  # the difference heatmap needs no synthesis
@@ -350,11 +337,11 @@ def test_ab_renders_both_sides_with_meters_and_the_difference_heatmap(media):
 
 def test_ab_side_b_plays_the_lab_recipe_once_there_is_one():
     """A person shapes a voice in the Lab, then opens A/B: side B is that recipe."""
-    at = open_page("pages/lab.py")
+    at = open_page("pages/listen/lab.py")
     at.slider(key=lab.pca_key("decoder", 0)).set_value(3.0)
     rerun(at)
     token = at.session_state["recipe_token"]
-    at.switch_page("pages/ab.py")
+    at.switch_page("pages/listen/ab.py")
     rerun(at)
     assert at.radio(key="ab_B_source").value == "Lab recipe"
     assert "PCA decoder PC1 +3 std" in at.code[1].value
@@ -363,7 +350,7 @@ def test_ab_side_b_plays_the_lab_recipe_once_there_is_one():
 
 def test_a_pasted_recipe_string_that_is_broken_shows_an_error_on_its_side():
     """A person pastes garbage as side A's recipe: that side says why, nothing crashes, nothing renders."""
-    at = open_page("pages/ab.py")
+    at = open_page("pages/listen/ab.py")
     at.radio(key="ab_A_source").set_value("recipe string")
     rerun(at)
     at.text_input(key="ab_A_token").set_value("<b>not a recipe</b>")
@@ -374,7 +361,7 @@ def test_a_pasted_recipe_string_that_is_broken_shows_an_error_on_its_side():
 
 def test_blind_mode_plays_a_hidden_x_and_records_the_listeners_choice():
     """A person turns on blind mode, listens to A, B and X, says X is A: the tally counts the trial."""
-    at = open_page("pages/ab.py")
+    at = open_page("pages/listen/ab.py")
     at.session_state["ab_seed"] = 7
     at.toggle(key="ab_blind").set_value(True)
     at.button(key="ab_synthesize").click()

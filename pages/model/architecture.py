@@ -82,7 +82,7 @@ for column, half in zip(st.columns(len(summary.halves)), summary.halves):
         with st.expander(f"All {len(half.consumers)} layers that read it"):
             st.dataframe(
                 pd.DataFrame([vars(consumer) for consumer in half.consumers]), hide_index=True,
-                
+
             )
 
 # --- data flow -------------------------------------------------------------------------------------------------------

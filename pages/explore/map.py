@@ -61,7 +61,7 @@ with side_column:
     st.markdown("**Picked for the Lab**" if picked else "**In the Lab**")
     st.markdown(ui.escape_markdown(", ".join(in_lab)) or "none")
     if st.button("Open in Voice Lab", key="map_open_lab", type="primary", disabled=not in_lab):
-        st.switch_page("pages/lab.py")
+        st.switch_page("pages/listen/lab.py")
     if method == "PCA":
         st.caption("Hover a voice for its name. Click a voice (shift-click for more) or drag a box to pick voices "
                    "for the Voice Lab; double-click clears the box. The cross is the Lab's current voice.")

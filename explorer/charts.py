@@ -8,11 +8,10 @@ selection named ``voices`` and a box (interval) selection named ``voices_brush``
 
 Large matrices and altair's row limit: altair refuses to inline a DataFrame of more than 5,000 rows (its default
 ``max_rows`` data transformer), and a 128x128 correlation matrix has 16,384 cells. Heatmaps therefore pass their data
-as a plain ``{"values": records}`` dict with one record per matrix row holding that row's cells as arrays, and a
-Vega-Lite ``flatten`` transform expands the cells in the renderer. Dict data bypasses altair's data transformers, so
-no global setting is changed and Streamlit passes it through untouched; the spec stays compact, and building it stays
-fast (an ``alt.InlineData`` object would walk every value in Python). Voicepacks (510x256 = 130,560 cells) are also
-averaged over bins of ``PACK_ROW_STEP`` rows, which keeps the cell count, and the drawing time, down.
+as a plain ``{"values": records}`` dict of one flat record per cell: dict data bypasses altair's data transformers, so
+no global setting is changed. The records hold scalars only: Streamlit converts chart data to Arrow, and cells packed
+into list columns (expanded by a Vega-Lite ``flatten``) arrive empty in the browser. Voicepacks (510x256 = 130,560
+cells) are averaged over bins of ``PACK_ROW_STEP`` rows, which keeps the cell count, and the drawing time, down.
 """
 
 from __future__ import annotations
@@ -60,6 +59,7 @@ _COLOR_SCALES = {
 }
 _SHAPES = ["circle", "triangle-up", "diamond"]
 _DIVERGING = "redblue"
+_HIGHLIGHT = "#ff2d95"  # markers readable on the app's dark theme and on the white PNGs alike
 _MAP_SIZE = {"width": 420, "height": 360}
 
 AnyChart = alt.TopLevelMixin
@@ -159,12 +159,12 @@ def _voice_map(
     if markers is not None and len(markers):
         marker_data = alt.Chart(markers)
         layers.append(
-            marker_data.mark_point(shape="cross", size=320, filled=True, color="black", opacity=1).encode(
+            marker_data.mark_point(shape="cross", size=320, filled=True, color=_HIGHLIGHT, opacity=1).encode(
                 x=x, y=y, tooltip=[alt.Tooltip("label:N", title="Marker")]
             )
         )
         layers.append(
-            marker_data.mark_text(align="left", dx=10, dy=-10, fontWeight="bold").encode(x=x, y=y, text="label:N")
+            marker_data.mark_text(align="left", dx=10, dy=-10, fontWeight="bold", color=_HIGHLIGHT).encode(x=x, y=y, text="label:N")
         )
     chart = alt.layer(*layers, data=frame).properties(**_MAP_SIZE)
     return chart.properties(title=title) if title is not None else chart
@@ -428,9 +428,20 @@ def pca_variance_chart(
     return chart.facet(column=alt.Column("layer:N", sort=chosen, title=None)).properties(title=title)
 
 
+def _cells(matrix: np.ndarray, row_field: str, column_field: str, value: str, row_keys: Sequence[int],
+           column_keys: Sequence[int], decimals: int, extra: Mapping[str, Sequence[object]] | None = None) -> list[dict]:
+    """Return one flat record per matrix cell: ``{row_field, column_field, value}`` plus per-row ``extra`` fields."""
+    rounded = np.round(np.asarray(matrix, dtype=np.float64), decimals).tolist()
+    extra = extra or {}
+    return [
+        {row_field: row_key, column_field: column_key, value: cell, **{k: v[i] for k, v in extra.items()}}
+        for i, (row_key, cells) in enumerate(zip(row_keys, rounded))
+        for column_key, cell in zip(column_keys, cells)
+    ]
+
+
 def _heatmap(
     records: list[dict],
-    arrays: list[str],
     x: alt.X,
     y: alt.Y,
     value: str,
@@ -438,8 +449,7 @@ def _heatmap(
     tooltip: list[alt.Tooltip],
     size: tuple[int, int],
 ) -> alt.Chart:
-    """Return a rect heatmap of compact records (one per matrix row, cells in parallel arrays) expanded by
-    Vega-Lite's ``flatten`` (see the module docstring for why)."""
+    """Return a rect heatmap of one record per cell, passed as dict data (see the module docstring for why)."""
     color = alt.Color(
         f"{value}:Q",
         scale=alt.Scale(scheme=_DIVERGING, reverse=True, domain=[-domain, domain], domainMid=0),
@@ -447,7 +457,6 @@ def _heatmap(
     )
     return (
         alt.Chart({"values": records})
-        .transform_flatten(arrays)
         .mark_rect()
         .encode(x=x, y=y, color=color, tooltip=tooltip)
         .properties(width=size[0], height=size[1])
@@ -468,14 +477,9 @@ def interlayer_correlation_heatmap(source: VoiceAnalysis | InterlayerCorrelation
     matrix = np.asarray(correlation.matrix, dtype=np.float64)
     if matrix.shape != (HALF, HALF):
         raise AnalysisError(f"An inter-layer correlation matrix is {HALF}x{HALF}; got {list(matrix.shape)}.")
-    prosody_dims = list(range(HALF, STYLE_DIM))
-    records = [
-        {"decoder_dim": row, "prosody_dim": prosody_dims, "r": np.round(matrix[row], 3).tolist()}
-        for row in range(HALF)
-    ]
+    records = _cells(matrix, "decoder_dim", "prosody_dim", "r", range(HALF), range(HALF, STYLE_DIM), 3)
     chart = _heatmap(
         records,
-        ["prosody_dim", "r"],
         alt.X("prosody_dim:O", title="Prosody dim", axis=alt.Axis(values=_ticks(HALF, STYLE_DIM, 16), labelAngle=0)),
         alt.Y("decoder_dim:O", title="Decoder dim", axis=alt.Axis(values=_ticks(0, HALF, 16))),
         "r",
@@ -556,7 +560,7 @@ def dimension_variance_chart(source: VoiceAnalysis | DimensionVariance) -> alt.L
     top = (
         alt.Chart()
         .transform_filter("isValid(datum.rank)")
-        .mark_point(shape="triangle-down", filled=True, color="black", size=40, yOffset=-6)
+        .mark_point(shape="triangle-down", filled=True, color=_HIGHLIGHT, size=40, yOffset=-6)
         .encode(x=x, y="variance:Q", tooltip=tooltip)
     )
     analysis = source if isinstance(source, VoiceAnalysis) else None
@@ -657,19 +661,16 @@ def group_distance_heatmap(source: VoiceAnalysis | CentroidAnalysis) -> alt.Laye
 def _pack_heatmap(matrix: np.ndarray, row_step: int, title: alt.TitleParams, value: str) -> alt.Chart:
     if not isinstance(row_step, (int, np.integer)) or not 1 <= row_step <= PACK_ROWS:
         raise AnalysisError(f"row_step must be 1-{PACK_ROWS}; got {row_step}.")
-    dims = list(range(STYLE_DIM))
-    records = []
-    for start in range(0, PACK_ROWS, row_step):
-        end = min(start + row_step, PACK_ROWS) - 1
-        cells = matrix[start : end + 1].mean(axis=0)
-        label = f"{start}" if start == end else f"{start}-{end}"
-        records.append({"row": start, "rows": label, "dim": dims, value: np.round(cells, 4).tolist()})
+    starts = list(range(0, PACK_ROWS, row_step))
+    ends = [min(start + row_step, PACK_ROWS) - 1 for start in starts]
+    binned = np.stack([matrix[start : end + 1].mean(axis=0) for start, end in zip(starts, ends)])
+    labels = [f"{start}" if start == end else f"{start}-{end}" for start, end in zip(starts, ends)]
+    records = _cells(binned, "row", "dim", value, starts, range(STYLE_DIM), 4, {"rows": labels})
     domain = max(float(np.abs(matrix).max()), 1e-9)
-    bins = len(records)
+    bins = len(starts)
     row_title = "Row (phoneme count - 1)" if row_step == 1 else f"Row (phoneme count - 1), mean of {row_step} rows"
     chart = _heatmap(
         records,
-        ["dim", value],
         alt.X("dim:O", title="Dimension (0-127 decoder, 128-255 prosody)",
               axis=alt.Axis(values=_ticks(0, STYLE_DIM, 32), labelAngle=0)),
         alt.Y("row:O", title=row_title, axis=alt.Axis(values=_ticks(0, PACK_ROWS, 50))),

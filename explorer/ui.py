@@ -10,6 +10,7 @@ The only module of the package that imports Streamlit. Every computation it trig
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import altair as alt
 import streamlit as st
 
-from explorer.analysis import VoiceAnalysis, analyze, summary_label
+from explorer.analysis import VoiceAnalysis, analyze, summary_label, tsne
 from explorer.audio import AudioCache
 from explorer.engines import Engine, load_engine
 from explorer.errors import ExplorerError, ModelFilesError
@@ -84,22 +85,34 @@ def add_uploaded_voices(voices: list[Voice]) -> None:
 
 @st.cache_data(show_spinner="Analysing voices…", max_entries=8)
 def _analysis(_voices: VoiceSet, fingerprint: str, row: int | None) -> VoiceAnalysis:
-    return analyze(_voices, row=row)
+    return analyze(_voices, row=row, tsne_layers=())
 
 
 def voice_analysis(voices: VoiceSet, row: int | None = None) -> VoiceAnalysis:
-    """Every analysis of ``voices`` (cached by the voices' content and the row)."""
+    """Every analysis of ``voices`` but t-SNE, the slow one (cached by the voices' content and the row)."""
     return _analysis(voices, voices.fingerprint(), row)
 
 
+@st.cache_data(show_spinner="Embedding voices with t-SNE…", max_entries=16)
+def _tsne(_vectors: object, fingerprint: str, row: int | None, layer: str) -> object:
+    return tsne(_vectors, layer)
+
+
+def with_tsne(analysis: VoiceAnalysis, voices: VoiceSet, layer: str) -> VoiceAnalysis:
+    """``analysis`` with the t-SNE of ``layer`` added, computed once per voices, row and layer."""
+    coordinates = _tsne(analysis.vectors, voices.fingerprint(), analysis.row, layer)
+    return dataclasses.replace(analysis, tsne={**analysis.tsne, layer: coordinates})
+
+
 def escape_markdown(text: object) -> str:
-    """Return ``text`` with every Markdown/HTML special character escaped, so shown names never become markup."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$&])", r"\\\1", str(text))
+    """Return ``text`` with the characters that make Markdown/HTML markup (links, emphasis, tags, code, maths)
+    escaped, so names and messages from uploads or URLs are shown as the text they are."""
+    return re.sub(r"([\\`*_{}\[\]#|<>~$&])", r"\\\1", str(text))
 
 
 def show_error(error: ExplorerError) -> None:
     """Show a library error to the person as the one sentence it is."""
-    st.error(str(error), icon="⚠️")
+    st.error(escape_markdown(error), icon="⚠️")
 
 
 @st.cache_resource(show_spinner="Loading the speech engine…")

@@ -223,6 +223,8 @@ def _check_size(size: int, label: str) -> None:
 def _read_pt(data: bytes, stem: str, label: str) -> dict[str, object]:
     import torch
 
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise VoiceError(f"{label} is not a readable .pt file: it is not a torch.save archive.")
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

@@ -41,12 +41,10 @@ def analyses():
 def app_env(monkeypatch, tmp_path, bundled_voices, analyses):
     """Fresh Streamlit caches, no Hugging Face access, and memoised voice loading and analysis."""
 
-    def analyze(voices, row=None):
-        # t-SNE is the slowest step: only the mean-over-rows analysis (what the Map tests use) embeds it.
-        key = (voices.fingerprint(), row)
+    def analyze(voices, row=None, tsne_layers=()):
+        key = (voices.fingerprint(), row, tsne_layers)
         if key not in analyses:
-            layers = tuple(LAYERS) if row is None else ()
-            analyses[key] = analysis_module.analyze(voices, row=row, tsne_layers=layers)
+            analyses[key] = analysis_module.analyze(voices, row=row, tsne_layers=tsne_layers)
         return analyses[key]
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -243,7 +241,7 @@ def test_map_layer_and_axes_change_the_plotted_components(bundled_voices, analys
     assert "prosody" in spec(chart)["title"]["text"]
     assert "PC3" in spec(chart)["layer"][0]["encoding"]["x"]["title"]
     points = next(frame for frame in chart_frames(chart).values() if "name" in frame.columns)
-    expected = analyses[(bundled_voices.fingerprint(), None)].pca["prosody"].projections
+    expected = analyses[(bundled_voices.fingerprint(), None, ())].pca["prosody"].projections
     np.testing.assert_allclose(points["x"], expected[:, 2], rtol=1e-6)
     np.testing.assert_allclose(points["y"], expected[:, 1], rtol=1e-6)
 
@@ -315,7 +313,7 @@ def test_groups_nearest_neighbours_of_a_chosen_voice(bundled_voices, analyses):
     app.selectbox(key="groups_layer").set_value("prosody")
     app.number_input(key="groups_k").set_value(3).run()
     assert_ok(app)
-    result = analyses[(bundled_voices.fingerprint(), None)]
+    result = analyses[(bundled_voices.fingerprint(), None, ())]
     vectors = result.vectors[:, layer_slice("prosody")]
     others = [n for n in result.names if n != "bm_george"]
     target = vectors[result.names.index("bm_george")]
@@ -332,7 +330,7 @@ def test_groups_nearest_neighbours_of_a_chosen_voice(bundled_voices, analyses):
 def test_dimensions_page_shows_variance_correlation_and_distributions(bundled_voices, analyses):
     """The page lists the top 20 dims and correlated pairs and draws variance, correlation and value charts."""
     app = open_page("dimensions")
-    result = analyses[(bundled_voices.fingerprint(), None)]
+    result = analyses[(bundled_voices.fingerprint(), None, ())]
     top = table(app, "rank")
     assert list(top["dim"]) == [dim for dim, _, _ in result.variance.top]
     pairs = table(app, "decoder dim")
@@ -346,7 +344,7 @@ def test_the_row_choice_is_shared_by_every_analysis_page(bundled_voices, analyse
     app = open_page("dimensions")
     app.selectbox(key="dimensions_row").set_value(20).run()
     assert_ok(app)
-    row20 = analyses[(bundled_voices.fingerprint(), 20)]
+    row20 = analyses[(bundled_voices.fingerprint(), 20, ())]
     assert list(table(app, "rank")["dim"]) == [dim for dim, _, _ in row20.variance.top]
     assert any("row 20" in c.value for c in app.caption)
     app.switch_page("pages/explore/groups.py").run()

@@ -42,13 +42,13 @@ if method == "PCA":
         pack = apply_recipe(recipe, voices, context=ui.recipe_context())
         markers.append(charts.Marker("Lab voice", summary_vectors(pack[None], row)[0]))
     except ExplorerError as error:
-        st.warning(f"The Lab's voice cannot be drawn: {error}")
+        st.warning(f"The Lab's voice cannot be drawn: {ui.escape_markdown(error)}")
     chart = charts.pca_scatter_chart(
         analysis, voices, layer=layer, x_component=x_component, y_component=y_component, color_by=color_by,
         markers=markers,
     )
 else:
-    chart = charts.tsne_chart(analysis, layer, color_by, voices)
+    chart = charts.tsne_chart(ui.with_tsne(analysis, voices, layer), layer, color_by, voices)
 
 map_column, side_column = st.columns([3, 1])
 with map_column:

@@ -9,22 +9,22 @@ import streamlit as st
 
 from explorer import ui
 
-st.set_page_config(page_title="Kokoro Voice Explorer", page_icon="🎙️", layout="wide")
+st.set_page_config(page_title="Kokoro Voice Explorer", page_icon=":material/graphic_eq:", layout="wide")
 ui.init_state()
 
 pages = {
     "Explore": [
-        st.Page("pages/explore/voices.py", title="Voices", icon="🗂️", default=True),
-        st.Page("pages/explore/map.py", title="Map", icon="🗺️"),
-        st.Page("pages/explore/groups.py", title="Groups", icon="👥"),
-        st.Page("pages/explore/dimensions.py", title="Dimensions", icon="📊"),
+        st.Page("pages/explore/voices.py", title="Voices", icon=":material/library_music:", default=True),
+        st.Page("pages/explore/map.py", title="Map", icon=":material/scatter_plot:"),
+        st.Page("pages/explore/groups.py", title="Groups", icon=":material/hub:"),
+        st.Page("pages/explore/dimensions.py", title="Dimensions", icon=":material/bar_chart:"),
     ],
     "Listen": [
-        st.Page("pages/listen/lab.py", title="Voice Lab", icon="🧪"),
-        st.Page("pages/listen/ab.py", title="A/B listening", icon="🎧"),
+        st.Page("pages/listen/lab.py", title="Voice Lab", icon=":material/science:"),
+        st.Page("pages/listen/ab.py", title="A/B listening", icon=":material/headphones:"),
     ],
     "Model": [
-        st.Page("pages/model/architecture.py", title="Architecture", icon="🏗️"),
+        st.Page("pages/model/architecture.py", title="Architecture", icon=":material/account_tree:"),
     ],
 }
 page = st.navigation(pages)

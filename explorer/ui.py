@@ -112,7 +112,7 @@ def escape_markdown(text: object) -> str:
 
 def show_error(error: ExplorerError) -> None:
     """Show a library error to the person as the one sentence it is."""
-    st.error(escape_markdown(error), icon="⚠️")
+    st.error(escape_markdown(error), icon=":material/warning:")
 
 
 @st.cache_resource(show_spinner="Loading the speech engine…")

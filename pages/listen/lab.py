@@ -57,7 +57,7 @@ def _restore() -> None:
     if state is not None:
         st.session_state.update(state.widget_values())
     if restored is not None and restored.warning:
-        st.warning(ui.escape_markdown(restored.warning), icon="⚠️")
+        st.warning(ui.escape_markdown(restored.warning), icon=":material/warning:")
 
 
 def _picked_voices() -> None:
@@ -220,7 +220,7 @@ def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
     st.markdown("**Recipe**")
     st.code(describe(recipe), language=None)
     if readout.ood.out_of_distribution:
-        st.warning(ui.escape_markdown(readout.ood.summary()), icon="⚠️")
+        st.warning(ui.escape_markdown(readout.ood.summary()), icon=":material/warning:")
     else:
         st.success(ui.escape_markdown(readout.ood.summary()))
     st.markdown("**Nearest stock voices** (cosine of mean vectors)")

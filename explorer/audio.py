@@ -136,9 +136,16 @@ def audio_cache_key(
 
     Returns:
         A hex SHA-256 string.
+
+    Raises:
+        SynthesisError: ``speed`` is not a number.
     """
     chunks = [phonemes] if isinstance(phonemes, str) else list(phonemes)
-    fields = [engine_name, weights, chunks, style_sha256(style), repr(float(speed))]
+    try:
+        rate = float(speed)
+    except (TypeError, ValueError):
+        raise SynthesisError(f"Speed {str(speed)[:40]!r} is not a number.") from None
+    fields = [engine_name, weights, chunks, style_sha256(style), repr(rate)]
     return hashlib.sha256(json.dumps(fields, ensure_ascii=False).encode()).hexdigest()
 
 

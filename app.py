@@ -30,3 +30,4 @@ pages = {
 page = st.navigation(pages)
 ui.sidebar()
 page.run()
+ui.sidebar_voice_sources()

@@ -21,10 +21,10 @@ import streamlit as st
 
 from explorer.analysis import VoiceAnalysis, analyze, summary_label, tsne
 from explorer.audio import AudioCache
-from explorer.engines import Engine, load_engine
+from explorer.engines import ENGINE_KINDS, Engine, load_engine
 from explorer.errors import ExplorerError, ModelFilesError
 from explorer.recipe import RecipeContext
-from explorer.voices import PACK_ROWS, Voice, VoiceSet, load_bundled
+from explorer.voices import LANGUAGES, PACK_ROWS, Voice, VoiceSet, load_bundled
 
 if TYPE_CHECKING:  # torch is imported only when a page asks for the architecture
     from explorer.architecture import ArchitectureSummary
@@ -33,19 +33,8 @@ if TYPE_CHECKING:  # torch is imported only when a page asks for the architectur
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. How does this voice sound to you?"
 DEFAULT_VOICE = "af_heart"
-ENGINE_KINDS = ("auto", "onnx", "torch")
 AUDIO_CACHE_BYTES = 256 * 2**20
-LANGUAGE_CHOICES = {
-    "a": "American English",
-    "b": "British English",
-    "e": "Spanish",
-    "f": "French",
-    "h": "Hindi",
-    "i": "Italian",
-    "p": "Brazilian Portuguese",
-    "j": "Japanese",
-    "z": "Mandarin Chinese",
-}
+LANGUAGE_CHOICES = LANGUAGES
 
 STATE_DEFAULTS: dict[str, object] = {
     "sample_text": DEFAULT_TEXT,
@@ -185,8 +174,12 @@ def sidebar() -> None:
         except ExplorerError as error:
             st.caption(f"**Engine:** unavailable: {escape_markdown(error)}")
         st.caption(f"**G2P:** {escape_markdown(g2p_description(st.session_state['lang']))}")
-        sources = session_voices().table().source.value_counts()
-        st.caption("**Voices:** " + ", ".join(f"{n} {escape_markdown(s)}" for s, n in sources.items()))
+
+
+def sidebar_voice_sources() -> None:
+    """Show where this session's voices come from; called after the page ran, so an upload counts at once."""
+    sources = session_voices().table().source.value_counts()
+    st.sidebar.caption("**Voices:** " + ", ".join(f"{n} {escape_markdown(s)}" for s, n in sources.items()))
 
 
 def _copy_state(source: str, target: str) -> None:

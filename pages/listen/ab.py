@@ -147,7 +147,7 @@ def _panel() -> None:
         st.caption("Press Synthesize to hear both sides; renders heard before replay without rendering again.")
     st.divider()
     st.markdown("**Where the two packs differ**")
-    st.altair_chart(pack_difference_heatmap(pack_a, pack_b, labels=("A", "B")), key="ab_difference")
+    ui.show_chart(pack_difference_heatmap(pack_a, pack_b, labels=("A", "B")), key="ab_difference")
     st.caption("B minus A for every row (utterance length) and dim; red and blue are opposite signs. "
                "Dims 0-127 shape the timbre, 128-255 the prosody.")
 

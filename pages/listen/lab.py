@@ -230,8 +230,8 @@ def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
     x, y = shown[0] + 1, (shown[1] + 1 if len(shown) > 1 else (2 if shown[0] != 1 else 1))
     chart = pca_scatter_chart(context.pca[layer], ui.bundled_voices(), x_component=x, y_component=y,
                               color_by="gender", markers=[Marker("Lab voice", readout.vector)], select=False)
-    st.altair_chart(chart, key="lab_map")
-    st.caption("The black cross is the Lab's voice on the axes you are sliding (the first two with a slider).")
+    ui.show_chart(chart, key="lab_map")
+    st.caption("The pink cross is the Lab's voice on the axes you are sliding (the first two with a slider).")
 
 
 def _listen(recipe: Recipe, pack, token: str) -> None:
@@ -429,7 +429,7 @@ def _sweep() -> None:
     if result is None:
         return
     if result.measured:
-        st.altair_chart(lab.sweep_chart(result), key="lab_sweep_chart")
+        ui.show_chart(lab.sweep_chart(result), key="lab_sweep_chart")
         st.caption("Word error rate: 0 means every word was heard. Similarity: 1 means the same voice as the start "
                    "(or end) of the sweep.")
     else:

@@ -106,7 +106,7 @@ def server(browser) -> Iterator[Server]:
     """The app for the whole session, first visited at its address (the entry page), as a person opening it does.
 
     A first visit straight to a page's own address on a fresh server is tested on its own server
-    (``test_pages.py::test_a_link_to_a_page_works_as_the_first_visit_to_a_fresh_server``).
+    (``test_e2e_pages.py::test_a_link_to_a_page_works_as_the_first_visit_to_a_fresh_server``).
     """
     with serve("streamlit-server.log") as running:
         context = browser.new_context(viewport=VIEWPORT)

@@ -19,7 +19,14 @@ Names are imported on first use, so ``import explorer`` stays fast and loads tor
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# Torch's OpenMP threads spin for GOMP's default 300,000 iterations before they sleep. On a 2-core machine with any
+# other work running (the app's own server, a second listener) that stalls each render up to 3x; 10,000 spins keep
+# the idle speed and halve the loss (``python -m explorer bench``, README "Benchmarks"). Read when torch is first
+# imported, which in this package happens after this line; a value set by the user wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 _PUBLIC = {
     "explorer.voices": [

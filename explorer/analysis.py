@@ -16,24 +16,67 @@ import pandas as pd
 from explorer.errors import AnalysisError
 from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet
 
+__all__ = [
+    "CENTROID_KINDS",
+    "LAYERS",
+    "LAYER_MEANING",
+    "MIN_VOICES",
+    "Centroid",
+    "CentroidAnalysis",
+    "DimensionVariance",
+    "InterlayerCorrelation",
+    "PCAResult",
+    "RowTrajectory",
+    "ValueDistribution",
+    "VoiceAnalysis",
+    "analyze",
+    "centroids",
+    "dimension_variance",
+    "interlayer_correlation",
+    "layer_slice",
+    "nearest_voices",
+    "pca",
+    "row_trajectory",
+    "summary_label",
+    "summary_vectors",
+    "tsne",
+    "value_distributions",
+]
+
 LAYERS: dict[str, slice] = {
     "decoder": slice(0, HALF),
     "prosody": slice(HALF, STYLE_DIM),
     "both": slice(0, STYLE_DIM),
 }
-"""Dims 0-127 condition the decoder (timbre); dims 128-255 the prosody predictor (rhythm, pitch, duration)."""
+"""Dims 0-127 condition the decoder (timbre); dims 128-255 the prosody predictor (rhythm, pitch, duration).
+
+Example:
+    >>> import explorer
+    >>> explorer.LAYERS["prosody"]
+    slice(128, 256, None)
+    >>> voices = explorer.load_voices()
+    >>> voices["af_heart"].pack[:, explorer.LAYERS["decoder"]].shape
+    (510, 128)
+"""
 LAYER_MEANING = {
     "decoder": "dims 0-127, to the decoder (timbre)",
     "prosody": "dims 128-255, to the prosody predictor (rhythm, pitch, duration)",
     "both": "all 256 dims",
 }
+"""What each layer name means, in the words charts and reports use."""
 VARIANCE_TARGETS = (0.5, 0.8, 0.9, 0.99)
 MIN_VOICES = 3
+"""Fewest voices PCA, correlation, variance and t-SNE can say anything about."""
 CENTROID_KINDS = ("group", "language", "gender")
+"""What voices are grouped by for centroids: the name prefix (``af``), the language, the gender."""
 
 
 def layer_slice(layer: str) -> slice:
-    """Return the dims of ``layer`` ("decoder", "prosody" or "both")."""
+    """Return the dims of ``layer`` ("decoder", "prosody" or "both").
+
+    Raises:
+        AnalysisError: any other layer name.
+    """
     try:
         return LAYERS[layer]
     except KeyError:
@@ -53,6 +96,15 @@ def summary_vectors(packs: np.ndarray, row: int | None = None) -> np.ndarray:
     Args:
         packs: ``[N, 510, 256]``.
         row: ``None`` for the mean over rows, else 0-509.
+
+    Raises:
+        AnalysisError: ``row`` is outside 0-509.
+
+    Example:
+        >>> import explorer
+        >>> packs = explorer.load_voices().packs()
+        >>> explorer.summary_vectors(packs).shape, explorer.summary_vectors(packs, row=20).dtype
+        ((54, 256), dtype('float64'))
     """
     if row is None:
         return packs.astype(np.float64).mean(axis=1)
@@ -104,20 +156,40 @@ class PCAResult:
 
 
 def pca(vectors: np.ndarray, layer: str = "both", n_components: int | None = None) -> PCAResult:
-    """Return the PCA of ``layer`` over ``vectors`` ``[N, 256]``; all ``min(N, dims)`` components by default."""
-    from sklearn.decomposition import PCA
+    """Return the PCA of ``layer`` over ``vectors`` ``[N, 256]``; all ``min(N, dims)`` components by default.
 
+    Args:
+        vectors: one summary vector per voice (see ``summary_vectors``), at least 3.
+        layer: "decoder", "prosody" or "both".
+        n_components: how many components to keep (1 to ``min(N, dims)``); all by default.
+
+    Raises:
+        AnalysisError: fewer than 3 voices, an unknown layer, or ``n_components`` out of range.
+
+    Example:
+        >>> import explorer
+        >>> vectors = explorer.summary_vectors(explorer.load_voices().packs())
+        >>> decoder = explorer.pca(vectors, "decoder")
+        >>> round(float(decoder.explained_variance_ratio[0]), 2), decoder.components_needed[0.9]
+        (0.16, 24)
+        >>> explorer.pca(vectors, "prosody", n_components=5).projections.shape
+        (54, 5)
+    """
     _require_voices(len(vectors))
     data = np.asarray(vectors, dtype=np.float64)[:, layer_slice(layer)]
     limit = min(data.shape)
     count = limit if n_components is None else n_components
     if not 1 <= count <= limit:
         raise AnalysisError(f"n_components must be 1-{limit} for {len(data)} voices on layer {layer}; got {count}.")
-    model = PCA(n_components=count, svd_solver="full").fit(data)
-    components = model.components_.copy()
+    # The full SVD of the centred data, as scikit-learn's PCA(svd_solver="full") computes it, without the second
+    # its first use costs (a cold start of the app pays for every import).
+    mean = data.mean(axis=0)
+    _, singular, rows = np.linalg.svd(data - mean, full_matrices=False)
+    components = rows[:count].copy()
     signs = np.sign(components[np.arange(count), np.abs(components).argmax(axis=1)])
     components *= signs[:, None]
-    ratio = model.explained_variance_ratio_
+    variance = singular**2 / (len(data) - 1)
+    ratio = variance[:count] / variance.sum()
     cumulative = np.cumsum(ratio)
     needed = {}
     for target in VARIANCE_TARGETS:
@@ -129,9 +201,9 @@ def pca(vectors: np.ndarray, layer: str = "both", n_components: int | None = Non
         cumulative=cumulative,
         components_needed=needed,
         components=components,
-        projections=(data - model.mean_) @ components.T,
-        mean=model.mean_,
-        component_std=np.sqrt(model.explained_variance_),
+        projections=(data - mean) @ components.T,
+        mean=mean,
+        component_std=np.sqrt(variance[:count]),
     )
 
 
@@ -200,7 +272,15 @@ class CentroidAnalysis:
 
 
 def centroids(voices: VoiceSet, vectors: np.ndarray) -> CentroidAnalysis:
-    """Return the centroid analysis of ``vectors`` (one per voice of ``voices``, same order)."""
+    """Return the centroid analysis of ``vectors`` (one per voice of ``voices``, same order).
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> result = explorer.centroids(voices, explorer.summary_vectors(voices.packs()))
+        >>> len(result.get("gender", "male").members), result.between_group_distance.shape
+        (25, (17, 17))
+    """
     vectors = np.asarray(vectors, dtype=np.float64)
     overall = vectors.mean(axis=0)
     table = voices.table()
@@ -232,7 +312,19 @@ def nearest_voices(
     vector: np.ndarray, vectors: np.ndarray, names: list[str], k: int = 5, metric: str = "cosine"
 ) -> list[tuple[str, float]]:
     """Return the ``k`` voices nearest ``vector``: ``(name, similarity)`` for cosine, ``(name, distance)`` for
-    euclidean, best first."""
+    euclidean, best first.
+
+    Raises:
+        AnalysisError: a metric other than cosine or euclidean.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> vectors = explorer.summary_vectors(voices.packs())
+        >>> heart = vectors[voices.names.index("af_heart")]
+        >>> [name for name, _ in explorer.nearest_voices(heart, vectors, voices.names, k=3)]
+        ['af_heart', 'af_bella', 'af_sarah']
+    """
     vector = np.asarray(vector, dtype=np.float64)
     vectors = np.asarray(vectors, dtype=np.float64)
     if metric == "cosine":
@@ -269,7 +361,14 @@ class InterlayerCorrelation:
 
 
 def interlayer_correlation(vectors: np.ndarray, top: int = 20) -> InterlayerCorrelation:
-    """Return the 128x128 decoder/prosody correlation of ``vectors`` ``[N, 256]`` and its strongest pairs."""
+    """Return the 128x128 decoder/prosody correlation of ``vectors`` ``[N, 256]`` and its strongest pairs.
+
+    Example:
+        >>> import explorer
+        >>> result = explorer.interlayer_correlation(explorer.summary_vectors(explorer.load_voices().packs()))
+        >>> result.matrix.shape, result.top_pairs[0][:2], round(result.max_abs, 2)
+        ((128, 128), (48, 229), 0.76)
+    """
     _require_voices(len(vectors))
     data = np.asarray(vectors, dtype=np.float64)
     centred = data - data.mean(axis=0)
@@ -312,7 +411,14 @@ class DimensionVariance:
 
 
 def dimension_variance(vectors: np.ndarray, top: int = 20) -> DimensionVariance:
-    """Return the per-dim variance of ``vectors`` ``[N, 256]`` across voices."""
+    """Return the per-dim variance of ``vectors`` ``[N, 256]`` across voices, and the ``top`` most variable dims.
+
+    Example:
+        >>> import explorer
+        >>> result = explorer.dimension_variance(explorer.summary_vectors(explorer.load_voices().packs()), top=3)
+        >>> result.top[0][:2], {layer: round(share, 2) for layer, share in result.layer_share.items()}
+        ((202, 'prosody'), {'decoder': 0.55, 'prosody': 0.45})
+    """
     _require_voices(len(vectors))
     variance = np.asarray(vectors, dtype=np.float64).var(axis=0)
     total = max(float(variance.sum()), 1e-30)
@@ -330,6 +436,11 @@ def tsne(vectors: np.ndarray, layer: str = "both", seed: int = 0, perplexity: fl
     """Return seeded 2-D t-SNE coordinates ``[N, 2]`` of ``layer``.
 
     The perplexity defaults to ``min(30, (N - 1) / 3)`` and is always kept below the number of voices.
+
+    Example:
+        >>> import explorer
+        >>> explorer.tsne(explorer.summary_vectors(explorer.load_voices().packs()), "decoder").shape
+        (54, 2)
     """
     from sklearn.manifold import TSNE
 
@@ -368,7 +479,14 @@ class ValueDistribution:
 
 
 def value_distributions(vectors: np.ndarray, bins: int = 60) -> dict[str, ValueDistribution]:
-    """Return the value distribution of the decoder and prosody halves of ``vectors``."""
+    """Return the value distribution of the decoder and prosody halves of ``vectors``.
+
+    Example:
+        >>> import explorer
+        >>> result = explorer.value_distributions(explorer.summary_vectors(explorer.load_voices().packs()), bins=40)
+        >>> sorted(result), int(result["decoder"].counts.sum()), len(result["prosody"].edges)
+        (['decoder', 'prosody'], 6912, 41)
+    """
     result = {}
     for layer in ("decoder", "prosody"):
         values = np.asarray(vectors, dtype=np.float64)[:, LAYERS[layer]].ravel()
@@ -403,7 +521,14 @@ def _cosine_rows(rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 
 def row_trajectory(pack: np.ndarray) -> RowTrajectory:
-    """Return the row trajectory of one ``[510, 256]`` pack."""
+    """Return the row trajectory of one ``[510, 256]`` pack: how its style changes with utterance length.
+
+    Example:
+        >>> import explorer
+        >>> trajectory = explorer.row_trajectory(explorer.load_voices()["af_heart"].pack)
+        >>> trajectory.decoder_norm.shape, round(float(trajectory.cosine_to_row0[0]), 3)
+        ((510,), 1.0)
+    """
     rows = np.asarray(pack, dtype=np.float64)
     decoder, prosody = rows[:, LAYERS["decoder"]], rows[:, LAYERS["prosody"]]
     return RowTrajectory(
@@ -417,7 +542,23 @@ def row_trajectory(pack: np.ndarray) -> RowTrajectory:
 
 @dataclass(frozen=True)
 class VoiceAnalysis:
-    """Every analysis of a voice set on one kind of summary vector: what ``analyze`` writes and the app shows."""
+    """Every analysis of a voice set on one kind of summary vector: what ``analyze`` writes and the app shows.
+
+    The results are kept as typed objects (``pca``, ``centroids``, ``correlation``...) and read as DataFrames
+    through ``explained_variance``, ``centroid_distances``, ``top_pairs`` and ``top_dimensions``.
+
+    Example:
+        >>> import explorer
+        >>> result = explorer.analyze(explorer.load_voices(), tsne_layers=())
+        >>> result.summary
+        'mean over the 510 rows of each voicepack'
+        >>> result.explained_variance().query("layer == 'decoder'").ratio.head(2).round(2).tolist()
+        [0.16, 0.12]
+        >>> result.centroid_distances("gender")[["key", "members"]].to_dict("records")
+        [{'key': 'male', 'members': 25}, {'key': 'female', 'members': 29}]
+        >>> result.top_dimensions().head(2)[["dim", "layer"]].values.tolist()
+        [[202, 'prosody'], [180, 'prosody']]
+    """
 
     names: list[str]
     row: int | None
@@ -496,6 +637,17 @@ def analyze(voices: VoiceSet, row: int | None = None, tsne_layers: tuple[str, ..
         voices: at least three voices.
         row: ``None`` for the mean over each pack's rows, else the row 0-509 to analyse.
         tsne_layers: layers to embed with t-SNE (the slowest step; pass ``()`` to skip it).
+
+    Raises:
+        AnalysisError: fewer than three voices, or ``row`` outside 0-509.
+
+    Example:
+        >>> import explorer
+        >>> result = explorer.analyze(explorer.load_voices(), row=20, tsne_layers=("decoder",))
+        >>> result.summary
+        'row 20 of each voicepack (the style Kokoro uses for 21 phonemes)'
+        >>> sorted(result.pca), result.tsne["decoder"].shape, result.top_pairs().shape
+        (['both', 'decoder', 'prosody'], (54, 2), (20, 3))
     """
     _require_voices(len(voices))
     vectors = summary_vectors(voices.packs(), row)

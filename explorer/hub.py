@@ -14,22 +14,24 @@ from urllib.parse import urlparse
 
 from explorer.errors import HubError
 
+__all__ = ["cached_hub_file", "hub_download", "hub_reachable", "hub_snapshot"]
+
 PROBE_TIMEOUT_S = 2.0
 
 
-def hub_offline() -> bool:
+def _hub_offline() -> bool:
     """Return True when the user asked huggingface_hub to stay offline (``HF_HUB_OFFLINE=1``)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def hub_endpoint() -> str:
+def _hub_endpoint() -> str:
     """Return the Hub endpoint huggingface_hub would use (``HF_ENDPOINT`` or huggingface.co)."""
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
 def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Return True when one TCP connection to the Hub endpoint succeeds within ``timeout`` seconds."""
-    url = urlparse(hub_endpoint())
+    url = urlparse(_hub_endpoint())
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname or "", port), timeout=timeout):
@@ -39,7 +41,7 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
 
 
 def _unavailable(repo_id: str, what: str) -> HubError:
-    reason = "HF_HUB_OFFLINE is set" if hub_offline() else f"{hub_endpoint()} cannot be reached"
+    reason = "HF_HUB_OFFLINE is set" if _hub_offline() else f"{_hub_endpoint()} cannot be reached"
     return HubError(f"Cannot get {what} from Hugging Face repo '{repo_id}': {reason} and it is not in the local cache.")
 
 
@@ -60,7 +62,7 @@ def hub_download(repo_id: str, filename: str) -> Path:
     cached = cached_hub_file(repo_id, filename)
     if cached is not None:
         return cached
-    if hub_offline() or not hub_reachable():
+    if _hub_offline() or not hub_reachable():
         raise _unavailable(repo_id, f"'{filename}'")
     from huggingface_hub import hf_hub_download
 
@@ -80,7 +82,7 @@ def hub_snapshot(repo_id: str, allow_patterns: list[str]) -> Path:
     """
     from huggingface_hub import snapshot_download
 
-    online = not hub_offline() and hub_reachable()
+    online = not _hub_offline() and hub_reachable()
     try:
         return Path(
             snapshot_download(

@@ -24,11 +24,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from explorer import meters
 from explorer.analysis import LAYERS, nearest_voices, summary_vectors
 from explorer.audio import AudioCache, audio_cache_key
 from explorer.errors import ExplorerError, RecipeError
-from explorer.meters import Meters, SweepPoint
 from explorer.recipe import (
     DIM_OPS,
     MAX_COMPONENTS,
@@ -49,11 +47,45 @@ from explorer.recipe import (
     apply_recipe,
     ood_report,
 )
-from explorer.synth import Synthesis, prepare, synthesize
+from explorer.synth import FIRST_CHUNK_PHONEMES, RenderedChunk, Synthesis, prepare, synthesize
 from explorer.voices import STYLE_DIM, VoiceSet, pack_bytes, validate_voice_name
 
 if TYPE_CHECKING:
     from explorer.engines import Engine
+    from explorer.meters import Meters, SweepPoint
+
+__all__ = [
+    "BlindTally",
+    "BlindTrial",
+    "LabState",
+    "Readout",
+    "Render",
+    "Restored",
+    "SweepPlan",
+    "SweepResult",
+    "SweepStep",
+    "blind_x_audio",
+    "centroid_axis_sweep",
+    "centroid_sweep",
+    "decoder_key",
+    "dim_edit",
+    "draw_trial",
+    "export_files",
+    "interpolation_sweep",
+    "meter_rows",
+    "meters_table",
+    "pca_key",
+    "pca_sweep",
+    "prosody_key",
+    "readout",
+    "restore",
+    "run_sweep",
+    "share_url",
+    "side_recipe",
+    "sweep_amounts",
+    "sweep_chart",
+    "synthesize_cached",
+]
 
 # ------------------------------------------------------------------------------------------------ widget keys
 
@@ -366,40 +398,68 @@ class Render:
 
 
 def synthesize_cached(
-    text: str, *, style: np.ndarray, engine: Engine, cache: AudioCache, lang: str = "a", speed: float = 1.0
+    text: str,
+    *,
+    style: np.ndarray,
+    engine: Engine,
+    cache: AudioCache,
+    lang: str = "a",
+    speed: float = 1.0,
+    on_chunk: Callable[[RenderedChunk], None] | None = None,
 ) -> Render:
     """Speak ``text`` with ``style``, or return the cached synthesis of exactly this request.
 
-    The key is ``audio_cache_key`` of the engine, its weights, the chunks' phonemes, the style and the speed: the
-    same text in two languages, or two packs, never share audio. The cached audio is read-only, as every session
-    replaying it gets the same array. (The text is converted to phonemes once for the key and again inside
-    ``synthesize``: cheap next to rendering, and it keeps one synthesis path.)
+    Every render of the app starts with a short first chunk (``FIRST_CHUNK_PHONEMES``): ``on_chunk`` gets it as soon
+    as it is rendered, to play while the rest renders, and the Lab, A/B and Voices pages share one chunking, so one
+    page's render replays on another. The key is ``audio_cache_key`` of the engine, its weights, the chunks'
+    phonemes, the style and the speed: the same text in two languages, or two packs, never share audio. The cached
+    audio is read-only, as every session replaying it gets the same array. (The text is converted to phonemes once
+    for the key and again inside ``synthesize``: cheap next to rendering, and it keeps one synthesis path.)
+
+    Args:
+        text: what to say, in language ``lang``.
+        style: a voicepack or a 256-vector.
+        engine: renders on a cache miss.
+        cache: the shared audio cache.
+        lang: Kokoro language code.
+        speed: speaking rate, 0.25-4.
+        on_chunk: called with each chunk as it is rendered; never called on a cache hit (the whole audio is there).
+
+    Returns:
+        The synthesis, its cache key, and whether it came from the cache.
 
     Raises:
         SynthesisError: text, style or speed the engine refuses.
     """
-    plan = prepare(text, engine=engine, lang=lang)
+    plan = prepare(text, engine=engine, lang=lang, first_chunk_phonemes=FIRST_CHUNK_PHONEMES)
     key = audio_cache_key(engine.name, engine.weights, [chunk.phonemes for chunk in plan.chunks], style, speed)
     hit = cache.get(key)
     if isinstance(hit, Synthesis):
         return Render(hit, key, True)
-    result = synthesize(text, style=style, engine=engine, lang=lang, speed=speed)
+    result = synthesize(text, style=style, engine=engine, lang=lang, speed=speed,
+                        first_chunk_phonemes=FIRST_CHUNK_PHONEMES, on_chunk=on_chunk)
     result.audio.setflags(write=False)  # shared with every session that replays it
     cache.put(key, result)
     return Render(result, key, False)
 
 
-def export_files(pack: np.ndarray, recipe: Recipe, name: str) -> dict[str, bytes]:
-    """Return ``{filename: bytes}`` for the pack as ``.pt`` and ``.npz`` ([510, 1, 256]) and its recipe as JSON.
+def export_files(pack: np.ndarray, recipe: Recipe, name: str) -> dict[str, Callable[[], bytes]]:
+    """Return ``{filename: build}`` for the pack as ``.pt`` and ``.npz`` ([510, 1, 256]) and its recipe as JSON.
+
+    Each file is built only when its ``build()`` is called (a download button calls it on the click): writing a
+    ``.pt`` imports torch, which would otherwise add a second to the Lab's first run and time to every rerun. The
+    name is checked at once, so a bad one is refused before any button shows.
 
     Raises:
         VoiceError: ``name`` is not a valid voice name (letters, digits, ``_.-``, at most 64).
     """
     name = validate_voice_name(name)
+    pack = np.array(pack, dtype=np.float32)  # a copy: later edits of the caller's array do not change the download
+    text = recipe.to_json()
     return {
-        f"{name}.pt": pack_bytes(pack, ".pt", name),
-        f"{name}.npz": pack_bytes(pack, ".npz", name),
-        f"{name}.recipe.json": recipe.to_json().encode("utf-8"),
+        f"{name}.pt": lambda: pack_bytes(pack, ".pt", name),
+        f"{name}.npz": lambda: pack_bytes(pack, ".npz", name),
+        f"{name}.recipe.json": lambda: text.encode("utf-8"),
     }
 
 
@@ -540,7 +600,9 @@ class SweepResult:
 
     def table(self) -> pd.DataFrame:
         """Return one row per step (amount, WER, similarities, pitch, duration, transcript)."""
-        return meters.sweep_table(self.points)
+        from explorer.meters import sweep_table
+
+        return sweep_table(self.points)
 
     @property
     def measured(self) -> bool:
@@ -576,7 +638,8 @@ def run_sweep(
         RecipeError: a step's recipe cannot be applied here.
         SynthesisError: the engine refused the text.
     """
-    measure = measure or meters.sweep
+    if measure is None:
+        from explorer.meters import sweep as measure  # scipy and the meters load only when a sweep runs
     renders: dict[Recipe, np.ndarray] = {}
     wanted = [step.recipe for step in plan.steps] + [plan.start, plan.end]
     unique = list(dict.fromkeys(wanted))

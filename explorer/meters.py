@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,28 @@ from scipy.signal import resample_poly, sosfilt
 
 from explorer.audio import SAMPLE_RATE, AudioCache, rms_dbfs, style_sha256
 from explorer.errors import AnalysisError, ExplorerError, MeterUnavailable
+
+__all__ = [
+    "Acoustics",
+    "Intelligibility",
+    "Meters",
+    "SweepPoint",
+    "acoustics",
+    "integrated_loudness",
+    "intelligibility",
+    "k_weighting_sos",
+    "measure",
+    "meter_status",
+    "nearest_by_embedding",
+    "nearest_by_sound",
+    "spectral_centroid",
+    "speaker_embedding",
+    "speaker_similarity",
+    "sweep",
+    "sweep_table",
+    "transcribe",
+    "word_error_rate",
+]
 
 WHISPER_SAMPLE_RATE = 16000
 F0_MIN_HZ = 60.0
@@ -107,7 +128,7 @@ class Acoustics:
     loudness_lufs: float | None
 
 
-def pitch_track(
+def _pitch_track(
     audio: np.ndarray,
     sample_rate: float = SAMPLE_RATE,
     *,
@@ -264,9 +285,19 @@ def acoustics(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> Acoustics:
 
     Returns:
         An ``Acoustics``; undefined values (pitch of silence, level of digital silence) are None, never NaN.
+
+    Example:
+        >>> import numpy as np
+        >>> import explorer
+        >>> tone = 0.5 * np.sin(2 * np.pi * 220 * np.arange(24_000) / 24_000)    # one second of A3
+        >>> sound = explorer.acoustics(tone)
+        >>> sound.duration_s, round(sound.f0_median_hz), round(sound.rms_dbfs, 1), sound.voiced_fraction
+        (1.0, 220, -9.0, 1.0)
+        >>> explorer.acoustics(np.zeros(24_000)).f0_median_hz is None
+        True
     """
     x = _mono(audio, sample_rate)
-    f0 = pitch_track(x, sample_rate)
+    f0 = _pitch_track(x, sample_rate)
     voiced = f0[np.isfinite(f0)]
     low, median, high = (float(v) for v in np.percentile(voiced, [5, 50, 95])) if voiced.size else (None,) * 3
     level = rms_dbfs(x) if x.size else float("-inf")
@@ -293,14 +324,11 @@ class _Lazy(Generic[_T]):
         self._value: _T | None = None
         self._build_lock = threading.Lock()
         self.lock = threading.Lock()
-        self.load_seconds: float | None = None
 
     def get(self) -> _T:
         with self._build_lock:
             if self._value is None:
-                start = time.perf_counter()
                 self._value = self._build()
-                self.load_seconds = time.perf_counter() - start
             return self._value
 
 
@@ -351,11 +379,6 @@ _WHISPER = _Lazy(_load_whisper)
 _ENCODER = _Lazy(_load_voice_encoder)
 # Embeddings by clip: references such as renders of the stock voices come back on every measure and sweep.
 _EMBEDDINGS = AudioCache(max_bytes=4 * 1024 * 1024)  # 4096 embeddings of 1 KB
-
-
-def load_seconds() -> dict[str, float | None]:
-    """Seconds each optional model took to load in this process (None where it has not been loaded)."""
-    return {"intelligibility": _WHISPER.load_seconds, "similarity": _ENCODER.load_seconds}
 
 
 def meter_status() -> dict[str, str | None]:
@@ -438,7 +461,7 @@ def _number_words(token: str) -> str:
         return token
 
 
-def normalize_words(text: str) -> list[str]:
+def _normalize_words(text: str) -> list[str]:
     """Words of ``text`` compared the way a listener would: lower case, numbers spelled out, no punctuation.
 
     Apostrophes inside words stay ("don't"); hyphens split words ("twenty-one" -> "twenty one").
@@ -460,8 +483,15 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     Returns:
         The rate (0 = identical; it can exceed 1 when the hypothesis adds many words). With an empty reference
         it is 0.0 for an empty hypothesis and 1.0 otherwise, so a page never divides by zero.
+
+    Example:
+        >>> import explorer
+        >>> explorer.word_error_rate("Hello, world!", "hello world")
+        0.0
+        >>> round(explorer.word_error_rate("the cat sat", "the cat sat down"), 3)
+        0.333
     """
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    ref, hyp = _normalize_words(reference), _normalize_words(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
     # Levenshtein distance over words, one row at a time.
@@ -481,6 +511,14 @@ def intelligibility(
 
     Raises:
         MeterUnavailable: the recogniser is not installed.
+
+    Example:
+        >>> import explorer
+        >>> text = "The quick brown fox jumps over the lazy dog."
+        >>> speech = explorer.synthesize(text, style=explorer.load_voices()["af_heart"].pack)
+        >>> heard = explorer.intelligibility(speech.audio, text, speech.sample_rate)
+        >>> heard.wer < 0.3, "fox" in heard.transcript.lower()
+        (True, True)
     """
     transcript = transcribe(audio, sample_rate, lang=lang)
     return Intelligibility(transcript=transcript, wer=word_error_rate(text, transcript))
@@ -523,7 +561,7 @@ def speaker_embedding(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> np
     return embedding
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine similarity of two vectors (0 when either is zero)."""
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     return float(np.dot(a, b) / norm) if norm > 0 else 0.0
@@ -535,8 +573,22 @@ def speaker_similarity(a: np.ndarray, b: np.ndarray, sample_rate: float = SAMPLE
     Returns:
         A value in [0, 1] (resemblyzer's embeddings are non-negative): renders of one voice score high, a female
         and a male voice clearly lower. Compare values with each other rather than with a fixed threshold.
+
+    Raises:
+        MeterUnavailable: resemblyzer is not installed.
+        AnalysisError: a clip holds too little sound to embed.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> heart = explorer.synthesize("Good morning, how are you today?", style=voices["af_heart"].pack).audio
+        >>> adam = explorer.synthesize("Good morning, how are you today?", style=voices["am_adam"].pack).audio
+        >>> round(explorer.speaker_similarity(heart, heart), 3)
+        1.0
+        >>> explorer.speaker_similarity(heart, adam) < 0.8
+        True
     """
-    return cosine(speaker_embedding(a, sample_rate), speaker_embedding(b, sample_rate))
+    return _cosine(speaker_embedding(a, sample_rate), speaker_embedding(b, sample_rate))
 
 
 def nearest_by_embedding(
@@ -547,7 +599,7 @@ def nearest_by_embedding(
     Returns:
         Up to ``k`` (all when None) pairs ``(name, similarity)``, most similar first.
     """
-    ranked = sorted(((name, cosine(embedding, ref)) for name, ref in references.items()), key=lambda p: -p[1])
+    ranked = sorted(((name, _cosine(embedding, ref)) for name, ref in references.items()), key=lambda p: -p[1])
     return ranked if k is None else ranked[: max(0, k)]
 
 
@@ -610,6 +662,14 @@ def measure(
 
     Raises:
         AnalysisError: ``audio`` itself is unusable (NaN, wrong shape, bad sample rate).
+
+    Example:
+        >>> import explorer
+        >>> text = "Good morning, how are you today?"
+        >>> speech = explorer.synthesize(text, style=explorer.load_voices()["bf_emma"].pack)
+        >>> meters = explorer.measure(speech.audio, speech.sample_rate, text=text)
+        >>> meters.intelligibility.wer < 0.3, meters.acoustics.duration_s > 1, meters.unavailable
+        (True, True, {})
     """
     x = _mono(audio, sample_rate)
     unavailable: dict[str, str] = {}
@@ -685,7 +745,7 @@ def sweep(
             return None
 
     def similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
-        return None if a is None or b is None else cosine(a, b)
+        return None if a is None or b is None else _cosine(a, b)
 
     start_embedding = embed(renders[0][1] if start is None else start)
     end_embedding = embed(renders[-1][1] if end is None else end)

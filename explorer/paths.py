@@ -11,16 +11,25 @@ from typing import Any
 
 from explorer.errors import ModelFilesError
 
+__all__ = ["CONFIG_PATH", "VOICES_DIR", "atomic_write_bytes", "cache_dir", "load_config"]
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_DIR / "assets"
 VOICES_DIR = ASSETS_DIR / "voices"
+"""The bundled Kokoro v1.0 voicepacks and their ``SHA256SUMS`` manifest."""
 CONFIG_PATH = ASSETS_DIR / "config.json"
+"""Kokoro-82M's model config (vocabulary and layer sizes), bundled so the model can be built offline."""
 
 
 def cache_dir() -> Path:
     """Return the folder for assembled models and cached results, creating it.
 
     ``EXPLORER_CACHE_DIR`` overrides the default ``~/.cache/kokoro-explorer``.
+
+    Example:
+        >>> from explorer.paths import cache_dir
+        >>> cache_dir().is_dir()
+        True
     """
     folder = Path(os.environ.get("EXPLORER_CACHE_DIR") or Path.home() / ".cache" / "kokoro-explorer")
     folder.mkdir(parents=True, exist_ok=True)
@@ -32,6 +41,11 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
 
     Returns:
         The path written. Readers see either the old file or the whole new one, never a partial write.
+
+    Example:
+        >>> from explorer.paths import atomic_write_bytes
+        >>> atomic_write_bytes("note.txt", b"hello").read_bytes()
+        b'hello'
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -50,6 +64,11 @@ def load_config(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[st
 
     Raises:
         ModelFilesError: the file is missing or is not a JSON object.
+
+    Example:
+        >>> from explorer.paths import load_config
+        >>> load_config()["n_token"]
+        178
     """
     if isinstance(config, Mapping):
         return dict(config)

@@ -47,22 +47,61 @@ from explorer.analysis import CENTROID_KINDS, LAYERS, MIN_VOICES, PCAResult, nea
 from explorer.errors import RecipeError, VoiceError
 from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, validate_voice_name
 
+__all__ = [
+    "DIM_OPS",
+    "MAX_CENTROID_AMOUNT",
+    "MAX_COMPONENTS",
+    "MAX_DIM_VALUE",
+    "MAX_EDITS",
+    "MAX_JSON_BYTES",
+    "MAX_PCA_AMOUNT",
+    "MAX_TOKEN_CHARS",
+    "MAX_WEIGHT",
+    "METHODS",
+    "T_RANGE",
+    "Base",
+    "CentroidAxis",
+    "CentroidMove",
+    "Component",
+    "DimEdit",
+    "DimOutOfRange",
+    "Edit",
+    "Interpolation",
+    "Mix",
+    "OODReport",
+    "PCAStep",
+    "Recipe",
+    "RecipeContext",
+    "apply_recipe",
+    "describe",
+    "load_recipe",
+    "ood_report",
+]
+
 SCHEMA_VERSION = 1
 MAX_COMPONENTS = 8
+"""Most voices one mix may blend."""
 MAX_EDITS = 32
+"""Most edits one recipe may hold."""
 MAX_WEIGHT = 100.0
+"""Largest weight of a voice in a mix, per half (weights are normalised to sum to 1)."""
 T_RANGE = (-2.0, 3.0)
 """Interpolation ``t``: 0 is voice ``a``, 1 is voice ``b``; beyond them it extrapolates."""
 MAX_PCA_AMOUNT = 10.0
 """In standard deviations of the component; the stock voices lie within about ±3."""
 MAX_CENTROID_AMOUNT = 3.0
+"""Largest centroid move or axis amount either way: 1 lands on the centroid, or moves by the whole axis."""
 MAX_DIM_VALUE = 10.0
+"""Largest value set, offset added or scale factor of a dim edit either way (stock values lie within about ±3.2)."""
 MAX_KEY_CHARS = 32
 MAX_JSON_BYTES = 16 * 1024
 """Largest recipe JSON read (a file, a text, or what a share string inflates to); a full recipe is under 8 KiB."""
 MAX_TOKEN_CHARS = 8 * 1024
+"""Longest share string read (``Recipe.from_token``)."""
 METHODS = ("linear", "slerp")
+"""Interpolation methods: straight line, or spherical per row and half (see ``Interpolation``)."""
 DIM_OPS = ("set", "offset", "scale", "zero")
+"""What a ``DimEdit`` does to its dims."""
 HALVES = {"decoder": (0, HALF), "prosody": (HALF, STYLE_DIM)}
 
 OOD_RANGE_MARGIN = 0.25
@@ -166,7 +205,14 @@ def _dims_text(start: int, stop: int) -> str:
 
 @dataclass(frozen=True)
 class Component:
-    """One voice in a mix, with its weight for the decoder half (timbre) and for the prosody half."""
+    """One voice in a mix, with its weight for the decoder half (timbre) and for the prosody half.
+
+    Example:
+        >>> import explorer
+        >>> mix = explorer.Mix((explorer.Component("af_heart"), explorer.Component("am_adam", decoder=0.0)))
+        >>> mix.describe()
+        'timbre (decoder) 100% af_heart; prosody 50% af_heart + 50% am_adam'
+    """
 
     voice: str
     decoder: float = 1.0
@@ -180,7 +226,16 @@ class Component:
 
 @dataclass(frozen=True)
 class Mix:
-    """A base that blends 1-8 voices row by row, each half with its own weights, normalised to sum to 1 per half."""
+    """A base that blends 1-8 voices row by row, each half with its own weights, normalised to sum to 1 per half.
+
+    Example:
+        >>> import explorer
+        >>> mix = explorer.Mix.from_weights({"af_heart": 3, "bf_emma": 1})
+        >>> mix.weights("decoder"), mix.describe()
+        ({'af_heart': 0.75, 'bf_emma': 0.25}, 'mix 75% af_heart + 25% bf_emma')
+        >>> explorer.Mix.from_weights({"af_heart": 1}, {"am_adam": 1}).describe()   # timbre of one, prosody of another
+        'timbre (decoder) 100% af_heart; prosody 100% am_adam'
+    """
 
     TYPE: ClassVar[str] = "mix"
     components: tuple[Component, ...]
@@ -256,6 +311,14 @@ class Interpolation:
     direction turns from ``a``'s toward ``b``'s along the great circle, at angle ``t`` times the angle between them,
     while the norm moves linearly from ``|a|`` to ``|b|`` (clamped at 0 when extrapolating). Where the two are
     (anti)parallel or either is zero the direction is undefined and that row-half falls back to linear.
+
+    Example:
+        >>> import explorer
+        >>> halfway = explorer.Recipe(explorer.Interpolation("af_heart", "am_adam", 0.5, "slerp"))
+        >>> explorer.describe(halfway)
+        'slerp af_heart -> am_adam at t=0.5'
+        >>> explorer.apply_recipe(halfway, explorer.load_voices()).shape
+        (510, 256)
     """
 
     TYPE: ClassVar[str] = "interpolate"
@@ -313,6 +376,14 @@ class PCAStep:
 
     Every row gets ``amount * std * component`` added in the layer's dims, so the pack's mean vector moves by exactly
     ``amount * std`` along the component and not at all along the others. ``component`` is 0-based (0 is PC1).
+
+    Example:
+        >>> import explorer
+        >>> step = explorer.PCAStep("decoder", 0, 1.5)
+        >>> step.describe()
+        'PCA decoder PC1 +1.5 std'
+        >>> explorer.apply_recipe(explorer.Recipe.single("af_heart").with_edit(step), explorer.load_voices()).shape
+        (510, 256)
     """
 
     TYPE: ClassVar[str] = "pca"
@@ -349,6 +420,13 @@ class CentroidMove:
     """Move toward a centroid (a group, language or gender): ``pack + amount * (centroid - pack)``, row by row.
 
     ``amount`` 1 lands on the centroid pack (the row-wise mean of its members), negative moves away.
+
+    Example:
+        >>> import explorer
+        >>> explorer.CentroidMove("language", "British English", 0.5).describe()
+        "toward language 'British English' centroid x0.5"
+        >>> explorer.CentroidMove("group", "am", -0.5).describe()
+        "away from group 'am' centroid x0.5"
     """
 
     TYPE: ClassVar[str] = "centroid"
@@ -377,6 +455,16 @@ class CentroidAxis:
     """Move along the axis between two centroids: ``pack + amount * (centroid[to_key] - centroid[from_key])``.
 
     E.g. gender ``male`` -> ``female``, or language ``British English`` -> ``American English``.
+
+    Example:
+        >>> import explorer
+        >>> axis = explorer.CentroidAxis("gender", "male", "female", 0.5)
+        >>> axis.describe()
+        "along gender axis 'male' -> 'female' x0.5"
+        >>> voices = explorer.load_voices()
+        >>> pack = explorer.apply_recipe(explorer.Recipe.single("am_adam").with_edit(axis), voices)
+        >>> explorer.ood_report(pack, voices).out_of_distribution
+        False
     """
 
     TYPE: ClassVar[str] = "axis"
@@ -409,6 +497,13 @@ class DimEdit:
     """Set, offset, scale or zero dims ``start`` to ``stop - 1`` in every row.
 
     ``value`` is the value set, the offset added or the scale factor; ``zero`` takes none (0).
+
+    Example:
+        >>> import explorer
+        >>> explorer.DimEdit("offset", 10, 20, 0.5).describe()
+        'offset dims 10-19 by +0.5'
+        >>> explorer.DimEdit.half("scale", "decoder", 1.5).describe(), explorer.DimEdit.single("zero", 5).describe()
+        ('scale decoder half (dims 0-127) x1.5', 'zero dim 5')
     """
 
     TYPE: ClassVar[str] = "dims"
@@ -461,7 +556,9 @@ class DimEdit:
 
 
 Base = Union[Mix, Interpolation]
+"""What a recipe starts from: a mix or an interpolation of stock voices."""
 Edit = Union[PCAStep, CentroidMove, CentroidAxis, DimEdit]
+"""One step a recipe applies to its base, in order."""
 BASE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Mix, Interpolation)}
 EDIT_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (PCAStep, CentroidMove, CentroidAxis, DimEdit)}
 
@@ -524,6 +621,16 @@ class Recipe:
 
     Responsibilities: validate on construction (``RecipeError``), serialise (dict, JSON, share string), and give
     functional updates for the Lab (``with_edit``, ``replace_edit``...). ``apply_recipe`` turns it into a pack.
+
+    Example:
+        >>> import explorer
+        >>> recipe = explorer.Recipe.single("af_heart").with_edit(explorer.PCAStep("decoder", 0, 1.5))
+        >>> recipe.voice_names, len(recipe.edits)
+        (('af_heart',), 1)
+        >>> explorer.Recipe.from_token(recipe.to_token()) == recipe    # the share string the app puts in its URL
+        True
+        >>> explorer.Recipe.from_json(recipe.to_json()) == recipe
+        True
     """
 
     base: Base
@@ -705,6 +812,16 @@ def load_recipe(source: str | Path) -> Recipe:
 
     Raises:
         RecipeError: no such file, unreadable or oversize file, or a malformed recipe.
+
+    Example:
+        >>> import explorer
+        >>> recipe = explorer.Recipe.single("bf_emma").with_edit(explorer.DimEdit.single("zero", 5))
+        >>> explorer.load_recipe(recipe.to_token()) == recipe
+        True
+        >>> from pathlib import Path
+        >>> _ = Path("emma.json").write_text(recipe.to_json())
+        >>> explorer.load_recipe("emma.json") == recipe
+        True
     """
     if not isinstance(source, (str, Path)):
         raise RecipeError(f"A recipe source must be a path or text, not {_type_name(source)}.")
@@ -725,7 +842,15 @@ def load_recipe(source: str | Path) -> Recipe:
 
 
 def describe(recipe: Recipe) -> str:
-    """Return the recipe in words, one line per step (base first), for the app, CLI and README."""
+    """Return the recipe in words, one line per step (base first), for the app, CLI and README.
+
+    Example:
+        >>> import explorer
+        >>> recipe = explorer.Recipe(explorer.Mix.from_weights({"af_heart": 0.7, "bf_emma": 0.3}, {"am_adam": 1.0}))
+        >>> print(explorer.describe(recipe.with_edit(explorer.PCAStep("decoder", 0, 1.5))))
+        timbre (decoder) 70% af_heart + 30% bf_emma; prosody 100% am_adam
+        PCA decoder PC1 +1.5 std
+    """
     return "\n".join([recipe.base.describe(), *(edit.describe() for edit in recipe.edits)])
 
 
@@ -740,6 +865,15 @@ class RecipeContext:
     Holds the reference packs, their mean-over-rows vectors, the PCA of each layer on those vectors, which voices
     form each centroid, and the stock ranges. Build it once per voice set (``from_voices`` caches it per set object)
     or keep it in ``st.cache_resource``; it is never changed after construction.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> context = explorer.RecipeContext.from_voices(voices)
+        >>> context.centroid_keys("gender"), context.centroid_pack("group", "bf").shape
+        (['female', 'male'], (510, 256))
+        >>> context is explorer.RecipeContext.from_voices(voices)
+        True
     """
 
     names: tuple[str, ...]
@@ -823,6 +957,14 @@ def apply_recipe(recipe: Recipe, voices: VoiceSet, context: RecipeContext | None
 
     Raises:
         RecipeError: an unknown voice, centroid or PCA component, or edits that drive values to infinity.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> recipe = explorer.Recipe.single("af_heart").with_edit(explorer.CentroidMove("gender", "male", 0.3))
+        >>> pack = explorer.apply_recipe(recipe, voices)
+        >>> pack.shape, pack.dtype, pack.flags.writeable
+        ((510, 256), dtype('float32'), False)
     """
     if not isinstance(recipe, Recipe):
         raise RecipeError(f"Expected a Recipe, not {type(recipe).__name__}.")
@@ -846,7 +988,7 @@ def apply_recipe(recipe: Recipe, voices: VoiceSet, context: RecipeContext | None
 
 @dataclass(frozen=True)
 class DimOutOfRange:
-    """One dim of a pack's mean vector outside the stock voices' [low, high] for that dim."""
+    """One dim of a pack's mean vector outside the stock voices' [low, high] for that dim (see ``OODReport``)."""
 
     dim: int
     value: float
@@ -872,6 +1014,13 @@ class OODReport:
     spacing, see ``OOD_DISTANCE_FACTOR``), or a dim leaves the stock range by more than ``OOD_RANGE_MARGIN`` of it.
     ``dims_out_of_range`` lists every dim outside the range, largest excess first; ``cells_out_of_range`` counts the
     values of the whole pack outside the stock min/max of their row and dim, in ``rows_out_of_range`` rows.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> report = explorer.ood_report(voices["af_heart"].pack, voices)
+        >>> report.nearest_voice, report.out_of_distribution, report.dims_out_of_range
+        ('af_heart', False, ())
     """
 
     nearest_voice: str
@@ -921,6 +1070,14 @@ def ood_report(pack: np.ndarray, voices: VoiceSet, context: RecipeContext | None
     Raises:
         VoiceError: ``pack`` is not a finite ``[510, 256]`` (or ``[510, 1, 256]``) array.
         RecipeError: fewer than 3 reference voices.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> extreme = explorer.Recipe.single("af_heart").with_edit(explorer.PCAStep("both", 0, 8.0))
+        >>> report = explorer.ood_report(explorer.apply_recipe(extreme, voices), voices)
+        >>> report.out_of_distribution, report.summary().startswith("Out of distribution")
+        (True, True)
     """
     context = context or RecipeContext.from_voices(voices)
     pack = as_pack(pack, "pack")

@@ -1,4 +1,5 @@
-"""Speak text (or phonemes) with a style vector or voicepack: chunk, render each chunk, join with short pauses.
+"""Speak text (or phonemes) with a style vector or voicepack: chunk, render each chunk, trim its silent edges and
+join the chunks with pauses.
 
 Three responsibilities:
 
@@ -14,7 +15,8 @@ each chunk, exactly as ``kokoro.KPipeline`` does, so a short first chunk and a l
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -29,6 +31,28 @@ from explorer.paths import atomic_write_bytes
 
 if TYPE_CHECKING:
     from explorer.engines import Engine
+
+__all__ = [
+    "EDGE_KEEP_SECONDS",
+    "EDGE_SILENCE_DB",
+    "FIRST_CHUNK_PHONEMES",
+    "RenderedChunk",
+    "Synthesis",
+    "prepare",
+    "render_plan",
+    "speech_span",
+    "synthesize",
+    "synthesize_stream",
+]
+
+EDGE_SILENCE_DB = -40.0
+"""A 10 ms frame this far below a chunk's loudest frame is silence; Kokoro's silent edges measure far below it."""
+EDGE_KEEP_SECONDS = 0.05
+"""Silence kept before a chunk's first and after its last sound, so soft onsets and endings are not clipped."""
+FIRST_CHUNK_PHONEMES = 20
+"""The short first chunk the app streams with: text then starts with its first clause ("Hello there,"), or its
+whole first sentence when that has no clause break (chunks are only cut at clause or sentence ends here), so the
+first audio is ready after one clause renders. ``python -m explorer bench`` times the alternatives."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,8 @@ class RenderedChunk:
         durations: predicted frames per token, including the two pads; None when the engine's model does not
             output them (the official int8 ONNX export).
         compute_seconds: the engine's time for this chunk.
+        trimmed_samples: how much silence was cut from the start of the model's audio (the first token's frames
+            start that many samples before ``audio``).
     """
 
     index: int
@@ -55,6 +81,7 @@ class RenderedChunk:
     pause_seconds: float
     durations: np.ndarray | None = field(repr=False)
     compute_seconds: float
+    trimmed_samples: int = 0
 
     @property
     def padded_audio(self) -> np.ndarray:
@@ -78,6 +105,11 @@ class Synthesis:
         compute_seconds: the engine's rendering time summed over chunks (G2P excluded, see ``g2p_seconds``).
         g2p_seconds: time spent converting and chunking the input.
         durations: predicted frames per token for each chunk (pads included), None where the engine gives none.
+    Example:
+        >>> import explorer
+        >>> speech = explorer.synthesize("Hello there.", style=explorer.load_voices()["am_adam"].pack)
+        >>> speech.engine in {"onnx", "torch"}, speech.audio.dtype, speech.wav()[:4]
+        (True, dtype('float32'), b'RIFF')
     """
 
     audio: np.ndarray = field(repr=False)
@@ -175,16 +207,38 @@ def render_plan(plan: ChunkPlan, *, style: np.ndarray, engine: Engine, speed: fl
     count = len(plan.chunks)
     for index, chunk in enumerate(plan.chunks):
         rendered = engine.render(chunk.phonemes, style, speed)
+        speech = speech_span(rendered.audio)
         yield RenderedChunk(
             index=index,
             count=count,
             chunk=chunk,
-            audio=rendered.audio,
+            audio=rendered.audio[speech],
             sample_rate=SAMPLE_RATE,
             pause_seconds=0.0 if index == count - 1 else chunk.pause_seconds / float(speed),
             durations=rendered.durations,
             compute_seconds=rendered.compute_seconds,
+            trimmed_samples=int(speech.start),
         )
+
+
+def speech_span(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> slice:
+    """Return the part of one chunk's audio to keep: its sound, with ``EDGE_KEEP_SECONDS`` of silence each side.
+
+    Kokoro starts every call with about 0.3 s of silence and ends it with 0.4-0.7 s, so joined chunks would be
+    separated by nearly a second of dead air and the first word would come 0.3 s late. Cutting the edges makes the
+    join's pause (``explorer.g2p.BOUNDARY_PAUSES``) the only one. Silence is judged on 10 ms frames,
+    ``EDGE_SILENCE_DB`` below the loudest; a silent or constant clip is kept whole.
+    """
+    frame = sample_rate // 100
+    frames = len(audio) // frame
+    if frames == 0:
+        return slice(0, len(audio))
+    power = np.mean(np.square(audio[: frames * frame].reshape(frames, frame), dtype=np.float64), axis=1)
+    if power.max() == 0:
+        return slice(0, len(audio))
+    loud = np.flatnonzero(power > power.max() * 10 ** (EDGE_SILENCE_DB / 10))
+    keep = round(EDGE_KEEP_SECONDS * sample_rate)
+    return slice(max(0, int(loud[0]) * frame - keep), min(len(audio), (int(loud[-1]) + 1) * frame + keep))
 
 
 def synthesize_stream(
@@ -204,6 +258,12 @@ def synthesize_stream(
 
     Yields:
         Each chunk's audio as soon as it is rendered.
+    Example:
+        >>> import explorer
+        >>> pack = explorer.load_voices()["bf_emma"].pack
+        >>> chunks = list(explorer.synthesize_stream("Good morning.\\nHow are you?", style=pack))
+        >>> len(chunks), all(chunk.padded_audio.ndim == 1 for chunk in chunks)
+        (2, True)
     """
     engine = _resolve(engine)
     plan = prepare(text, phonemes=phonemes, engine=engine, lang=lang, first_chunk_phonemes=first_chunk_phonemes)
@@ -218,6 +278,8 @@ def synthesize(
     engine: Engine | None = None,
     lang: str = "a",
     speed: float = 1.0,
+    first_chunk_phonemes: int | None = None,
+    on_chunk: Callable[[RenderedChunk], None] | None = None,
 ) -> Synthesis:
     """Speak text or raw phonemes with a style vector or voicepack.
 
@@ -226,21 +288,36 @@ def synthesize(
         phonemes: raw phonemes; symbols outside the engine's vocab are dropped with a note.
         style: a 256-dim style vector, or a voicepack ([510, 256] or [510, 1, 256]); with a pack each chunk uses
             row ``len(chunk_phonemes) - 1``.
-        engine: the engine to render with; ``None`` loads ``explorer.engines.load_engine("auto")``.
+        engine: the engine to render with; ``None`` uses ``explorer.engines.load_engine("auto")``, loaded on the
+            first such call and kept for the next ones.
         lang: Kokoro language code for ``text``.
         speed: speaking rate, 0.25-4 (1 is normal).
+        first_chunk_phonemes: optional smaller first chunk (e.g. ``FIRST_CHUNK_PHONEMES``), so ``on_chunk`` gets
+            audio to play sooner; the chunks, and so the audio, then differ slightly from the default's.
+        on_chunk: called with each chunk as soon as it is rendered, before the next one starts (to play it).
 
     Returns:
         The joined audio, the chunks, which engine, weights and G2P produced it, notes, and timings.
 
     Raises:
         SynthesisError: bad input, style or speed.
+    Example:
+        >>> import explorer
+        >>> speech = explorer.synthesize("Hello there.", style=explorer.load_voices()["af_heart"].pack)
+        >>> speech.sample_rate, speech.seconds > 0.3, len(speech.chunks)
+        (24000, True, 1)
+        >>> speech.save("hello.wav").name          # in Jupyter, ``speech`` itself is a playable audio widget
+        'hello.wav'
     """
     engine = _resolve(engine)
     started = perf_counter()
-    plan = prepare(text, phonemes=phonemes, engine=engine, lang=lang)
+    plan = prepare(text, phonemes=phonemes, engine=engine, lang=lang, first_chunk_phonemes=first_chunk_phonemes)
     g2p_seconds = perf_counter() - started
-    rendered = list(render_plan(plan, style=style, engine=engine, speed=speed))
+    rendered = []
+    for part in render_plan(plan, style=style, engine=engine, speed=speed):
+        rendered.append(part)
+        if on_chunk is not None:
+            on_chunk(part)
     return Synthesis(
         audio=np.concatenate([part.padded_audio for part in rendered]),
         sample_rate=rendered[0].sample_rate,
@@ -256,8 +333,12 @@ def synthesize(
 
 
 def _resolve(engine: Engine | None) -> Engine:
-    if engine is not None:
-        return engine
+    return engine if engine is not None else _auto_engine()
+
+
+@functools.lru_cache(maxsize=1)
+def _auto_engine() -> Engine:
+    """The ``auto`` engine, loaded once per process: a notebook calling ``synthesize`` again reuses the model."""
     from explorer.engines import load_engine
 
     return load_engine("auto")

@@ -10,6 +10,8 @@ import numpy as np
 from explorer.errors import ExplorerError
 from explorer.paths import atomic_write_bytes
 
+__all__ = ["register"]
+
 RECIPE_SUFFIX = ".recipe.json"
 
 
@@ -22,7 +24,7 @@ def _output_path(text: str, suffixes: tuple[str, ...]) -> Path:
     return path
 
 
-def voice_or_recipe_pack(voice: str | None, recipe: str | None, source: str | None) -> tuple[np.ndarray, object]:
+def _voice_or_recipe_pack(voice: str | None, recipe: str | None, source: str | None) -> tuple[np.ndarray, object]:
     """Return the pack a ``--voice NAME`` or ``--recipe FILE_OR_STRING`` names, and the recipe behind it.
 
     Recipes are applied against the voices of ``source`` (bundled by default).
@@ -35,13 +37,13 @@ def voice_or_recipe_pack(voice: str | None, recipe: str | None, source: str | No
     return apply_recipe(chosen, voices), chosen
 
 
-def cmd_synth(args: argparse.Namespace) -> None:
+def _cmd_synth(args: argparse.Namespace) -> None:
     from explorer.audio import wav_bytes
     from explorer.engines import load_engine
     from explorer.synth import synthesize
 
     out = _output_path(args.out, (".wav",))
-    pack, _ = voice_or_recipe_pack(args.voice, args.recipe, args.voices)
+    pack, _ = _voice_or_recipe_pack(args.voice, args.recipe, args.voices)
     engine = load_engine(args.engine, args.weights)
     result = synthesize(args.text, phonemes=args.phonemes, style=pack, engine=engine, lang=args.lang, speed=args.speed)
     atomic_write_bytes(out, wav_bytes(result.audio, result.sample_rate))
@@ -54,12 +56,12 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def cmd_mix(args: argparse.Namespace) -> None:
+def _cmd_mix(args: argparse.Namespace) -> None:
     from explorer.recipe import describe
     from explorer.voices import pack_bytes
 
     out = _output_path(args.out, (".pt", ".npz"))
-    pack, recipe = voice_or_recipe_pack(None, args.recipe, args.voices)
+    pack, recipe = _voice_or_recipe_pack(None, args.recipe, args.voices)
     recipe_path = out.with_name(out.stem + RECIPE_SUFFIX)
     data = pack_bytes(pack, out.suffix, out.stem if out.suffix == ".npz" else "voice")
     atomic_write_bytes(recipe_path, recipe.to_json().encode())
@@ -86,11 +88,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     synth.add_argument("--speed", type=float, default=1.0, help="speaking rate 0.25-4 (default 1)")
     synth.add_argument("--lang", default="a", help="language code: a b e f h i p j z (default a)")
     synth.add_argument("--out", required=True, help="the WAV file to write (24 kHz)")
-    synth.set_defaults(handler=cmd_synth)
+    synth.set_defaults(handler=_cmd_synth)
 
     mix = commands.add_parser("mix", help="apply a recipe and write the voicepack (.pt or .npz) with its recipe")
     mix.add_argument("--recipe", required=True, help="a .json file, JSON text or a share string")
     mix.add_argument("--voices", help="where voices come from: bundled (default), hf:<repo>, a folder or a file")
     mix.add_argument("--out", required=True, help="VOICE.pt (kokoro KPipeline) or VOICE.npz (kokoro-onnx)")
-    mix.set_defaults(handler=cmd_mix)
+    mix.set_defaults(handler=_cmd_mix)
 

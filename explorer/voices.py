@@ -23,10 +23,41 @@ import pandas as pd
 from explorer.errors import VoiceError
 from explorer.paths import VOICES_DIR, atomic_write_bytes
 
+__all__ = [
+    "DEFAULT_HUB_REPO",
+    "HALF",
+    "HUB_REPOS",
+    "LANGUAGES",
+    "MAX_ARCHIVE_ENTRIES",
+    "MAX_FILE_BYTES",
+    "PACK_BYTES",
+    "PACK_ROWS",
+    "STYLE_DIM",
+    "SUPPORTED_SUFFIXES",
+    "Voice",
+    "VoiceMetadata",
+    "VoiceSet",
+    "as_pack",
+    "load_bundled",
+    "load_bytes",
+    "load_file",
+    "load_folder",
+    "load_hub",
+    "load_voices",
+    "pack_bytes",
+    "parse_voice_name",
+    "save_pack",
+    "validate_voice_name",
+]
+
 PACK_ROWS = 510
+"""Rows of a voicepack: one style vector per phoneme count, 1 to 510."""
 STYLE_DIM = 256
+"""Values in one style vector."""
 HALF = 128
+"""Where the prosody half of a style vector starts: dims 0-127 go to the decoder, 128-255 to the prosody predictor."""
 PACK_BYTES = PACK_ROWS * STYLE_DIM * 4
+"""Size of one float32 voicepack in bytes, and of a raw ``.bin`` voice file."""
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest voice file or upload read from a person (an npz of 100 packs is about 52 MB)."""
@@ -36,9 +67,12 @@ MAX_ENTRY_BYTES = 2 * PACK_BYTES
 """Largest uncompressed member of an ``.npz``: guards against zip bombs before anything is inflated."""
 
 SUPPORTED_SUFFIXES = (".pt", ".bin", ".npy", ".npz")
+"""File formats voices load from and save to (see ``load_bytes`` and ``pack_bytes``)."""
 MANIFEST_NAME = "SHA256SUMS"
 DEFAULT_HUB_REPO = "hexgrad/Kokoro-82M"
+"""The Hugging Face repo ``load_hub`` reads when none is named: the official Kokoro-82M v1.0 voices."""
 HUB_REPOS = ("hexgrad/Kokoro-82M", "hexgrad/Kokoro-82M-v1.1-zh")
+"""The official Kokoro repos offered by name in the app and the CLI (any other repo id works too)."""
 
 LANGUAGES = {
     "a": "American English",
@@ -51,6 +85,15 @@ LANGUAGES = {
     "p": "Brazilian Portuguese",
     "z": "Mandarin Chinese",
 }
+"""Language of each first letter of a stock voice name (``a`` in ``af_heart``), as Kokoro's ``lang_code`` uses them.
+
+Example:
+    >>> import explorer
+    >>> explorer.LANGUAGES["b"]
+    'British English'
+    >>> sorted(explorer.LANGUAGES)
+    ['a', 'b', 'e', 'f', 'h', 'i', 'j', 'p', 'z']
+"""
 GENDERS = {"f": "female", "m": "male"}
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -64,6 +107,11 @@ def validate_voice_name(name: str) -> str:
 
     Raises:
         VoiceError: the name is empty, too long, or holds a path separator, ``..`` or another character.
+
+    Example:
+        >>> from explorer.voices import validate_voice_name
+        >>> validate_voice_name("af_heart")
+        'af_heart'
     """
     if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
         shown = repr(name)[:80]
@@ -75,7 +123,11 @@ def validate_voice_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class VoiceMetadata:
-    """What a voice's name says about it under Kokoro's naming scheme (``af_heart``: American English, female)."""
+    """What a voice's name says about it under Kokoro's naming scheme (``af_heart``: American English, female).
+
+    ``language_code`` is None and the rest ``custom``/``unknown`` for names off the scheme; ``group`` is the two-letter
+    prefix (``af``) the centroids group by.
+    """
 
     language_code: str | None
     language: str
@@ -84,7 +136,15 @@ class VoiceMetadata:
 
 
 def parse_voice_name(name: str) -> VoiceMetadata:
-    """Return the language, gender and group that ``name`` encodes; names off the scheme are ``custom``, not errors."""
+    """Return the language, gender and group that ``name`` encodes; names off the scheme are ``custom``, not errors.
+
+    Example:
+        >>> import explorer
+        >>> explorer.parse_voice_name("bm_george")
+        VoiceMetadata(language_code='b', language='British English', gender='male', group='bm')
+        >>> explorer.parse_voice_name("my_mix").language
+        'custom'
+    """
     match = _STOCK_PATTERN.match(name)
     if match and match.group(1) in LANGUAGES:
         code, gender = match.groups()
@@ -101,6 +161,12 @@ def as_pack(array: object, name: str = "voice") -> np.ndarray:
 
     Raises:
         VoiceError: wrong shape, non-numeric, or any NaN/Inf value.
+
+    Example:
+        >>> import numpy as np
+        >>> from explorer.voices import as_pack
+        >>> as_pack(np.zeros((510, 1, 256))).shape
+        (510, 256)
     """
     if hasattr(array, "detach"):
         array = array.detach().cpu().float().numpy()
@@ -125,7 +191,19 @@ def as_pack(array: object, name: str = "voice") -> np.ndarray:
 
 @dataclass(frozen=True)
 class Voice:
-    """One voicepack with its name, where it came from, and what its name says about it."""
+    """One voicepack with its name, where it came from, and what its name says about it.
+
+    ``pack`` is the read-only float32 ``[510, 256]`` array; ``language``, ``gender`` and ``group`` come from the name
+    (see ``parse_voice_name``).
+
+    Example:
+        >>> import explorer
+        >>> heart = explorer.load_voices()["af_heart"]
+        >>> heart.language, heart.gender, heart.group, heart.source
+        ('American English', 'female', 'af', 'bundled')
+        >>> heart.pack.shape, heart.style(explorer.Voice.row_for_phonemes("hˈɛloʊ")).shape
+        ((510, 256), (256,))
+    """
 
     name: str
     pack: np.ndarray = field(repr=False, compare=False)
@@ -155,7 +233,22 @@ class Voice:
 
 
 class VoiceSet:
-    """An ordered, name-unique collection of voices: what every analysis, chart and page works on."""
+    """An ordered, name-unique collection of voices: what every analysis, chart and page works on.
+
+    Index it by name, iterate it in order, stack its packs, or get a table of its voices' metadata.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> voices
+        VoiceSet(54 voices)
+        >>> voices.packs().shape
+        (54, 510, 256)
+        >>> voices.table().groupby("gender").size().to_dict()
+        {'female': 29, 'male': 25}
+        >>> "af_heart" in voices, voices.names[:2]
+        (True, ['af_alloy', 'af_aoede'])
+    """
 
     def __init__(self, voices: Iterable[Voice] = ()):
         self._voices: dict[str, Voice] = {}
@@ -301,8 +394,22 @@ def load_bytes(data: bytes, filename: str, source: str = "upload") -> list[Voice
     ``.pt`` (``torch.load(weights_only=True)``: a tensor, or a dict of name to tensor), raw ``.bin`` float32,
     ``.npy``, and ``.npz`` archives of name to pack (kokoro-onnx's ``voices-v1.0.bin`` is one, saved as ``.npz``).
 
+    Args:
+        data: the file's bytes, e.g. from an upload.
+        filename: the file's name: its suffix says the format, its stem names a single voice.
+        source: where the voices came from, kept on each ``Voice``.
+
+    Returns:
+        The voices in the file, in the file's order.
+
     Raises:
         VoiceError: unsafe name, empty or oversize data, unknown format, unreadable file, bad shape or values.
+
+    Example:
+        >>> import explorer
+        >>> pack = explorer.load_voices()["bf_emma"].pack
+        >>> [voice.name for voice in explorer.load_bytes(explorer.pack_bytes(pack, ".npy"), "emma_copy.npy")]
+        ['emma_copy']
     """
     if not isinstance(filename, str) or "/" in filename or "\\" in filename or "\x00" in filename:
         raise VoiceError(f"Invalid file name {str(filename)[:80]!r}: path separators are not allowed.")
@@ -320,7 +427,17 @@ def load_bytes(data: bytes, filename: str, source: str = "upload") -> list[Voice
 
 
 def load_file(path: Path | str, source: str | None = None) -> list[Voice]:
-    """Return the voices in one file (see ``load_bytes`` for formats); the source defaults to the file's path."""
+    """Return the voices in one file (see ``load_bytes`` for formats); the source defaults to the file's path.
+
+    Raises:
+        VoiceError: no such file, or the file is oversize or unreadable (see ``load_bytes``).
+
+    Example:
+        >>> import explorer
+        >>> path = explorer.save_pack(explorer.load_voices()["am_adam"].pack, "adam.npz")
+        >>> [(voice.name, voice.gender) for voice in explorer.load_file(path)]
+        [('adam', 'unknown')]
+    """
     path = Path(path)
     if not path.is_file():
         raise VoiceError(f"No voice file at '{path}'.")
@@ -333,6 +450,16 @@ def load_folder(folder: Path | str, source: str | None = None) -> VoiceSet:
 
     Raises:
         VoiceError: the folder is missing or has no voice files, or any file in it is broken (named in the message).
+
+    Example:
+        >>> import explorer
+        >>> from pathlib import Path
+        >>> Path("mine").mkdir()
+        >>> voices = explorer.load_voices()
+        >>> for name in ("af_heart", "am_adam"):
+        ...     _ = explorer.save_pack(voices[name].pack, f"mine/{name}.pt")
+        >>> explorer.load_folder("mine").names
+        ['af_heart', 'am_adam']
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -346,7 +473,7 @@ def load_folder(folder: Path | str, source: str | None = None) -> VoiceSet:
     return VoiceSet(voices)
 
 
-def read_manifest(folder: Path) -> dict[str, str]:
+def _read_manifest(folder: Path) -> dict[str, str]:
     """Return ``{file name: sha256}`` from ``folder/SHA256SUMS`` (``sha256sum`` format)."""
     manifest = folder / MANIFEST_NAME
     if not manifest.is_file():
@@ -364,10 +491,16 @@ def load_bundled(folder: Path | str = VOICES_DIR) -> VoiceSet:
 
     Raises:
         VoiceError: a listed file is missing, or its SHA-256 differs from the manifest (named in the message).
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_bundled()
+        >>> len(voices), voices["af_heart"].source
+        (54, 'bundled')
     """
     folder = Path(folder)
     voices: list[Voice] = []
-    for filename, digest in read_manifest(folder).items():
+    for filename, digest in _read_manifest(folder).items():
         path = folder / filename
         if not path.is_file():
             raise VoiceError(f"Bundled voice file '{filename}' is missing from '{folder}'.")
@@ -382,8 +515,20 @@ def load_hub(repo_id: str = DEFAULT_HUB_REPO) -> VoiceSet:
     """Return the voices under ``voices/*.pt`` of a Hugging Face repo, from the HF cache or downloaded.
 
     Raises:
-        HubError: the Hub is unreachable (or ``HF_HUB_OFFLINE``) and the voices are not cached.
+        HubError: the Hub is unreachable (or ``HF_HUB_OFFLINE``) and the voices are not cached, or there is no such
+            repo.
         VoiceError: the repo has no voices.
+
+    Example:
+        ``explorer.load_hub()`` gives the official v1.0 voices (downloaded once, then from the cache); a repo that
+        does not exist, or a Hub out of reach with nothing cached, is a ``HubError``:
+
+        >>> import explorer
+        >>> try:
+        ...     explorer.load_hub("kokoro-voice-explorer/no-such-repo")
+        ... except explorer.HubError:
+        ...     print("not available")
+        not available
     """
     from explorer.hub import hub_snapshot
 
@@ -397,6 +542,19 @@ def load_voices(source: str | Path | None = None) -> VoiceSet:
     Args:
         source: ``None`` or ``"bundled"`` for the bundled v1.0 voices; ``"hf"`` or ``"hf:<owner/repo>"`` for a
             Hugging Face repo; otherwise a folder or a single voice file.
+
+    Raises:
+        VoiceError: the source is none of those, or a voice in it is unusable.
+        HubError: a Hugging Face repo cannot be reached and is not cached.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> len(voices), voices.names[0]
+        (54, 'af_alloy')
+        >>> _ = explorer.save_pack(voices["af_heart"].pack, "heart.pt")
+        >>> explorer.load_voices("heart.pt").names
+        ['heart']
     """
     if source is None or str(source) == "bundled":
         return load_bundled()
@@ -414,7 +572,17 @@ def load_voices(source: str | Path | None = None) -> VoiceSet:
 def pack_bytes(pack: np.ndarray, suffix: str, name: str = "voice") -> bytes:
     """Return ``pack`` encoded for ``suffix``: ``.pt`` (torch ``[510, 1, 256]`` float32, what
     ``kokoro.KPipeline.load_voice`` takes), ``.npz`` (``{name: [510, 1, 256]}``, what kokoro-onnx reads),
-    ``.npy`` or raw ``.bin``."""
+    ``.npy`` or raw ``.bin``.
+
+    Raises:
+        VoiceError: the suffix is none of those, or the pack (or, for ``.npz``, its name) is invalid.
+
+    Example:
+        >>> import explorer
+        >>> pack = explorer.load_voices()["af_heart"].pack
+        >>> len(explorer.pack_bytes(pack, ".bin"))
+        522240
+    """
     pack = as_pack(pack, name)
     suffix = suffix.lower()
     buffer = io.BytesIO()
@@ -436,8 +604,23 @@ def pack_bytes(pack: np.ndarray, suffix: str, name: str = "voice") -> bytes:
 def save_pack(pack: np.ndarray, path: Path | str, name: str | None = None) -> Path:
     """Write ``pack`` to ``path`` in the format its suffix names (see ``pack_bytes``), atomically.
 
+    Args:
+        pack: a ``[510, 256]`` or ``[510, 1, 256]`` array.
+        path: the file to write; its suffix picks the format and its stem names the voice unless ``name`` does.
+        name: the voice's name inside an ``.npz``.
+
+    Returns:
+        The path written.
+
     Raises:
         VoiceError: the folder does not exist, or the suffix or pack is invalid.
+
+    Example:
+        >>> import explorer
+        >>> voices = explorer.load_voices()
+        >>> pack = explorer.apply_recipe(explorer.Recipe.single("af_heart"), voices)
+        >>> explorer.save_pack(pack, "heart.pt").name    # kokoro.KPipeline(...).load_voice("heart.pt") reads it
+        'heart.pt'
     """
     path = Path(path)
     if not path.parent.is_dir():

@@ -8,6 +8,7 @@ from planted import AXIS_DIM, PAIR
 from planted import planted_voices as make_planted
 
 from explorer.analysis import (
+    LAYERS,
     analyze,
     centroids,
     dimension_variance,
@@ -66,6 +67,22 @@ def test_pca_finds_the_planted_group_axis(planted):
     assert (np.sign(pc1[groups == "af"]) != np.sign(pc1[groups == "bm"][0])).all()
     assert result.components_needed[0.5] == 1
     np.testing.assert_allclose(result.cumulative[-1], 1.0, atol=1e-9)
+
+
+def test_pca_agrees_with_scikit_learn(bundled_voices):
+    """The numpy PCA gives scikit-learn's variance ratios, axes (up to sign) and projections."""
+    from sklearn.decomposition import PCA
+
+    vectors = summary_vectors(bundled_voices.packs())
+    for layer in LAYERS:
+        ours = pca(vectors, layer, n_components=10)
+        reference = PCA(n_components=10, svd_solver="full").fit(vectors[:, layer_slice(layer)].astype(np.float64))
+        np.testing.assert_allclose(ours.explained_variance_ratio, reference.explained_variance_ratio_, rtol=1e-9)
+        signs = np.sign(np.sum(ours.components * reference.components_, axis=1))
+        np.testing.assert_allclose(ours.components, reference.components_ * signs[:, None], atol=1e-9)
+        np.testing.assert_allclose(ours.component_std, np.sqrt(reference.explained_variance_), rtol=1e-9)
+        np.testing.assert_allclose(ours.projections, reference.transform(vectors[:, layer_slice(layer)]) * signs,
+                                   atol=1e-9)
 
 
 def test_pca_is_deterministic_and_projects_new_vectors(planted):

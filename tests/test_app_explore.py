@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import torch
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -405,12 +406,29 @@ def test_architecture_depth_and_flow_detail_widgets(tiny_build):
     assert len(table(app, "step")) > flow
 
 
-def test_architecture_with_a_broken_weights_file_says_why(tiny_build, tmp_path):
-    """A weights path that is not a Kokoro file gives a clear error and the random-weight view."""
-    bad = tmp_path / "kokoro.pth"
-    bad.write_bytes(b"not a checkpoint")
+def test_architecture_offers_only_weights_the_server_has(tiny_build, monkeypatch, tmp_path):
+    """No path box a visitor could point at the server's files: random or the offline model's real weights (imported
+    into KModel and read as a .pth), and a clear error with the random-weight view when the import fails."""
+    from explorer import engines
+    from explorer.errors import ModelFilesError
+
+    imported = tmp_path / "kokoro-v1.0-int8-kmodel.pth"
+    torch.save({}, imported)
+    monkeypatch.setattr(engines, "offline_torch_weights", lambda *args, **kwargs: imported)
     app = open_page("architecture")
-    app.text_input(key="arch_weights").set_value(str(bad)).run()
+    assert not app.text_input
+    choice = app.selectbox(key="arch_weights_source")
+    assert choice.options[:2] == ["random initialisation (counts, routing and data flow only)",
+                                  "official v1.0 weights, from the offline int8 ONNX model"]
+    choice.set_value("offline").run()
     assert_ok(app)
-    assert any("kokoro.pth" in e.value for e in app.error)
+    assert tiny_build[-1] == str(imported.resolve()) and any("kmodel.pth" in s.value for s in app.success)
+
+    def broken(*args, **kwargs):
+        raise ModelFilesError("Part 2 of the offline ONNX model is missing.")
+
+    monkeypatch.setattr(engines, "offline_torch_weights", broken)
+    app.run()
+    assert_ok(app)
+    assert any("Part 2" in e.value for e in app.error)
     assert any("random initialisation" in i.value for i in app.info)

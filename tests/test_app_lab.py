@@ -19,6 +19,7 @@ import pytest
 import streamlit as st
 import torch
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from explorer import lab, meters, ui
@@ -93,12 +94,24 @@ def media(monkeypatch):
         files[file_id] = path_or_data
         return file_id
 
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **options):
+        file_id = original_deferred(self, data_callable, mimetype, coordinates, file_name, **options)
+        files[file_id] = data_callable  # built when the person clicks: see ``clicked_download``
+        return file_id
+
+    original_deferred = MediaFileManager.add_deferred
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
     return files
 
 
 def media_bytes(files: dict[str, bytes], url: str) -> bytes:
     return files[Path(url).stem]
+
+
+def clicked_download(files: dict, button) -> bytes:
+    """What a download button hands over when clicked (its file is built then, as in the browser)."""
+    return files[button.proto.deferred_file_id]()
 
 
 def open_page(page: str, query: dict[str, str] | None = None) -> AppTest:
@@ -212,14 +225,14 @@ def test_the_export_downloads_load_back_as_the_lab_voice(media):
     pack = current_pack(at)
     buttons = {button.key: button for button in at.download_button}
     assert set(buttons) == {"lab_download_pt", "lab_download_npz", "lab_download_json"}
-    pt = media_bytes(media, buttons["lab_download_pt"].proto.url)
+    pt = clicked_download(media, buttons["lab_download_pt"])
     assert tuple(torch.load(io.BytesIO(pt), weights_only=True).shape) == (510, 1, 256)
-    npz = media_bytes(media, buttons["lab_download_npz"].proto.url)
+    npz = clicked_download(media, buttons["lab_download_npz"])
     assert np.load(io.BytesIO(npz))["lab_voice"].shape == (510, 1, 256)
     for data, filename in ((pt, "lab_voice.pt"), (npz, "lab_voice.npz")):
         (voice,) = load_bytes(data, filename)
         np.testing.assert_array_equal(voice.pack, pack)
-    recipe = Recipe.from_json(media_bytes(media, buttons["lab_download_json"].proto.url))
+    recipe = Recipe.from_json(clicked_download(media, buttons["lab_download_json"]))
     assert recipe.to_token() == at.session_state["recipe_token"]
 
 

@@ -20,7 +20,7 @@ import torch
 from explorer import lab
 from explorer.audio import AudioCache, audio_cache_key
 from explorer.recipe import CentroidAxis, CentroidMove, DimEdit, PCAStep, Recipe, RecipeContext, apply_recipe
-from explorer.synth import prepare, synthesize
+from explorer.synth import FIRST_CHUNK_PHONEMES, prepare, synthesize
 
 VOICES = ("af_heart", "am_adam", "bf_emma", "bm_george", "ef_dora", "ff_siwis", "hm_omega", "jf_alpha")
 TEXT = "Hello there, how are you today?"
@@ -64,11 +64,12 @@ def test_eight_threads_sharing_one_engine_and_cache_each_get_their_own_render(
     predicted durations equal a serial render's, its cache key is its own), and the cache never exceeds its bound."""
     engine = tiny_torch_engine
     packs = {name: bundled_voices[name].pack for name in VOICES}
-    serial = {name: synthesize(TEXT, style=packs[name], engine=engine).durations for name in VOICES}
+    app_chunking = {"first_chunk_phonemes": FIRST_CHUNK_PHONEMES}  # how the app renders
+    serial = {name: synthesize(TEXT, style=packs[name], engine=engine, **app_chunking).durations for name in VOICES}
     distinct = {tuple(np.concatenate(durations)) for durations in serial.values()}
     assert len(distinct) == THREADS, "the voices must differ in durations for a mix-up to show"
-    chunks = [chunk.phonemes for chunk in prepare(TEXT, engine=engine).chunks]
-    one_render = synthesize(TEXT, style=packs[VOICES[0]], engine=engine).audio.nbytes
+    chunks = [chunk.phonemes for chunk in prepare(TEXT, engine=engine, **app_chunking).chunks]
+    one_render = synthesize(TEXT, style=packs[VOICES[0]], engine=engine, **app_chunking).audio.nbytes
     cache = AudioCache(int(2.5 * one_render))  # room for two renders: eviction happens all the time
     results: dict[str, list[lab.Render]] = {name: [] for name in VOICES}
     most_bytes, watching = [0], threading.Event()

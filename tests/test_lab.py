@@ -32,7 +32,7 @@ from explorer.recipe import (
     RecipeContext,
     apply_recipe,
 )
-from explorer.synth import prepare
+from explorer.synth import FIRST_CHUNK_PHONEMES, prepare
 from explorer.voices import load_bytes
 
 
@@ -299,8 +299,22 @@ def test_a_render_is_synthesised_once_and_replayed_from_the_cache(bundled_voices
     assert (first.cached, again.cached, engine.renders) == (False, True, 1)
     np.testing.assert_array_equal(first.audio, again.audio)
     assert not again.audio.flags.writeable
-    chunks = [chunk.phonemes for chunk in prepare("Hello there.", engine=engine).chunks]
+    chunks = [chunk.phonemes for chunk in
+              prepare("Hello there.", engine=engine, first_chunk_phonemes=FIRST_CHUNK_PHONEMES).chunks]
     assert first.key == audio_cache_key("tone", "tone test weights", chunks, pack, 1.0)
+
+
+def test_a_render_streams_its_short_first_chunk_and_a_replay_streams_nothing(bundled_voices):
+    """The Lab plays the first clause while the rest renders; a replay has the whole audio at once."""
+    engine, cache, streamed = ToneEngine(), AudioCache(10**8), []
+    text = "Hello there, and welcome to the voice explorer. Move a slider and listen to what changes."
+    pack = bundled_voices["af_heart"].pack
+    first = lab.synthesize_cached(text, style=pack, engine=engine, cache=cache, on_chunk=streamed.append)
+    assert [chunk.index for chunk in streamed] == list(range(len(first.synthesis.chunks)))
+    assert streamed[0].chunk.text == "Hello there," and len(streamed[0].chunk.phonemes) <= FIRST_CHUNK_PHONEMES
+    np.testing.assert_array_equal(np.concatenate([chunk.padded_audio for chunk in streamed]), first.audio)
+    again = lab.synthesize_cached(text, style=pack, engine=engine, cache=cache, on_chunk=streamed.append)
+    assert again.cached and len(streamed) == len(first.synthesis.chunks)
 
 
 @pytest.mark.parametrize("change", [{"speed": 1.5}, {"lang": "b"}, {"style": "am_adam"}, {"text": "Hello."}])
@@ -316,7 +330,10 @@ def test_any_change_of_text_language_voice_or_speed_renders_again(bundled_voices
 def test_an_export_loads_back_as_the_same_pack_with_its_recipe(bundled_voices, context):
     recipe = full_state().to_recipe()
     pack = apply_recipe(recipe, bundled_voices, context)
-    files = lab.export_files(pack, recipe, "my_voice")
+    editable = pack.copy()
+    builders = lab.export_files(editable, recipe, "my_voice")
+    editable[:] = 0  # the downloads keep the pack as it was when the buttons were made
+    files = {filename: build() for filename, build in builders.items()}
     assert sorted(files) == ["my_voice.npz", "my_voice.pt", "my_voice.recipe.json"]
     assert tuple(torch.load(io.BytesIO(files["my_voice.pt"]), weights_only=True).shape) == (510, 1, 256)
     assert np.load(io.BytesIO(files["my_voice.npz"]))["my_voice"].shape == (510, 1, 256)

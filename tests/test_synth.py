@@ -176,13 +176,60 @@ def test_a_short_first_chunk_can_be_streamed_for_a_faster_start():
     assert [chunk.chunk for chunk in synth.render_plan(plan, style=np.zeros(256), engine=engine)] == list(plan.chunks)
 
 
-def test_without_an_engine_the_auto_engine_is_loaded(monkeypatch):
+def test_synthesize_hands_each_chunk_over_as_soon_as_it_is_rendered():
+    """The app plays the first chunk while the rest renders: ``on_chunk`` sees it before the second is rendered."""
+    engine, seen = FakeEngine(), []
+    result = synth.synthesize(TWO_SENTENCES, style=row_numbered_pack(), engine=engine,
+                              first_chunk_phonemes=synth.FIRST_CHUNK_PHONEMES,
+                              on_chunk=lambda chunk: seen.append((chunk.index, len(engine.calls))))
+    assert seen == [(index, index + 1) for index in range(len(result.chunks))] and len(seen) >= 3
+    assert len(result.chunks[0]) <= synth.FIRST_CHUNK_PHONEMES
+
+
+def test_the_silent_edges_of_a_chunk_are_cut_to_a_short_margin():
+    """Kokoro pads each call with ~0.3 s of silence before and ~0.5 s after; joins keep only their own pause."""
+    rate = SAMPLE_RATE
+    tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(rate) / rate).astype(np.float32)
+    audio = np.concatenate([np.zeros(int(0.3 * rate)), 1e-4 * np.ones(int(0.1 * rate)), tone,
+                            np.zeros(int(0.6 * rate))]).astype(np.float32)
+    kept = audio[synth.speech_span(audio)]
+    keep = round(synth.EDGE_KEEP_SECONDS * rate)
+    assert len(kept) == rate + 2 * keep  # the -70 dB hum before the tone counts as silence
+    np.testing.assert_array_equal(kept[keep:-keep], tone)
+    assert synth.speech_span(np.zeros(rate, dtype=np.float32)) == slice(0, rate)  # nothing to judge by: kept whole
+
+
+def test_chunks_are_joined_with_their_edges_trimmed_and_the_boundary_pause_between(monkeypatch):
+    engine = FakeEngine()
+    render = engine.render
+
+    def padded(phonemes, style, speed=1.0):
+        result = render(phonemes, style, speed)
+        silence = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+        return types.SimpleNamespace(**{**vars(result), "audio": np.concatenate([silence, result.audio, silence])})
+
+    monkeypatch.setattr(engine, "render", padded)
+    chunks = list(synth.synthesize_stream(TWO_SENTENCES, style=np.full(256, 0.5, dtype=np.float32), engine=engine))
+    keep = round(synth.EDGE_KEEP_SECONDS * SAMPLE_RATE)
+    frame = SAMPLE_RATE // 100  # silence is judged on 10 ms frames: the cut lands on a frame edge
+    for chunk in chunks:
+        assert chunk.trimmed_samples == SAMPLE_RATE // 2 - keep
+        assert 0 <= len(chunk.audio) - (len(chunk.chunk.phonemes) * SAMPLES_PER_PHONEME + 2 * keep) < frame
+    assert chunks[0].pause_seconds == BOUNDARY_PAUSES["sentence"]
+
+
+def test_without_an_engine_the_auto_engine_is_loaded_once_and_kept(monkeypatch):
     asked = []
     fake_module = types.ModuleType("explorer.engines")
     fake_module.load_engine = lambda kind="auto", weights=None: asked.append(kind) or FakeEngine()
     monkeypatch.setitem(sys.modules, "explorer.engines", fake_module)
-    result = synth.synthesize("Hello.", style=np.zeros(256))
-    assert asked == ["auto"] and result.engine == "fake"
+    synth._auto_engine.cache_clear()
+    try:
+        first = synth.synthesize("Hello.", style=np.zeros(256))
+        second = synth.synthesize("Hello again.", style=np.zeros(256))
+    finally:
+        synth._auto_engine.cache_clear()  # the next test's auto engine is the real one
+    assert asked == ["auto"] and first.engine == second.engine == "fake"
 
 
 def test_renders_through_a_real_torch_engine(request, bundled_voices):

@@ -1,5 +1,7 @@
 """Voice Lab: mix voices, move along PCA axes and centroids, slice dims; hear, measure, export and share the result."""
 
+import uuid
+
 import pandas as pd
 import streamlit as st
 
@@ -246,17 +248,25 @@ def _listen(recipe: Recipe, pack, token: str) -> None:
     if not clicked and st.session_state.get("lab_rendered") != signature:
         st.caption("Press Synthesize to hear this voice; what you have heard replays without rendering again.")
         return
+    player, stream_box = st.empty(), st.empty().container()
+    stream_id = uuid.uuid4().hex
+
+    def play(chunk) -> None:
+        if chunk.count > 1:  # a single chunk is the whole audio: the player below autoplays it
+            ui.stream_chunk(stream_box, stream_id, chunk)
+
     try:
         engine = ui.engine()
         with st.spinner("Speaking…"):
             render = lab.synthesize_cached(text, style=pack, engine=engine, cache=ui.audio_cache(), lang=lang,
-                                           speed=speed)
+                                           speed=speed, on_chunk=play if clicked else None)
     except ExplorerError as error:
         ui.show_error(error)
         return
     st.session_state["lab_rendered"] = signature
     result = render.synthesis
-    st.audio(wav_bytes(result.audio, result.sample_rate), format="audio/wav")
+    streamed = clicked and not render.cached and len(result.chunks) > 1
+    player.audio(wav_bytes(result.audio, result.sample_rate), format="audio/wav", autoplay=clicked and not streamed)
     timing = ("from the cache" if render.cached
               else f"rendered in {result.compute_seconds:.1f} s (real-time factor {result.rtf:.2f})")
     st.caption(f"{result.seconds:.1f} s of audio · {timing} · engine {result.engine} · weights "
@@ -293,10 +303,10 @@ def _export(recipe: Recipe, pack, token: str) -> None:
         ui.show_error(error)
     else:
         columns = st.columns([1, 1, 1.5, 3])
-        for column, (filename, data) in zip(columns, files.items()):
+        for column, (filename, build) in zip(columns, files.items()):
             suffix = filename.rsplit(".", 1)[-1]
             column.download_button(
-                f"⬇ {suffix.upper()}" if suffix != "json" else "⬇ recipe JSON", data, file_name=filename,
+                f"⬇ {suffix.upper()}" if suffix != "json" else "⬇ recipe JSON", build, file_name=filename,
                 mime="application/json" if suffix == "json" else "application/octet-stream",
                 key=f"lab_download_{suffix}", on_click="ignore",
             )

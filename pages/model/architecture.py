@@ -7,24 +7,32 @@ import pandas as pd
 import streamlit as st
 
 from explorer import charts, ui
+from explorer.engines import HUB_REPO, TORCH_WEIGHTS, available_engines, offline_torch_weights
 from explorer.errors import ExplorerError
 from explorer.hub import cached_hub_file
 
 st.title("Model architecture")
 
 # --- which weights ---------------------------------------------------------------------------------------------------
-weights_text = st.text_input(
-    "Weights file (optional)",
-    key="arch_weights",
-    placeholder="/path/to/kokoro-v1_0.pth",
-    help="A local Kokoro .pth. Without one the model is built from its config with random weights: parameter "
-    "counts, the module tree, the style routing and the data flow are the same; only weight statistics differ.",
-)
-cached = cached_hub_file("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")
+# Only weights this server already has are offered: a path typed by a visitor would let anyone make the server open
+# (and report on) its own files. Local users point the CLI at any file: python -m explorer architecture --weights.
+RANDOM, OFFLINE, HUB = "random", "offline", "hub"
+sources = {RANDOM: "random initialisation (counts, routing and data flow only)"}
+if any(kind.startswith("torch") for kind, _ in available_engines()):
+    sources[OFFLINE] = "official v1.0 weights, from the offline int8 ONNX model"
+cached = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
 if cached is not None:
-    st.caption(f"The official weights are in your Hugging Face cache: `{cached}`")
-weights = weights_text.strip() or None
+    sources[HUB] = f"{TORCH_WEIGHTS} from your Hugging Face cache"
+source = st.selectbox("Weights", list(sources), format_func=sources.get, key="arch_weights_source",
+                      help="Parameter counts, the module tree, the style routing and the data flow are the same for "
+                      "any weights; weight statistics and the predicted durations are the trained model's only with "
+                      "real weights. The offline weights are imported once (a few seconds) and cached.")
 try:
+    if source == OFFLINE:
+        with st.spinner("Importing the offline model's weights into kokoro's KModel (once)…"):
+            weights = offline_torch_weights()
+    else:
+        weights = {RANDOM: None, HUB: cached}[source]
     summary = ui.architecture_summary(weights)
 except ExplorerError as error:
     ui.show_error(error)
@@ -34,9 +42,9 @@ except ExplorerError as error:
 
 if weights is None:
     st.info(
-        "Weights: **random initialisation** (no weights file given). Parameter counts, the module tree, the style "
-        "routing and the data flow do not depend on the weights; weight statistics below describe the random "
-        "initialisation, not the trained model."
+        "Weights: **random initialisation**. Parameter counts, the module tree, the style routing and the data flow "
+        "do not depend on the weights; weight statistics below describe the random initialisation, not the trained "
+        "model."
     )
 else:
     st.success(f"Weights: {ui.escape_markdown(summary.weights)}")

@@ -26,6 +26,17 @@ from explorer.recipe import PCAStep, Recipe, apply_recipe, describe
 from explorer.voices import load_bytes
 
 
+AUDIO_SHOWN_SCRIPT = """() => {
+  window.__audioShownAt = null;
+  new MutationObserver(() => {
+    if (window.__audioShownAt === null && document.querySelector('[data-testid="stAudio"]')) {
+      window.__audioShownAt = performance.now();
+    }
+  }).observe(document, {subtree: true, childList: true});
+}"""
+"""Records when the page first shows an audio player (``window.__audioShownAt``, on the page's clock)."""
+
+
 def recipe_box(page):
     """The Lab's recipe description (its first code block)."""
     return page.get_by_test_id("stCode").first
@@ -50,6 +61,7 @@ def test_sliders_move_the_voice_and_synthesize_plays_a_24_khz_wav(page, server):
     assert describe(shown) == code_texts(page)[0]  # the address holds the recipe the page describes
     set_sample_text(page)
 
+    page.evaluate(AUDIO_SHOWN_SCRIPT)
     rerun(page, lambda: button(page, "Synthesize").click())
     audio = page.get_by_test_id("stAudio")
     expect(audio).to_have_count(1)
@@ -59,6 +71,14 @@ def test_sliders_move_the_voice_and_synthesize_plays_a_24_khz_wav(page, server):
     assert rate == 24_000 and samples.ndim == 1
     assert samples.size > rate  # the sentence lasts about two seconds
     assert np.sqrt(np.mean(samples**2)) > 0.01  # speech, not silence
+
+    # "Hello there," was streamed and playing before the rest was rendered and the player appeared, and the
+    # stream's chunks, one after the other, are exactly the audio the player holds.
+    played = page.evaluate("window.explorerStream.played")
+    assert [chunk["index"] for chunk in played] == [0, 1]
+    assert played[0]["at"] < page.evaluate("window.__audioShownAt") and played[0]["state"] == "running"
+    assert played[1]["start"] >= played[0]["start"] + played[0]["duration"] - 1e-6  # queued, never overlapping
+    assert abs(sum(chunk["duration"] for chunk in played) - samples.size / rate) < 0.01
     expect(page.get_by_text("engine onnx")).to_have_count(1)
     screenshot(page, "lab-synthesized")
     expect_no_exception(page)

@@ -54,6 +54,7 @@ from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
 
 if TYPE_CHECKING:
     import onnxruntime
+    import torch
     from kokoro import KModel
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "available_engines",
     "cached_file_ok",
     "file_sha256",
+    "fold_weight_norm",
     "load_engine",
     "load_vocab",
     "native_bf16",
@@ -109,21 +111,22 @@ DEFAULT_TORCH_PRECISION = "bf16"
 AUTO_OFFLINE_KIND = "onnx"
 """What ``auto`` runs when no ``kokoro-v1_0.pth`` is cached: the official int8 model in onnxruntime (``onnx``, in
 ``DEFAULT_ONNX_VARIANT``). Torch on the same weights (imported by :mod:`explorer.onnx_weights`) keeps the quality and
-in bf16 is faster on an idle machine, but three times slower when other work shares the cores, and needs three times
+in bf16 is faster on an idle machine, but 1.4-3 times slower when other work shares the cores, and needs 2.6 times
 the memory and ten times the load time; ``auto`` serves a shared 2-core machine, so it stays on ONNX.
 
 Measured with ``python -m explorer bench all`` on a 2-core AMD EPYC with AVX512-BF16 (5 sentences x af_heart,
-am_adam; time relative to onnx-int8 rendering the same text in turn):
+am_adam; time relative to onnx-int8 rendering the same text in turn; torch with its weight norm folded, and
+``GOMP_SPINCOUNT=10000`` as ``import explorer`` sets it):
 
-==========  ===================  ======================  =======  ==========  ============  =======  =======
-config      RTF, load avg ~1.2   time vs ref, load ~1.2  CPU RTF  RTF, ~3.5   time vs ref   peak MB  load s
-==========  ===================  ======================  =======  ==========  ============  =======  =======
-onnx-int8   0.36                 1.0                     0.63     0.45        1.0           563      0.4
-torch-fp32  0.45                 1.28                    0.99     1.60        1.68          1740     5.2
-torch-bf16  0.28                 0.81                    0.64     1.77        3.18          1694     4.8
-==========  ===================  ======================  =======  ==========  ============  =======  =======
+==========  ===================  ======================  =======  ==============  =======  =======
+config      RTF, load avg ~1.5   time vs ref, load ~1.5  CPU RTF  vs ref, ~2.5    peak MB  load s
+==========  ===================  ======================  =======  ==============  =======  =======
+onnx-int8   0.35                 1.0                     0.59     1.0             532      0.4
+torch-fp32  0.44                 1.28                    0.86     1.86            1400     5.2
+torch-bf16  0.29                 0.85                    0.61     1.39            1400     4.8
+==========  ===================  ======================  =======  ==============  =======  =======
 
-Quality held in both runs: WER 0.014 for all three; speaker similarity to onnx-int8 0.976 (fp32 and bf16).
+Quality held in every run: WER 0.014 for all three; speaker similarity to onnx-int8 0.976 (fp32 and bf16).
 """
 ENGINE_KINDS = (
     "auto", "torch", *(f"torch-{precision}" for precision in TORCH_PRECISIONS),
@@ -304,6 +307,7 @@ class Engine(ABC):
         weights: which weights are in use, in words (file and where it lives).
         vocab: phoneme symbol to token id, from the model config.
         context_tokens: tokens one call may take including the two pads (510: at most 508 phonemes).
+
     Example:
         >>> import explorer
         >>> engine = explorer.load_engine("onnx")
@@ -446,6 +450,7 @@ class TorchEngine(Engine):
         if built:
             import torch
 
+            fold_weight_norm(self.model)
             torch.set_num_threads(physical_cores())
             self._run(self.token_ids(WARM_UP_PHONEMES), np.zeros(STYLE_DIM, dtype=np.float32), 1.0)
 
@@ -457,6 +462,25 @@ class TorchEngine(Engine):
                 torch.from_numpy(tokens), torch.from_numpy(style).unsqueeze(0), speed
             )
         return audio.float().numpy(), durations.reshape(-1).numpy()
+
+
+def fold_weight_norm(model: torch.nn.Module) -> int:
+    """Fold every weight-normalised layer of ``model`` into a plain weight, for inference; return how many.
+
+    kokoro's decoder keeps each convolution as a direction and a norm and computes the weight from them before every
+    call, holding both and the result: folding once gives the same weights (up to float rounding) and frees about
+    340 MB during a long render (peak 1.74 GB before, 1.40 GB after, measured on the full model in bf16). Training
+    or reading ``weight_g``/``weight_v`` afterwards is no longer possible, so only an engine's own model is folded.
+    """
+    from torch.nn.utils import remove_weight_norm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    folded = 0
+    for module in model.modules():
+        for hook in [hook for hook in module._forward_pre_hooks.values() if isinstance(hook, WeightNorm)]:
+            remove_weight_norm(module, hook.name)
+            folded += 1
+    return folded
 
 
 def _torch_model(
@@ -577,7 +601,9 @@ class OnnxEngine(Engine):
         session_config: Mapping[str, str] | None = None,
     ):
         if variant is not None and variant not in ONNX_VARIANTS:
-            raise SynthesisError(f"Unknown ONNX variant {str(variant)[:40]!r}: choose one of {', '.join(ONNX_VARIANTS)}.")
+            raise SynthesisError(
+                f"Unknown ONNX variant {str(variant)[:40]!r}: choose one of {', '.join(ONNX_VARIANTS)}."
+            )
         if model_path is None:
             path, label, known_sha256 = offline_onnx_model(progress), OFFLINE_LABEL, OFFLINE_MODEL_SHA256
             variant = variant or DEFAULT_ONNX_VARIANT
@@ -834,6 +860,7 @@ def load_engine(kind: str = "auto", weights: Path | str | None = None, progress:
     Raises:
         SynthesisError: unknown kind.
         ModelFilesError: missing or corrupt model files.
+
     Example:
         >>> import explorer
         >>> engine = explorer.load_engine("onnx")     # the offline int8 ONNX model, no network needed
@@ -853,10 +880,11 @@ def available_engines() -> list[tuple[str, str]]:
     Torch is listed when ``kokoro-v1_0.pth`` is in the Hugging Face cache or the offline packages are installed (it
     then imports their weights), ``torch-bf16`` only where the CPU computes bf16 natively; onnx and each ONNX variant
     when the offline packages are installed (their integrity is checked when the model is assembled).
+
     Example:
         >>> import explorer
         >>> kinds = [kind for kind, _ in explorer.available_engines()]
-        >>> "onnx" in kinds and "torch" in kinds        # torch runs the offline model's weights when nothing else is here
+        >>> "onnx" in kinds and "torch" in kinds        # torch runs the offline model's weights if nothing else
         True
     """
     found = []

@@ -105,6 +105,7 @@ class Synthesis:
         compute_seconds: the engine's rendering time summed over chunks (G2P excluded, see ``g2p_seconds``).
         g2p_seconds: time spent converting and chunking the input.
         durations: predicted frames per token for each chunk (pads included), None where the engine gives none.
+
     Example:
         >>> import explorer
         >>> speech = explorer.synthesize("Hello there.", style=explorer.load_voices()["am_adam"].pack)
@@ -258,6 +259,7 @@ def synthesize_stream(
 
     Yields:
         Each chunk's audio as soon as it is rendered.
+
     Example:
         >>> import explorer
         >>> pack = explorer.load_voices()["bf_emma"].pack
@@ -301,6 +303,7 @@ def synthesize(
 
     Raises:
         SynthesisError: bad input, style or speed.
+
     Example:
         >>> import explorer
         >>> speech = explorer.synthesize("Hello there.", style=explorer.load_voices()["af_heart"].pack)

@@ -267,10 +267,11 @@ def test_every_engine_says_which_weights_it_uses(tiny_torch_engine, tiny_onnx_en
 def test_torch_weights_are_built_from_the_given_file(monkeypatch, tmp_path, tiny_kmodel):
     weights = tmp_path / "kokoro-v1_0.pth"
     weights.write_bytes(b"stand-in")
-    built = []
+    built, folded = [], []
     monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: built.append(path) or tiny_kmodel)
+    monkeypatch.setattr(engines, "fold_weight_norm", folded.append)  # the shared test model stays as it is
     engine = TorchEngine(weights)
-    assert built == [weights]
+    assert built == [weights] and folded == [tiny_kmodel]  # an engine's own model is folded for inference
     assert engine.weights.startswith("kokoro-v1_0.pth (local: ") and str(weights.resolve()) in engine.weights
 
 
@@ -282,6 +283,7 @@ def test_without_a_weights_file_torch_takes_kokoro_v1_0_from_the_hugging_face_ca
     asked = []
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: asked.append((repo, name)) or cached)
     monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: tiny_kmodel)
+    monkeypatch.setattr(engines, "fold_weight_norm", lambda model: 0)  # the shared test model stays as it is
     monkeypatch.setattr(torch, "set_num_threads", lambda count: None)  # the module's tests stay on one thread
     assert str(cached.resolve()) in TorchEngine().weights
     assert asked == [("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")]
@@ -557,3 +559,28 @@ def test_the_offline_model_speaks_with_the_bundled_af_heart(offline_onnx_engine,
     assert 1.0 <= seconds <= 4.0
     assert np.isfinite(rendered.audio).all() and rms(rendered.audio) > 0.02 and np.abs(rendered.audio).max() < 1.5
     assert rendered.durations is None and not offline_onnx_engine.gives_durations  # the official export: audio only
+
+
+def test_folding_weight_norm_keeps_the_model_s_output_and_leaves_no_norm_to_recompute(tiny_kmodel, tiny_config):
+    """An engine's own model computes each decoder weight once instead of on every call: same durations, same audio
+    (the vocoder's noise seeded alike), no weight-norm hook left."""
+    import torch
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    from explorer.architecture import build_model
+
+    folded = build_model(tiny_config)  # a twin of the shared fixture (weight-normalised modules cannot be deep-copied)
+    folded.load_state_dict(tiny_kmodel.state_dict())
+    assert engines.fold_weight_norm(folded) > 0
+    assert not any(isinstance(hook, WeightNorm) for module in folded.modules()
+                   for hook in module._forward_pre_hooks.values())
+    tokens, style = torch.tensor([[0, 50, 83, 54, 156, 0]]), torch.rand(1, 256, generator=torch.Generator().manual_seed(1))
+    outputs = []
+    for model in (tiny_kmodel, folded):
+        torch.manual_seed(0)
+        with torch.inference_mode():
+            outputs.append(model.forward_with_tokens(tokens, style, 1.0))
+    (audio, durations), (folded_audio, folded_durations) = outputs
+    assert torch.equal(durations, folded_durations)
+    torch.testing.assert_close(folded_audio, audio, atol=1e-4, rtol=1e-3)
+    assert engines.fold_weight_norm(folded) == 0  # nothing left to fold

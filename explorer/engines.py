@@ -445,7 +445,8 @@ class TorchEngine(Engine):
             model, label = _torch_model(weights, config, progress)
         else:
             label = describe_weights(weights)
-        super().__init__(model.vocab, label)
+        # The precision is part of the description, so a replay cache keyed on it never mixes fp32 and bf16 audio.
+        super().__init__(model.vocab, f"{label}, computed in {precision}")
         self.model = model.eval()
         if built:
             import torch

@@ -259,7 +259,8 @@ def test_threads_sharing_an_engine_get_their_own_results_one_model_call_at_a_tim
 
 
 def test_every_engine_says_which_weights_it_uses(tiny_torch_engine, tiny_onnx_engine, tiny_onnx_path):
-    assert (tiny_torch_engine.name, tiny_torch_engine.weights) == ("torch", "random initialisation")
+    assert tiny_torch_engine.name == "torch"
+    assert tiny_torch_engine.weights == f"random initialisation, computed in {tiny_torch_engine.precision}"
     assert tiny_onnx_engine.name == "onnx"
     assert tiny_onnx_path.name in tiny_onnx_engine.weights and "local ONNX" in tiny_onnx_engine.weights
 
@@ -327,6 +328,8 @@ def test_torch_runs_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, ti
     rendered = bf16.render(SHORT, style(0))
     assert rendered.audio.dtype == np.float32 and np.isfinite(rendered.audio).all() and rms(rendered.audio) > 0
     assert TorchEngine(model=tiny_kmodel).precision == DEFAULT_TORCH_PRECISION
+    fp32 = TorchEngine(model=tiny_kmodel, precision="fp32")
+    assert bf16.weights.endswith("computed in bf16") and fp32.weights.endswith("computed in fp32")  # replay keys differ
     with pytest.raises(SynthesisError, match="Unknown torch precision 'fp16'.*fp32, bf16"):
         TorchEngine(model=tiny_kmodel, precision="fp16")
 

@@ -47,6 +47,7 @@ __all__ = [
     "analyze_architecture",
     "build_model",
     "describe_weights",
+    "identity_norms",
     "load_weights",
     "module_weight_stats",
     "read_weights",
@@ -443,7 +444,7 @@ def read_weights(path: Path | str) -> dict[str, Mapping[str, torch.Tensor]]:
     return state
 
 
-def _identity_norms(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def identity_norms(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Return the identity values (scale 1, shift 0) of the affine instance norms inside ``module``, by state key.
 
     Kokoro builds AdaIN's instance norm with ``affine=True`` only so old ONNX exporters keep its channel count (see
@@ -464,7 +465,7 @@ def _apply_weights(model: KModel, state: Mapping[str, Mapping[str, torch.Tensor]
 
     Kokoro's own loader falls back to ``strict=False`` and so takes a file for another model in silence, leaving
     random values behind. This one accepts the ``module.`` key prefix of the official file, tensors the model has no
-    place for, and missing instance-norm scales and shifts (set to identity, see :func:`_identity_norms`); any other
+    place for, and missing instance-norm scales and shifts (set to identity, see :func:`identity_norms`); any other
     missing module or tensor, or a wrong shape, is refused before anything is copied.
     """
     modules = {name: module for name, module in model.named_children() if any(True for _ in module.parameters())}
@@ -478,7 +479,7 @@ def _apply_weights(model: KModel, state: Mapping[str, Mapping[str, torch.Tensor]
         keys = [str(key) for key in module_state]
         if keys and all(key.startswith("module.") for key in keys):
             module_state = {str(key)[len("module.") :]: value for key, value in module_state.items()}
-        module_state = {**_identity_norms(modules[name]), **module_state}
+        module_state = {**identity_norms(modules[name]), **module_state}
         expected = modules[name].state_dict()
         absent = [key for key in expected if key not in module_state]
         if absent:

@@ -169,11 +169,11 @@ def engine_configs() -> dict[str, Callable[[], Engine]]:
 
 def default_config() -> str:
     """Name of the configuration ``load_engine("auto")`` builds here."""
-    from explorer.engines import DEFAULT_ONNX_VARIANT, DEFAULT_TORCH_PRECISION, auto_kind, native_bf16
+    from explorer.engines import DEFAULT_ONNX_VARIANT, DEFAULT_TORCH_PRECISION, auto_kind, runnable_precision
 
     if auto_kind() == "onnx":
         return f"onnx-{DEFAULT_ONNX_VARIANT}"
-    return f"torch-{DEFAULT_TORCH_PRECISION}" if DEFAULT_TORCH_PRECISION != "bf16" or native_bf16() else "torch-fp32"
+    return f"torch-{runnable_precision(DEFAULT_TORCH_PRECISION)}"
 
 
 def _peak_rss_mb() -> float:

@@ -34,7 +34,15 @@ from explorer.paths import cache_dir
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["FLOAT_SUFFIX", "REWRITE_VERSION", "RewriteSummary", "float_model", "float_model_path", "float_rewrite"]
+__all__ = [
+    "FLOAT_SUFFIX",
+    "REWRITE_VERSION",
+    "GraphIndex",
+    "RewriteSummary",
+    "float_model",
+    "float_model_path",
+    "float_rewrite",
+]
 
 REWRITE_VERSION = 1
 """Recorded beside each rewritten file: a change to the rewrite rebuilds files made by an older one."""
@@ -62,7 +70,7 @@ class RewriteSummary:
     float_weights: int
 
 
-class _Graph:
+class GraphIndex:
     """Index of one ONNX graph: who produces and who reads each tensor, and its constant tensors."""
 
     def __init__(self, graph: onnx.GraphProto):
@@ -125,7 +133,7 @@ def float_rewrite(model: onnx.ModelProto) -> RewriteSummary:
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    index = _Graph(graph)
+    index = GraphIndex(graph)
     replacements: dict[int, onnx.NodeProto] = {}  # id of the last node of a chain -> the float node replacing it
     new_weights: dict[str, onnx.TensorProto] = {}
     counts: dict[str, int] = defaultdict(int)
@@ -174,7 +182,7 @@ def float_rewrite(model: onnx.ModelProto) -> RewriteSummary:
 
 
 def _float_product(
-    index: _Graph, node: onnx.NodeProto, float_weight: Callable[[str, np.ndarray], str], helper: Any
+    index: GraphIndex, node: onnx.NodeProto, float_weight: Callable[[str, np.ndarray], str], helper: Any
 ) -> tuple[onnx.NodeProto, onnx.NodeProto]:
     """Return (the chain's last node, the float Conv/MatMul replacing the chain) for one integer product."""
     quantiser = index.made_by(node.input[0], "DynamicQuantizeLinear")
@@ -220,7 +228,7 @@ def _per_output_channel(values: np.ndarray | float, ndim: int) -> np.ndarray:
     return values.reshape((-1,) + (1,) * (ndim - 1)) if values.size > 1 else values.reshape(())
 
 
-def _float_bias(index: _Graph, add: onnx.NodeProto, product_output: str) -> str:
+def _float_bias(index: GraphIndex, add: onnx.NodeProto, product_output: str) -> str:
     """Name of the float bias behind an ``Add(product, Reshape(Cast(Floor|Round(Div(bias, scale)))))``."""
     quantised = next(name for name in add.input if name != product_output)
     node = index.producer.get(quantised)
@@ -232,7 +240,7 @@ def _float_bias(index: _Graph, add: onnx.NodeProto, product_output: str) -> str:
 
 
 def _float_lstm(
-    index: _Graph, node: onnx.NodeProto, float_weight: Callable[[str, np.ndarray], str], helper: Any
+    index: GraphIndex, node: onnx.NodeProto, float_weight: Callable[[str, np.ndarray], str], helper: Any
 ) -> onnx.NodeProto:
     """The float LSTM replacing one DynamicQuantizeLSTM: W, R dequantised and transposed to [dirs, 4H, in]."""
     inputs = list(node.input) + [""] * (12 - len(node.input))

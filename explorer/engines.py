@@ -86,6 +86,7 @@ __all__ = [
     "physical_cores",
     "record_cached_file",
     "resolve_engine",
+    "runnable_precision",
     "style_vector",
     "torch_precision",
 ]
@@ -227,6 +228,12 @@ def native_bf16() -> bool:
         return False
     flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.partition(":")[2].split()}
     return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def runnable_precision(precision: str) -> str:
+    """Return the precision a torch engine asked for ``precision`` runs in here: bf16 only where the CPU computes it
+    natively (:func:`native_bf16`), fp32 otherwise."""
+    return "fp32" if precision == "bf16" and not native_bf16() else precision
 
 
 def load_vocab(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str, int]:
@@ -434,19 +441,17 @@ class TorchEngine(Engine):
             raise SynthesisError(
                 f"Unknown torch precision {str(precision)[:40]!r}: choose one of {', '.join(TORCH_PRECISIONS)}."
             )
-        self.precision_note = ""
-        if precision == "bf16" and not native_bf16():
-            precision = "fp32"
-            self.precision_note = ("bf16 was asked for, but this CPU has no native bf16 (avx512_bf16 or amx_bf16), "
-                                   "where it would be slower than fp32: running fp32.")
-        self.precision = precision
+        self.precision = runnable_precision(precision)
+        self.precision_note = "" if self.precision == precision else (
+            "bf16 was asked for, but this CPU has no native bf16 (avx512_bf16 or amx_bf16), where it would be slower "
+            "than fp32: running fp32.")
         built = model is None
         if model is None:
             model, label = _torch_model(weights, config, progress)
         else:
             label = describe_weights(weights)
         # The precision is part of the description, so a replay cache keyed on it never mixes fp32 and bf16 audio.
-        super().__init__(model.vocab, f"{label}, computed in {precision}")
+        super().__init__(model.vocab, f"{label}, computed in {self.precision}")
         self.model = model.eval()
         if built:
             import torch
@@ -893,9 +898,8 @@ def available_engines() -> list[tuple[str, str]]:
     offline = all(importlib.util.find_spec(part.module) is not None for part in OFFLINE_PARTS)
     if cached is not None or offline:
         label = f"{TORCH_WEIGHTS} (Hugging Face cache: {cached})" if cached is not None else OFFLINE_TORCH_LABEL
-        precisions = [precision for precision in TORCH_PRECISIONS if precision != "bf16" or native_bf16()]
-        default = DEFAULT_TORCH_PRECISION if DEFAULT_TORCH_PRECISION in precisions else "fp32"
-        found.append(("torch", f"{label}, {default}"))
+        precisions = [precision for precision in TORCH_PRECISIONS if runnable_precision(precision) == precision]
+        found.append(("torch", f"{label}, {runnable_precision(DEFAULT_TORCH_PRECISION)}"))
         found.extend((f"torch-{precision}", f"{label}, {precision}") for precision in precisions)
     if offline:
         labels = {"int8": OFFLINE_LABEL, "float": f"{OFFLINE_LABEL} {FLOAT_LABEL}"}

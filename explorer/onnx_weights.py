@@ -108,7 +108,7 @@ def kmodel_state_from_onnx(
     """
     import torch
 
-    from explorer.architecture import _identity_norms, build_model
+    from explorer.architecture import build_model, identity_norms
 
     path = Path(path)
     model = _load_float_graph(path)
@@ -118,7 +118,7 @@ def kmodel_state_from_onnx(
     found = _Importer(model.graph, template, expected).run()
     del model
     defaults = {f"{name}.{key}": value for name, child in template.named_children()
-                for key, value in _identity_norms(child).items()}
+                for key, value in identity_norms(child).items()}
     defaults.update({key: torch.zeros(expected[key]) for key in UNEXPORTED if key in expected})
     missing = [key for key in expected if key not in found and key not in defaults]
     if len(found) < len(expected) // 2:
@@ -173,9 +173,9 @@ class _Importer:
     """Match a float graph's constants to the tensors of a KModel (see the module docstring)."""
 
     def __init__(self, graph: onnx.GraphProto, template: torch.nn.Module, expected: Mapping[str, tuple[int, ...]]):
-        from explorer.conversion import _Graph
+        from explorer.conversion import GraphIndex
 
-        self.index = _Graph(graph)
+        self.index = GraphIndex(graph)
         self.modules = dict(template.named_modules())
         self.expected = expected
         self.weight_norm_dims = {

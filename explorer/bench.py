@@ -61,6 +61,7 @@ __all__ = [
     "run_benchmarks",
     "run_worker",
     "time_app_page",
+    "timbre_edit",
 ]
 
 CORPUS = (
@@ -97,6 +98,9 @@ class BenchRow:
         replay_ms: the slowest replay of a rendered sentence from the audio cache as WAV bytes, alone.
         peak_rss_mb: the worker's peak resident memory, alone.
         rtf: engine seconds per second of audio over the corpus, taking turns with the other configurations.
+        edit_rtf: the same for a render right after the same sentence's with the decoder half of the style changed
+            (:func:`timbre_edit`: a timbre slider moved), once over the corpus; the torch engine reuses the
+            prosody then.
         time_vs_reference: median over the corpus of this configuration's render time divided by the reference's
             for the same sentence in the same turn (below 1: faster); None without a reference in the run.
         first_audio_seconds: median time to the first chunk of ``TWO_SENTENCES``, text conversion included, with
@@ -118,6 +122,7 @@ class BenchRow:
     replay_ms: float
     peak_rss_mb: float
     rtf: float | None = None
+    edit_rtf: float | None = None
     time_vs_reference: float | None = None
     first_audio_seconds: float | None = None
     first_audio_by_chunk: dict[str, float] = field(default_factory=dict)
@@ -136,6 +141,7 @@ class Turns:
     """What the comparison phase measured for one configuration (see :func:`compare_speed`)."""
 
     rtf: float
+    edit_rtf: float
     time_vs_reference: float | None
     first_audio_seconds: float
     first_audio_by_chunk: dict[str, float]
@@ -169,11 +175,19 @@ def engine_configs() -> dict[str, Callable[[], Engine]]:
 
 def default_config() -> str:
     """Name of the configuration ``load_engine("auto")`` builds here."""
-    from explorer.engines import DEFAULT_ONNX_VARIANT, DEFAULT_TORCH_PRECISION, auto_kind, runnable_precision
+    from explorer.engines import (
+        DEFAULT_ONNX_VARIANT,
+        DEFAULT_TORCH_PRECISION,
+        auto_kind,
+        onnx_variant,
+        runnable_precision,
+        torch_precision,
+    )
 
-    if auto_kind() == "onnx":
-        return f"onnx-{DEFAULT_ONNX_VARIANT}"
-    return f"torch-{runnable_precision(DEFAULT_TORCH_PRECISION)}"
+    kind = auto_kind()
+    if kind.startswith("onnx"):
+        return f"onnx-{onnx_variant(kind) or DEFAULT_ONNX_VARIANT}"
+    return f"torch-{runnable_precision(torch_precision(kind) or DEFAULT_TORCH_PRECISION)}"
 
 
 def _peak_rss_mb() -> float:
@@ -188,6 +202,7 @@ def _first_audio_seconds(engine: Engine, style: np.ndarray, first_chunk_phonemes
     """Time from asking for ``TWO_SENTENCES`` to holding its first chunk's audio (text conversion included)."""
     from explorer.synth import synthesize_stream
 
+    engine.clear_cache()
     started = perf_counter()
     next(iter(synthesize_stream(TWO_SENTENCES, style=style, engine=engine,
                                 first_chunk_phonemes=first_chunk_phonemes or None)))
@@ -233,6 +248,7 @@ def run_worker(
     cpu_started = process_time()
     for voice in BENCH_VOICES:
         for index, sentence in enumerate(CORPUS):
+            engine.clear_cache()
             result = synthesize(sentence, style=voices[voice].pack, engine=engine)
             audio_seconds += result.seconds
             keys.append(audio_cache_key(engine.name, engine.weights, result.phonemes, voices[voice].pack, 1.0))
@@ -293,17 +309,24 @@ def compare_speed(
         synthesize(CORPUS[0], style=style, engine=engine)  # warm-up, off the clock
     compute = dict.fromkeys(names, 0.0)
     audio = dict.fromkeys(names, 0.0)
+    edit_compute = dict.fromkeys(names, 0.0)
+    edit_audio = dict.fromkeys(names, 0.0)
     ratios: dict[str, list[float]] = {name: [] for name in names}
     turn = 0
-    for _ in range(rounds):
+    for round_index in range(rounds):
         for voice in BENCH_VOICES:
             for sentence in CORPUS:
                 seconds = {}
                 for name in _rotated(names, turn):
+                    built[name].clear_cache()
                     result = synthesize(sentence, style=voices[voice].pack, engine=built[name])
                     compute[name] += result.compute_seconds
                     audio[name] += result.seconds
                     seconds[name] = result.compute_seconds
+                    if round_index == 0:
+                        edited = synthesize(sentence, style=timbre_edit(voices[voice].pack), engine=built[name])
+                        edit_compute[name] += edited.compute_seconds
+                        edit_audio[name] += edited.seconds
                 turn += 1
                 if REFERENCE_CONFIG in seconds:
                     for name in names:
@@ -319,6 +342,7 @@ def compare_speed(
     return {
         name: Turns(
             rtf=round(compute[name] / audio[name], 4),
+            edit_rtf=round(edit_compute[name] / edit_audio[name], 4),
             time_vs_reference=round(statistics.median(ratios[name]), 3) if ratios[name] else None,
             first_audio_seconds=round(statistics.median(first[name][FIRST_CHUNK_PHONEMES]), 3),
             first_audio_by_chunk={str(size): round(statistics.median(times), 3) for size, times in first[name].items()},
@@ -326,6 +350,22 @@ def compare_speed(
         )
         for name in names
     }
+
+
+def timbre_edit(pack: np.ndarray) -> np.ndarray:
+    """Return ``pack`` with the decoder half of every row moved 10 % toward zero, as a timbre slider would.
+
+    Example:
+        >>> import numpy as np
+        >>> from explorer.bench import timbre_edit
+        >>> pack = np.ones((510, 1, 256), dtype=np.float32)
+        >>> edited = timbre_edit(pack)
+        >>> bool(np.allclose(edited[..., :128], 0.9)), bool((edited[..., 128:] == pack[..., 128:]).all())
+        (True, True)
+    """
+    edited = np.array(pack, dtype=np.float32)
+    edited[..., : edited.shape[-1] // 2] *= 0.9
+    return edited
 
 
 def _rotated(names: Sequence[str], turn: int) -> list[str]:
@@ -411,6 +451,7 @@ def format_table(rows: Sequence[BenchRow]) -> str:
     columns = [
         ("config", lambda r: r.config + (" *" if r.default else "")),
         ("RTF", lambda r: r.rtf),
+        ("edit RTF", lambda r: r.edit_rtf),
         ("time vs ref", lambda r: r.time_vs_reference),
         ("CPU RTF", lambda r: r.cpu_rtf),
         ("first audio s", lambda r: r.first_audio_seconds),

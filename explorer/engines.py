@@ -14,8 +14,8 @@ This module has 3 responsibilities:
 3. Choosing an engine (:func:`load_engine`, :func:`resolve_engine`, :func:`auto_kind`, :func:`available_engines`):
    ``torch`` uses the Hub's ``kokoro-v1_0.pth`` when it is in the Hugging Face cache, else the offline model's
    weights, in ``DEFAULT_TORCH_PRECISION`` (``torch-fp32`` and ``torch-bf16`` choose). ``auto`` uses torch when the
-   real torch weights are on this machine, else ``AUTO_OFFLINE_KIND`` (measured: see its docstring), which needs no
-   network at all. The ONNX model runs as it is (``onnx-int8``) or rewritten to float operations on the same weights
+   real torch weights are on this machine or the CPU computes bf16 natively, else the offline int8 ONNX model
+   (measured: see :func:`auto_kind`); neither needs a network. The ONNX model runs as it is (``onnx-int8``) or rewritten to float operations on the same weights
    (``onnx-float``, :mod:`explorer.conversion`); ``onnx`` uses ``DEFAULT_ONNX_VARIANT``, the faster one on a 2-core
    AVX2 CPU by ``python -m explorer bench`` (int8: its integer convolutions beat float ones there).
 
@@ -39,6 +39,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +58,13 @@ if TYPE_CHECKING:
     import torch
     from kokoro import KModel
 
+    from explorer.kmodel_inference import Prosody
+
 __all__ = [
-    "AUTO_OFFLINE_KIND",
     "DEFAULT_ONNX_VARIANT",
     "DEFAULT_TORCH_PRECISION",
     "ENGINE_KINDS",
+    "ENGINE_VARIABLE",
     "OFFLINE_TORCH_LABEL",
     "ONNX_VARIANTS",
     "SAMPLE_RATE",
@@ -75,7 +78,6 @@ __all__ = [
     "available_engines",
     "cached_file_ok",
     "file_sha256",
-    "fold_weight_norm",
     "load_engine",
     "load_vocab",
     "native_bf16",
@@ -102,33 +104,19 @@ DEFAULT_ONNX_VARIANT = "int8"
 """The variant ``onnx`` and ``auto`` use for the offline model: the faster one on a 2-core AVX2 CPU with quality held
 (see ``python -m explorer bench``)."""
 TORCH_PRECISIONS = ("fp32", "bf16")
-"""How the torch engine computes: ``fp32`` as kokoro does, or ``bf16`` under ``torch.autocast("cpu",
-dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16, the weights stay fp32). bf16 runs only where
-the CPU computes it natively (:func:`native_bf16`); elsewhere torch emulates it, slower than fp32, so the engine runs
-fp32 and says so (``TorchEngine.precision_note``)."""
+"""How the torch engine computes: ``fp32`` as kokoro does, or ``bf16``: the text and prosody side and the decoder's
+first blocks under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16),
+and the vocoder, most of the work, as a bf16 copy whose activations stay bf16 between its convolutions
+(:func:`explorer.kmodel_inference.bf16_generator`). bf16 runs only where the CPU computes it natively
+(:func:`native_bf16`); elsewhere torch emulates it, slower than fp32, so the engine runs fp32 and says so
+(``TorchEngine.precision_note``)."""
 DEFAULT_TORCH_PRECISION = "bf16"
 """The precision ``torch`` (and ``auto`` choosing torch) runs in where the CPU supports it (fp32 elsewhere): it takes
-0.63 of fp32's time on a 2-core AVX512-BF16 CPU with the same WER and speaker similarity (see ``AUTO_OFFLINE_KIND``)."""
-AUTO_OFFLINE_KIND = "onnx"
-"""What ``auto`` runs when no ``kokoro-v1_0.pth`` is cached: the official int8 model in onnxruntime (``onnx``, in
-``DEFAULT_ONNX_VARIANT``). Torch on the same weights (imported by :mod:`explorer.onnx_weights`) keeps the quality and
-in bf16 is faster on an idle machine, but 1.4-3 times slower when other work shares the cores, and needs 2.6 times
-the memory and ten times the load time; ``auto`` serves a shared 2-core machine, so it stays on ONNX.
-
-Measured with ``python -m explorer bench all`` on a 2-core AMD EPYC with AVX512-BF16 (5 sentences x af_heart,
-am_adam; time relative to onnx-int8 rendering the same text in turn; torch with its weight norm folded, and
-``GOMP_SPINCOUNT=10000`` as ``import explorer`` sets it):
-
-==========  ===================  ======================  =======  ==============  =======  =======
-config      RTF, load avg ~1.5   time vs ref, load ~1.5  CPU RTF  vs ref, ~2.5    peak MB  load s
-==========  ===================  ======================  =======  ==============  =======  =======
-onnx-int8   0.35                 1.0                     0.59     1.0             532      0.4
-torch-fp32  0.44                 1.28                    0.86     1.86            1400     5.2
-torch-bf16  0.29                 0.85                    0.61     1.39            1400     4.8
-==========  ===================  ======================  =======  ==============  =======  =======
-
-Quality held in every run: WER 0.014 for all three; speaker similarity to onnx-int8 0.976 (fp32 and bf16).
-"""
+about half of fp32's time on a 2-core AVX512-BF16 CPU with the same WER and speaker similarity (see
+:func:`auto_kind`)."""
+ENGINE_VARIABLE = "EXPLORER_ENGINE"
+"""Environment variable naming the engine kind ``auto`` stands for, overriding :func:`auto_kind`'s choice: e.g.
+``onnx`` where memory is short (0.5 GB instead of torch's 1.4 GB)."""
 ENGINE_KINDS = (
     "auto", "torch", *(f"torch-{precision}" for precision in TORCH_PRECISIONS),
     "onnx", *(f"onnx-{variant}" for variant in ONNX_VARIANTS),
@@ -173,6 +161,8 @@ OFFLINE_TORCH_LABEL = "official v1.0 int8 ONNX weights dequantised into kokoro.K
 """The torch engine's ``weights`` when it runs the offline model's weights, followed by where they are cached."""
 WARM_UP_PHONEMES = "həlˈO"
 """What a torch engine renders once when it is built, so torch's one-time costs are paid before the first request."""
+PROSODIES_KEPT = 8
+"""How many prosodies a torch engine keeps (see ``TorchEngine``): the last few texts, prosody styles and speeds."""
 FLOAT_LABEL = "rewritten to float Conv/MatMul/LSTM on its dequantised int8 weights"
 """Added to an ONNX engine's ``weights`` when it runs the float rewrite, followed by where the rewrite is cached."""
 
@@ -395,6 +385,10 @@ class Engine(ABC):
             durations.setflags(write=False)
         return Rendered(audio, durations, elapsed)
 
+    def clear_cache(self) -> None:
+        """Forget what the engine keeps from earlier calls, so the next render does all of its work (benchmarks
+        time it so); an engine that keeps nothing has nothing to do."""
+
     @abstractmethod
     def _run(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray | None]:
         """Run the model on validated input (called under the lock); return audio and durations (or None)."""
@@ -402,6 +396,10 @@ class Engine(ABC):
 
 class TorchEngine(Engine):
     """The official ``kokoro.KModel`` in evaluation mode, run without autograd, in fp32 or bf16.
+
+    It runs the model's modules through :mod:`explorer.kmodel_inference`: the prosody (from the text, the prosody half
+    of the style and the speed) is computed, and the last ``PROSODIES_KEPT`` are kept, apart from the decoder, so an
+    edit to the decoder half of a style renders the decoder alone.
 
     Args:
         weights: a local ``kokoro-v1_0.pth``, or a Kokoro ONNX export whose weights are imported into KModel
@@ -435,6 +433,7 @@ class TorchEngine(Engine):
         progress: Progress | None = None,
     ):
         from explorer.architecture import describe_weights
+        from explorer.kmodel_inference import bf16_generator, fold_weight_norm
 
         precision = precision or DEFAULT_TORCH_PRECISION
         if precision not in TORCH_PRECISIONS:
@@ -454,39 +453,49 @@ class TorchEngine(Engine):
         super().__init__(model.vocab, f"{label}, computed in {self.precision}")
         self.model = model.eval()
         if built:
+            fold_weight_norm(self.model)
+        self._generator = self.model.decoder.generator
+        if self.precision == "bf16":
+            self._generator = bf16_generator(self._generator)
+        self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
+        if built:
             import torch
 
-            fold_weight_norm(self.model)
             torch.set_num_threads(physical_cores())
             self._run(self.token_ids(WARM_UP_PHONEMES), np.zeros(STYLE_DIM, dtype=np.float32), 1.0)
 
     def _run(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
+        from explorer.kmodel_inference import decode
+
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            audio, durations = self.model.forward_with_tokens(
-                torch.from_numpy(tokens), torch.from_numpy(style).unsqueeze(0), speed
-            )
-        return audio.float().numpy(), durations.reshape(-1).numpy()
+            style_row = torch.from_numpy(style).unsqueeze(0)
+            prosody = self._prosody(tokens, style_row, speed)
+            audio = decode(self.model, prosody, style_row, self._generator)
+        return audio.float().numpy(), prosody.durations.reshape(-1).numpy()
 
+    def clear_cache(self) -> None:
+        """Forget the prosodies kept from earlier calls."""
+        with self._lock:
+            self._prosodies.clear()
 
-def fold_weight_norm(model: torch.nn.Module) -> int:
-    """Fold every weight-normalised layer of ``model`` into a plain weight, for inference; return how many.
+    def _prosody(self, tokens: np.ndarray, style_row: torch.Tensor, speed: float) -> Prosody:
+        """Return the prosody of ``tokens`` for this prosody style and speed, from the last few when it is there:
+        moving a decoder-half slider then renders the decoder alone."""
+        import torch
 
-    kokoro's decoder keeps each convolution as a direction and a norm and computes the weight from them before every
-    call, holding both and the result: folding once gives the same weights (up to float rounding) and frees about
-    340 MB during a long render (peak 1.74 GB before, 1.40 GB after, measured on the full model in bf16). Training
-    or reading ``weight_g``/``weight_v`` afterwards is no longer possible, so only an engine's own model is folded.
-    """
-    from torch.nn.utils import remove_weight_norm
-    from torch.nn.utils.weight_norm import WeightNorm
+        from explorer.kmodel_inference import predict_prosody
 
-    folded = 0
-    for module in model.modules():
-        for hook in [hook for hook in module._forward_pre_hooks.values() if isinstance(hook, WeightNorm)]:
-            remove_weight_norm(module, hook.name)
-            folded += 1
-    return folded
+        key = (tokens.tobytes(), style_row[0, STYLE_DIM // 2:].numpy().tobytes(), speed)
+        if key in self._prosodies:
+            self._prosodies.move_to_end(key)
+            return self._prosodies[key]
+        prosody = predict_prosody(self.model, torch.from_numpy(tokens), style_row, speed)
+        self._prosodies[key] = prosody
+        if len(self._prosodies) > PROSODIES_KEPT:
+            self._prosodies.popitem(last=False)
+        return prosody
 
 
 def _torch_model(
@@ -809,12 +818,41 @@ def _join_parts(report: Progress) -> bytearray:
 
 
 def auto_kind(weights: Path | str | None = None) -> str:
-    """Return the engine kind ``auto`` stands for here: ``onnx`` for an ``.onnx`` file, ``torch`` for another file
-    or when ``kokoro-v1_0.pth`` is in the Hugging Face cache (the official weights unquantised), else
-    ``AUTO_OFFLINE_KIND``."""
+    """Return the engine kind ``auto`` stands for here.
+
+    A file decides by its kind: ``onnx`` for an ``.onnx`` file, ``torch`` for another. Without one, the kind named
+    by the ``EXPLORER_ENGINE`` environment variable when it is set; else ``torch`` when ``kokoro-v1_0.pth`` is in
+    the Hugging Face cache (the official weights unquantised) or the CPU computes bf16 natively (torch-bf16 on the
+    offline model's weights); else ``onnx`` (the offline int8 model, faster than torch in fp32).
+
+    torch-bf16 is the faster where it runs, and no slower when other work shares the cores; it needs 2.6 times the
+    memory and ten times the load time (once per process, kokoro's import being most of it). Measured with
+    ``python -m explorer bench all`` on a 2-core AMD EPYC with AVX512-BF16 (5 sentences x af_heart, am_adam; time
+    relative to onnx-int8 rendering the same sentence in turn; load average 0.8-2.0; quality: WER 0.014 for all
+    three, speaker similarity to onnx-int8 0.976 for torch):
+
+    ==========  ====  ===========  ===========  ==========  =======  ======
+    config      RTF   time vs ref  first audio  one busy    peak MB  load s
+    ==========  ====  ===========  ===========  ==========  =======  ======
+    onnx-int8   0.38  1.0          0.59 s       0.60        526      0.5
+    torch-fp32  0.45  1.28         0.55 s                   1380     5.4
+    torch-bf16  0.25  0.70         0.33 s       0.61        1380     5.2
+    ==========  ====  ===========  ===========  ==========  =======  ======
+
+    "one busy": RTF with another process busy on one of the two cores, the engines taking turns.
+
+    Raises:
+        SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
+    """
     if weights is not None:
         return "onnx" if Path(weights).suffix.lower() == ".onnx" else "torch"
-    return "torch" if cached_hub_file(HUB_REPO, TORCH_WEIGHTS) is not None else AUTO_OFFLINE_KIND
+    chosen = os.environ.get(ENGINE_VARIABLE, "").strip()
+    if chosen:
+        if chosen not in ENGINE_KINDS or chosen == "auto":
+            raise SynthesisError(f"{ENGINE_VARIABLE}={chosen[:40]!r} names no engine: set it to one of "
+                                 f"{', '.join(ENGINE_KINDS[1:])}, or unset it.")
+        return chosen
+    return "torch" if cached_hub_file(HUB_REPO, TORCH_WEIGHTS) is not None or native_bf16() else "onnx"
 
 
 def resolve_engine(kind: str = "auto", weights: Path | str | None = None) -> tuple[str, Path | None]:

@@ -209,9 +209,10 @@ def sidebar() -> None:
     with st.sidebar:
         st.subheader("Session")
         st.selectbox("Engine", ENGINE_KINDS, key="engine_kind", help="auto: torch when kokoro-v1_0.pth is in the "
-                     "Hugging Face cache, else the offline int8 ONNX model (the steadiest on a shared machine). torch "
-                     "runs the offline model's weights in kokoro's own KModel; torch-bf16, where the CPU computes "
-                     "bf16 natively, is the fastest on an idle machine (see python -m explorer bench).")
+                     "Hugging Face cache or the CPU computes bf16 natively (torch-bf16, the fastest), else the "
+                     "offline int8 ONNX model (the EXPLORER_ENGINE environment variable overrides). torch runs the "
+                     "offline model's weights in kokoro's own KModel; onnx needs a third of its memory (see "
+                     "python -m explorer bench).")
         chosen = st.session_state["engine_kind"]
         kind = auto_kind() if chosen == "auto" else chosen
         described = dict(available_engines())

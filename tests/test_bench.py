@@ -44,7 +44,7 @@ def a_row(config: str, **changes) -> BenchRow:
 
 
 def turns(rtf: float = 0.4, ratio: float | None = 1.0) -> Turns:
-    return Turns(rtf=rtf, time_vs_reference=ratio, first_audio_seconds=0.45,
+    return Turns(rtf=rtf, edit_rtf=rtf, time_vs_reference=ratio, first_audio_seconds=0.45,
                  first_audio_by_chunk={"20": 0.45, "0": 1.2}, load_average=0.5)
 
 
@@ -71,6 +71,7 @@ def test_taking_turns_times_every_configuration_against_the_reference(small_benc
     assert figures["onnx-int8"].time_vs_reference == 1.0  # the reference against itself
     for measured in figures.values():
         assert measured.rtf > 0 and measured.time_vs_reference > 0 and measured.first_audio_seconds > 0
+        assert measured.edit_rtf > 0
         assert set(measured.first_audio_by_chunk) == {str(bench.FIRST_CHUNK_PHONEMES), "0"}
     assert compare_speed(["tiny-torch"], configs, rounds=1)["tiny-torch"].time_vs_reference is None
 
@@ -158,7 +159,7 @@ def test_the_table_has_a_header_and_one_aligned_line_per_row_marking_the_default
     assert len(lines) == 3
     assert lines[0].split("  ")[0].strip() == "config"
     assert lines[1].startswith("onnx-int8 *") and not lines[2].startswith("onnx-int8 *")
-    headers = ("RTF", "time vs ref", "CPU RTF", "first audio s", "replay ms", "peak MB", "load s", "WER",
+    headers = ("RTF", "edit RTF", "time vs ref", "CPU RTF", "first audio s", "replay ms", "peak MB", "load s", "WER",
                "sim. to ref", "load avg")
     assert [lines[0].index(header) for header in headers] == sorted(lines[0].index(header) for header in headers)
     for header in headers:

@@ -34,6 +34,7 @@ from explorer.engines import (
     SAMPLE_RATE,
     OnnxEngine,
     TorchEngine,
+    auto_kind,
     available_engines,
     load_engine,
     offline_onnx_model,
@@ -255,6 +256,37 @@ def test_threads_sharing_an_engine_get_their_own_results_one_model_call_at_a_tim
         np.testing.assert_array_equal(results[phonemes], durations)
 
 
+def test_a_torch_engine_renders_only_the_decoder_when_only_the_decoder_half_of_the_style_changed(monkeypatch,
+                                                                                                  tiny_kmodel):
+    """The prosody (PL-BERT, durations, pitch, energy) depends on the text, ``style[128:]`` and the speed only: a
+    timbre slider reuses it; anything else predicts it again. The last ``PROSODIES_KEPT`` are kept."""
+    from explorer import kmodel_inference
+    from tests.conftest import one_torch_thread
+
+    engine = TorchEngine(model=tiny_kmodel)
+    predicted = []
+    predict = kmodel_inference.predict_prosody
+    monkeypatch.setattr(kmodel_inference, "predict_prosody", lambda *args: predicted.append(args) or predict(*args))
+    style = np.random.default_rng(0).random(256, dtype=np.float32)
+    timbre_edit, prosody_edit = style.copy(), style.copy()
+    timbre_edit[:128] += 0.1
+    prosody_edit[128:] += 0.1
+    with one_torch_thread():
+        first = engine.render("həlˈO", style)
+        again = engine.render("həlˈO", timbre_edit)
+        assert len(predicted) == 1 and np.array_equal(again.durations, first.durations)
+        assert not np.array_equal(again.audio, first.audio)
+        engine.render("həlˈO", prosody_edit)
+        engine.render("hˈI", style)
+        for speed in np.linspace(1.1, 2.0, engines.PROSODIES_KEPT):
+            engine.render("həlˈO", style, speed=speed)
+        assert len(predicted) == 3 + engines.PROSODIES_KEPT
+        engine.render("həlˈO", style)  # pushed out by the newer ones
+        engine.clear_cache()
+        engine.render("həlˈO", style)
+    assert len(predicted) == 5 + engines.PROSODIES_KEPT
+
+
 # --- which weights, which engine --------------------------------------------------------------------------------------
 
 
@@ -270,8 +302,8 @@ def test_torch_weights_are_built_from_the_given_file(monkeypatch, tmp_path, tiny
     weights.write_bytes(b"stand-in")
     built, folded = [], []
     monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: built.append(path) or tiny_kmodel)
-    monkeypatch.setattr(engines, "fold_weight_norm", folded.append)  # the shared test model stays as it is
-    engine = TorchEngine(weights)
+    monkeypatch.setattr("explorer.kmodel_inference.fold_weight_norm", folded.append)  # the shared model stays
+    engine = TorchEngine(weights, precision="fp32")  # fp32 has no bf16 copy of the generator to fold
     assert built == [weights] and folded == [tiny_kmodel]  # an engine's own model is folded for inference
     assert engine.weights.startswith("kokoro-v1_0.pth (local: ") and str(weights.resolve()) in engine.weights
 
@@ -284,9 +316,9 @@ def test_without_a_weights_file_torch_takes_kokoro_v1_0_from_the_hugging_face_ca
     asked = []
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: asked.append((repo, name)) or cached)
     monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: tiny_kmodel)
-    monkeypatch.setattr(engines, "fold_weight_norm", lambda model: 0)  # the shared test model stays as it is
+    monkeypatch.setattr("explorer.kmodel_inference.fold_weight_norm", lambda model: 0)  # the shared model stays
     monkeypatch.setattr(torch, "set_num_threads", lambda count: None)  # the module's tests stay on one thread
-    assert str(cached.resolve()) in TorchEngine().weights
+    assert str(cached.resolve()) in TorchEngine(precision="fp32").weights
     assert asked == [("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")]
 
 
@@ -362,12 +394,28 @@ def test_missing_unreadable_or_foreign_onnx_files_raise_model_files_error(tmp_pa
         OnnxEngine(foreign)
 
 
-def test_auto_prefers_torch_weights_in_the_hugging_face_cache(monkeypatch, tmp_path):
+def test_auto_prefers_torch_weights_in_the_hugging_face_cache_then_torch_bf16_then_onnx(monkeypatch, tmp_path):
     cached = tmp_path / "kokoro-v1_0.pth"
+    monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
+    monkeypatch.setattr(engines, "native_bf16", lambda: False)
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: cached)
     assert resolve_engine("auto") == ("torch", cached)
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
-    assert resolve_engine("auto") == ("onnx", None)
+    assert auto_kind() == "onnx" and resolve_engine("auto") == ("onnx", None)  # int8 beats torch fp32
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    assert auto_kind() == "torch" and resolve_engine("auto") == ("torch", None)  # bf16 on the offline weights
+
+
+def test_the_environment_can_name_what_auto_stands_for(monkeypatch):
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    monkeypatch.setenv("EXPLORER_ENGINE", "onnx")
+    assert auto_kind() == "onnx" and resolve_engine("auto") == ("onnx", None)
+    monkeypatch.setenv("EXPLORER_ENGINE", " torch-fp32 ")
+    assert auto_kind() == "torch-fp32" and auto_kind("voice-model.onnx") == "onnx"  # a file still decides
+    for wrong in ("auto", "tensorflow", "../../onnx"):
+        monkeypatch.setenv("EXPLORER_ENGINE", wrong)
+        with pytest.raises(SynthesisError, match="EXPLORER_ENGINE=.* names no engine: set it to one of torch, "):
+            load_engine()
 
 
 def test_auto_follows_the_kind_of_file_given(monkeypatch):
@@ -387,14 +435,15 @@ def test_load_engine_builds_the_resolved_engine(monkeypatch, tmp_path):
     monkeypatch.setattr(engines, "OnnxEngine",
                         lambda path, progress, variant: built.append(("onnx", path, variant)) or "onnx engine")
     monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
-    monkeypatch.setattr(engines, "AUTO_OFFLINE_KIND", "onnx")
+    monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
+    monkeypatch.setattr(engines, "native_bf16", lambda: False)
     assert load_engine() == "onnx engine"
     assert load_engine("torch", tmp_path / "w.pth") == load_engine("torch-bf16") == "torch engine"
     assert load_engine("onnx-float") == load_engine("onnx-int8", tmp_path / "m.onnx") == "onnx engine"
-    monkeypatch.setattr(engines, "AUTO_OFFLINE_KIND", "torch-bf16")
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
     assert load_engine() == "torch engine"
     assert built == [("onnx", None, None), ("torch", tmp_path / "w.pth", None), ("torch", None, "bf16"),
-                     ("onnx", None, "float"), ("onnx", tmp_path / "m.onnx", "int8"), ("torch", None, "bf16")]
+                     ("onnx", None, "float"), ("onnx", tmp_path / "m.onnx", "int8"), ("torch", None, None)]
 
 
 def test_the_onnx_variants_and_torch_precisions_are_engine_kinds_of_their_own(monkeypatch):
@@ -562,28 +611,3 @@ def test_the_offline_model_speaks_with_the_bundled_af_heart(offline_onnx_engine,
     assert 1.0 <= seconds <= 4.0
     assert np.isfinite(rendered.audio).all() and rms(rendered.audio) > 0.02 and np.abs(rendered.audio).max() < 1.5
     assert rendered.durations is None and not offline_onnx_engine.gives_durations  # the official export: audio only
-
-
-def test_folding_weight_norm_keeps_the_model_s_output_and_leaves_no_norm_to_recompute(tiny_kmodel, tiny_config):
-    """An engine's own model computes each decoder weight once instead of on every call: same durations, same audio
-    (the vocoder's noise seeded alike), no weight-norm hook left."""
-    import torch
-    from torch.nn.utils.weight_norm import WeightNorm
-
-    from explorer.architecture import build_model
-
-    folded = build_model(tiny_config)  # a twin of the shared fixture (weight-normalised modules cannot be deep-copied)
-    folded.load_state_dict(tiny_kmodel.state_dict())
-    assert engines.fold_weight_norm(folded) > 0
-    assert not any(isinstance(hook, WeightNorm) for module in folded.modules()
-                   for hook in module._forward_pre_hooks.values())
-    tokens, style = torch.tensor([[0, 50, 83, 54, 156, 0]]), torch.rand(1, 256, generator=torch.Generator().manual_seed(1))
-    outputs = []
-    for model in (tiny_kmodel, folded):
-        torch.manual_seed(0)
-        with torch.inference_mode():
-            outputs.append(model.forward_with_tokens(tokens, style, 1.0))
-    (audio, durations), (folded_audio, folded_durations) = outputs
-    assert torch.equal(durations, folded_durations)
-    torch.testing.assert_close(folded_audio, audio, atol=1e-4, rtol=1e-3)
-    assert engines.fold_weight_norm(folded) == 0  # nothing left to fold

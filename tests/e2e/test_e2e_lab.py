@@ -22,6 +22,7 @@ from e2e_utils import (
 )
 from playwright.sync_api import expect
 
+from explorer.engines import resolve_engine
 from explorer.recipe import PCAStep, Recipe, apply_recipe, describe
 from explorer.voices import load_bytes
 
@@ -79,7 +80,7 @@ def test_sliders_move_the_voice_and_synthesize_plays_a_24_khz_wav(page, server):
     assert played[0]["at"] < page.evaluate("window.__audioShownAt") and played[0]["state"] == "running"
     assert played[1]["start"] >= played[0]["start"] + played[0]["duration"] - 1e-6  # queued, never overlapping
     assert abs(sum(chunk["duration"] for chunk in played) - samples.size / rate) < 0.01
-    expect(page.get_by_text("engine onnx")).to_have_count(1)
+    expect(page.get_by_text(f"engine {resolve_engine('auto')[0]} ·")).to_have_count(1)  # what auto stands for
     screenshot(page, "lab-synthesized")
     expect_no_exception(page)
 

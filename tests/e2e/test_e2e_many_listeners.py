@@ -1,10 +1,10 @@
 """Many listeners at once: eight browser sessions synthesize eight different recipes on one server.
 
-Each session must get its own recipe and its own audio. The check on the audio is exact even though Kokoro's vocoder
-adds noise: the int8 ONNX model's durations are deterministic, so the length of a render identifies the recipe's
-prosody. The test renders candidate recipes (PCA edits of af_heart, then stock voices) once in this process first,
-with the app's engine, text and speed, keeps the first eight whose lengths all differ, and requires each session's WAV
-to have its own recipe's length.
+Each session must get its own recipe and its own audio. The length of a render identifies the recipe's prosody:
+Kokoro's durations are deterministic, and only the silent edges that are trimmed move with the torch vocoder's noise
+(by up to 0.05 s; the int8 ONNX model has none). The test renders candidate recipes (PCA edits of af_heart, then stock
+voices) once in this process first, with the app's engine, text and speed, keeps the first eight whose lengths lie
+more than twice that apart, and requires each session's WAV to have its own recipe's length, within it.
 
 The server's resident memory (with its children) is sampled throughout; the peak, the slowest session's wait from
 click to audio, and the per-session figures go to ``test-artifacts/many-listeners.json``.
@@ -34,6 +34,7 @@ from e2e_utils import (
 )
 from playwright.sync_api import expect
 
+from explorer.engines import load_engine
 from explorer.recipe import PCAStep, Recipe, apply_recipe, describe
 from explorer.synth import FIRST_CHUNK_PHONEMES, synthesize
 
@@ -44,12 +45,15 @@ CANDIDATES = [
     *(Recipe.single(name) for name in (
         "am_adam", "bf_emma", "bm_george", "af_bella", "am_michael", "bf_isabella", "af_nicole", "am_fenrir",
         "bm_lewis", "af_sky", "am_puck", "bf_alice", "af_kore", "am_echo", "bm_daniel", "af_river", "am_liam",
+        "af_alloy", "af_aoede", "af_jessica", "af_sarah", "am_eric", "am_onyx", "bf_lily", "bm_fable", "am_santa",
     )),
 ]
 MEMORY_BOUND = 2.5 * 2**30
 """Resident memory the server (engine, recogniser, speaker encoder, architecture model, 8 sessions) stays under;
 Streamlit Community Cloud gives about 2.7 GB."""
 SESSION_TIMEOUT_MS = 420_000
+LENGTH_TOLERANCE = 1200
+"""Samples (0.05 s) by which the trimmed length of one recipe's renders may differ."""
 
 WATCH_AUDIO = """() => {
   window.__audioAt = null;
@@ -97,16 +101,15 @@ class MemoryWatch:
         self._thread.join()
 
 
-def test_eight_sessions_synthesizing_different_recipes_each_get_their_own_voice(
-    new_page, server, bundled_voices, offline_onnx_engine
-):
+def test_eight_sessions_synthesizing_different_recipes_each_get_their_own_voice(new_page, server, bundled_voices):
     """Eight people open eight different Lab links and press Synthesize at once: each hears their own recipe."""
+    engine = load_engine("auto")  # the server's
     recipes, expected = [], []
     for recipe in CANDIDATES:
         pack = apply_recipe(recipe, bundled_voices)
-        length = synthesize(SHORT_TEXT, style=pack, engine=offline_onnx_engine,
+        length = synthesize(SHORT_TEXT, style=pack, engine=engine,
                             first_chunk_phonemes=FIRST_CHUNK_PHONEMES).audio.size  # chunked as the app does
-        if length not in expected:
+        if all(abs(length - other) > 2 * LENGTH_TOLERANCE for other in expected):
             recipes.append(recipe)
             expected.append(length)
         if len(recipes) == SESSIONS:
@@ -159,6 +162,6 @@ def test_eight_sessions_synthesizing_different_recipes_each_get_their_own_voice(
     print(json.dumps({k: v for k, v in figures.items() if k != "sessions_detail"}))
 
     assert all(r["rate"] == 24_000 and r["rms"] > 0.01 for r in results), results
-    assert [r["samples"] for r in results] == expected, results  # each session heard its own recipe
+    assert all(abs(r["samples"] - r["expected"]) <= LENGTH_TOLERANCE for r in results), results  # its own recipe
     assert len({r["sha256"] for r in results}) == len(recipes)
     assert memory.samples > 10 and memory.peak < MEMORY_BOUND, figures

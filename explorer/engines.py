@@ -828,15 +828,15 @@ def auto_kind(weights: Path | str | None = None) -> str:
     torch-bf16 is the faster where it runs, and no slower when other work shares the cores; it needs 2.6 times the
     memory and ten times the load time (once per process, kokoro's import being most of it). Measured with
     ``python -m explorer bench all`` on a 2-core AMD EPYC with AVX512-BF16 (5 sentences x af_heart, am_adam; time
-    relative to onnx-int8 rendering the same sentence in turn; load average 0.8-2.0; quality: WER 0.014 for all
+    relative to onnx-int8 rendering the same sentence in turn; load average 1.8-3.1; quality: WER 0.014 for all
     three, speaker similarity to onnx-int8 0.976 for torch):
 
     ==========  ====  ===========  ===========  ==========  =======  ======
     config      RTF   time vs ref  first audio  one busy    peak MB  load s
     ==========  ====  ===========  ===========  ==========  =======  ======
-    onnx-int8   0.38  1.0          0.59 s       0.60        526      0.5
-    torch-fp32  0.45  1.28         0.55 s                   1380     5.4
-    torch-bf16  0.25  0.70         0.33 s       0.61        1380     5.2
+    onnx-int8   0.36  1.0          0.44 s       0.60        526      0.5
+    torch-fp32  0.45  1.27         0.57 s                   1380     5.4
+    torch-bf16  0.25  0.70         0.35 s       0.61        1380     5.0
     ==========  ====  ===========  ===========  ==========  =======  ======
 
     "one busy": RTF with another process busy on one of the two cores, the engines taking turns.

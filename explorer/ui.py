@@ -214,7 +214,11 @@ def sidebar() -> None:
                      "offline model's weights in kokoro's own KModel; onnx needs a third of its memory (see "
                      "python -m explorer bench).")
         chosen = st.session_state["engine_kind"]
-        kind = auto_kind() if chosen == "auto" else chosen
+        try:
+            kind = auto_kind() if chosen == "auto" else chosen
+        except ExplorerError as error:  # EXPLORER_ENGINE names no engine: say so here, and again at Synthesize
+            show_error(error)
+            kind = chosen
         described = dict(available_engines())
         if kind in described:
             st.caption(f"**Engine:** {kind} · **weights:** {escape_markdown(described[kind])}")

@@ -223,6 +223,17 @@ def test_hear_it_plays_the_sample_text_as_wav(monkeypatch, tiny_torch_engine):
     assert not list(app.get("audio")), "the player must not offer audio of a text no longer on screen"
 
 
+def test_an_engine_variable_that_names_no_engine_is_said_in_the_sidebar_and_at_hear_it(monkeypatch):
+    monkeypatch.setenv("EXPLORER_ENGINE", "tensorflow")
+    app = open_page("voices")
+    assert any("ENGINE='tensorflow' names no engine" in e.value for e in app.sidebar.error)  # _ escaped for markdown
+    app.text_area(key="voices_text").set_value("Hello there.")
+    app.button(key="voices_hear").click().run()
+    assert_ok(app)
+    assert any("names no engine" in e.value for e in app.main.error)
+    assert not list(app.get("audio"))
+
+
 # --- Map -------------------------------------------------------------------------------------------------------------
 
 

@@ -48,6 +48,9 @@ class Server:
     pid: int
 
 
+CLOUD_ENVIRONMENT = {"EXPLORER_ENGINE": "onnx"}
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     """Debian's Chromium, or a skip saying how to get it."""
@@ -71,13 +74,15 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(log_name: str) -> Iterator[Server]:
-    """Run ``streamlit run app.py`` on a free port until the block ends; ready once ``/_stcore/health`` answers 200."""
+def serve(log_name: str, environment: dict[str, str] | None = None) -> Iterator[Server]:
+    """Run ``streamlit run app.py`` on a free port until the block ends; ready once ``/_stcore/health`` answers 200.
+
+    ``environment`` adds variables to the server's (e.g. ``EXPLORER_ENGINE``)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / log_name
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(environment or {})}
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     with log_path.open("w") as log:
@@ -109,13 +114,27 @@ def server(browser) -> Iterator[Server]:
     (``test_e2e_pages.py::test_a_link_to_a_page_works_as_the_first_visit_to_a_fresh_server``).
     """
     with serve("streamlit-server.log") as running:
-        context = browser.new_context(viewport=VIEWPORT)
-        context.add_init_script(COUNT_RUNS_SCRIPT)
-        try:
-            open_app(context.new_page(), running.url)
-        finally:
-            context.close()
+        _visit_first(browser, running.url)
         yield running
+
+
+@pytest.fixture
+def cloud_server(browser) -> Iterator[Server]:
+    """An app server set up as the README tells Streamlit Community Cloud users to (``CLOUD_ENVIRONMENT``: the
+    offline int8 ONNX engine, a third of torch's memory), visited once at its address."""
+    with serve("streamlit-cloud-server.log", CLOUD_ENVIRONMENT) as running:
+        _visit_first(browser, running.url)
+        yield running
+
+
+def _visit_first(browser, url: str) -> None:
+    """Open the app at its address once, as a person does before following links into it."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(COUNT_RUNS_SCRIPT)
+    try:
+        open_app(context.new_page(), url)
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@
 Each session must get its own recipe and its own audio. The length of a render identifies the recipe's prosody:
 Kokoro's durations are deterministic, and only the silent edges that are trimmed move with the torch vocoder's noise
 (by up to 0.05 s; the int8 ONNX model has none). The test renders candidate recipes (PCA edits of af_heart, then stock
-voices) once in this process first, with the app's engine, text and speed, keeps the first eight whose lengths lie
+voices) once in this process first, with the server's engine, text and speed, keeps the first eight whose lengths lie
 more than twice that apart, and requires each session's WAV to have its own recipe's length, within it.
 
-The server's resident memory (with its children) is sampled throughout; the peak, the slowest session's wait from
-click to audio, and the per-session figures go to ``test-artifacts/many-listeners.json``.
+It runs twice: on the default server (``auto``: torch-bf16 on a CPU with native bf16) and on one set up as the README
+tells Streamlit Community Cloud users to (``EXPLORER_ENGINE=onnx``), which must stay under Cloud's memory. The
+server's resident memory (with its children) is sampled throughout; the peak, the slowest session's wait from click
+to audio, and the per-session figures go to ``test-artifacts/many-listeners-<setting>.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from urllib.parse import urljoin
 
 import numpy as np
 import psutil
+import pytest
 import soundfile
 from e2e_utils import (
     ARTIFACTS,
@@ -49,8 +52,11 @@ CANDIDATES = [
     )),
 ]
 MEMORY_BOUND = 2.5 * 2**30
-"""Resident memory the server (engine, recogniser, speaker encoder, architecture model, 8 sessions) stays under;
-Streamlit Community Cloud gives about 2.7 GB."""
+"""Resident memory the Cloud-configured server (engine, recogniser, speaker encoder, 8 sessions) stays under;
+Streamlit Community Cloud gives about 2.7 GB. The default server with torch peaked at 2.36-2.57 GB (reported, not
+bounded: a local machine has the memory)."""
+SETTINGS = {"default": ("server", "auto"), "cloud": ("cloud_server", "onnx")}
+"""Per setting: the server fixture and the engine kind it runs."""
 SESSION_TIMEOUT_MS = 420_000
 LENGTH_TOLERANCE = 1200
 """Samples (0.05 s) by which the trimmed length of one recipe's renders may differ."""
@@ -101,9 +107,13 @@ class MemoryWatch:
         self._thread.join()
 
 
-def test_eight_sessions_synthesizing_different_recipes_each_get_their_own_voice(new_page, server, bundled_voices):
+@pytest.mark.parametrize("setting", SETTINGS)
+def test_eight_sessions_synthesizing_different_recipes_each_get_their_own_voice(new_page, request, bundled_voices,
+                                                                                 setting):
     """Eight people open eight different Lab links and press Synthesize at once: each hears their own recipe."""
-    engine = load_engine("auto")  # the server's
+    fixture, kind = SETTINGS[setting]
+    server = request.getfixturevalue(fixture)
+    engine = load_engine(kind)  # the server's
     recipes, expected = [], []
     for recipe in CANDIDATES:
         pack = apply_recipe(recipe, bundled_voices)
@@ -158,10 +168,12 @@ def test_eight_sessions_synthesizing_different_recipes_each_get_their_own_voice(
         "sessions_detail": results,
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "many-listeners.json").write_text(json.dumps(figures, indent=2))
+    (ARTIFACTS / f"many-listeners-{setting}.json").write_text(json.dumps(figures, indent=2))
     print(json.dumps({k: v for k, v in figures.items() if k != "sessions_detail"}))
 
     assert all(r["rate"] == 24_000 and r["rms"] > 0.01 for r in results), results
     assert all(abs(r["samples"] - r["expected"]) <= LENGTH_TOLERANCE for r in results), results  # its own recipe
     assert len({r["sha256"] for r in results}) == len(recipes)
-    assert memory.samples > 10 and memory.peak < MEMORY_BOUND, figures
+    assert memory.samples > 10
+    if setting == "cloud":
+        assert memory.peak < MEMORY_BOUND, figures

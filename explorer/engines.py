@@ -15,9 +15,10 @@ This module has 3 responsibilities:
    ``torch`` uses the Hub's ``kokoro-v1_0.pth`` when it is in the Hugging Face cache, else the offline model's
    weights, in ``DEFAULT_TORCH_PRECISION`` (``torch-fp32`` and ``torch-bf16`` choose). ``auto`` uses torch when the
    real torch weights are on this machine or the CPU computes bf16 natively, else the offline int8 ONNX model
-   (measured: see :func:`auto_kind`); neither needs a network. The ONNX model runs as it is (``onnx-int8``) or rewritten to float operations on the same weights
-   (``onnx-float``, :mod:`explorer.conversion`); ``onnx`` uses ``DEFAULT_ONNX_VARIANT``, the faster one on a 2-core
-   AVX2 CPU by ``python -m explorer bench`` (int8: its integer convolutions beat float ones there).
+   (measured: see :func:`auto_kind`); neither needs a network. The ONNX model runs as it is (``onnx-int8``) or
+   rewritten to float operations on the same weights (``onnx-float``, :mod:`explorer.conversion`); ``onnx`` uses
+   ``DEFAULT_ONNX_VARIANT``, the faster one on a 2-core AVX2 CPU by ``python -m explorer bench`` (int8: its integer
+   convolutions beat float ones there).
 
 Style rows: given a whole voicepack, an engine styles ``phonemes`` with row ``len(phonemes) - 1`` (clipped to the
 pack), counted on the phoneme string as given, exactly as ``kokoro.KPipeline`` does. kokoro-onnx takes row
@@ -397,9 +398,9 @@ class Engine(ABC):
 class TorchEngine(Engine):
     """The official ``kokoro.KModel`` in evaluation mode, run without autograd, in fp32 or bf16.
 
-    It runs the model's modules through :mod:`explorer.kmodel_inference`: the prosody (from the text, the prosody half
-    of the style and the speed) is computed, and the last ``PROSODIES_KEPT`` are kept, apart from the decoder, so an
-    edit to the decoder half of a style renders the decoder alone.
+    It calls kokoro's modules through :mod:`explorer.kmodel_inference`, computing the prosody (from the text, the
+    prosody half of the style and the speed) apart from the decoder and keeping the last ``PROSODIES_KEPT``: an edit
+    to the decoder half of a style then renders the decoder alone.
 
     Args:
         weights: a local ``kokoro-v1_0.pth``, or a Kokoro ONNX export whose weights are imported into KModel

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Prosody", "bf16_generator", "decode", "fold_weight_norm", "predict_prosody"]
 
+
 @dataclass(frozen=True)
 class Prosody:
     """What the decoder takes from the text and the prosody half of a style, per 25 ms frame.

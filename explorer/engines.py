@@ -107,7 +107,7 @@ DEFAULT_ONNX_VARIANT = "int8"
 TORCH_PRECISIONS = ("fp32", "bf16")
 """How the torch engine computes: ``fp32`` as kokoro does, or ``bf16``: the text and prosody side and the decoder's
 first blocks under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16),
-and the vocoder, most of the work, as a bf16 copy whose activations stay bf16 between its convolutions
+and the vocoder, most of the work, on bf16 weights, its activations staying bf16 between its convolutions
 (:func:`explorer.kmodel_inference.bf16_generator`). bf16 runs only where the CPU computes it natively
 (:func:`native_bf16`); elsewhere torch emulates it, slower than fp32, so the engine runs fp32 and says so
 (``TorchEngine.precision_note``)."""
@@ -456,8 +456,8 @@ class TorchEngine(Engine):
         if built:
             fold_weight_norm(self.model)
         self._generator = self.model.decoder.generator
-        if self.precision == "bf16":
-            self._generator = bf16_generator(self._generator)
+        if self.precision == "bf16":  # converted in place in the engine's own model, copied from a shared one
+            self._generator = bf16_generator(self._generator, in_place=built)
         self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
         if built:
             import torch

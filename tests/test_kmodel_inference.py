@@ -75,6 +75,15 @@ def test_the_bf16_generator_is_a_bf16_copy_with_a_float32_source(tiny_kmodel):
                for name in weights_before)  # the shared model is left as it was
 
 
+def test_in_place_the_generator_itself_becomes_bf16(tiny_config):
+    from explorer.architecture import build_model
+
+    own = build_model(tiny_config)  # an engine's own model: nothing else runs it
+    generator = own.decoder.generator
+    assert bf16_generator(generator, in_place=True) is generator
+    assert generator.conv_post.weight.dtype == torch.bfloat16 and generator.m_source.l_linear.weight.dtype == torch.float32
+
+
 def test_the_bf16_generator_renders_the_same_speech(tiny_kmodel, style):
     audio, prosody = split_forward(tiny_kmodel, style)
     bf16_audio, bf16_prosody = split_forward(tiny_kmodel, style, generator=bf16_generator(tiny_kmodel.decoder.generator))

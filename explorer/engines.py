@@ -106,8 +106,9 @@ DEFAULT_ONNX_VARIANT = "int8"
 (see ``python -m explorer bench``)."""
 TORCH_PRECISIONS = ("fp32", "bf16")
 """How the torch engine computes: ``fp32`` as kokoro does, or ``bf16``: the text and prosody side and the decoder's
-first blocks under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16),
-and the vocoder, most of the work, on bf16 weights, its activations staying bf16 between its convolutions
+first blocks under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16;
+an engine's own model stores those weights in bf16, :func:`explorer.kmodel_inference.bf16_autocast_weights`), and
+the vocoder, most of the work, on bf16 weights, its activations staying bf16 between its convolutions
 (:func:`explorer.kmodel_inference.bf16_generator`). bf16 runs only where the CPU computes it natively
 (:func:`native_bf16`); elsewhere torch emulates it, slower than fp32, so the engine runs fp32 and says so
 (``TorchEngine.precision_note``)."""
@@ -434,7 +435,7 @@ class TorchEngine(Engine):
         progress: Progress | None = None,
     ):
         from explorer.architecture import describe_weights
-        from explorer.kmodel_inference import bf16_generator, fold_weight_norm
+        from explorer.kmodel_inference import bf16_autocast_weights, bf16_generator, fold_weight_norm
 
         precision = precision or DEFAULT_TORCH_PRECISION
         if precision not in TORCH_PRECISIONS:
@@ -458,6 +459,8 @@ class TorchEngine(Engine):
         self._generator = self.model.decoder.generator
         if self.precision == "bf16":  # converted in place in the engine's own model, copied from a shared one
             self._generator = bf16_generator(self._generator, in_place=built)
+            if built:
+                bf16_autocast_weights(self.model)
         self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
         if built:
             import torch

@@ -308,6 +308,23 @@ def test_torch_weights_are_built_from_the_given_file(monkeypatch, tmp_path, tiny
     assert engine.weights.startswith("kokoro-v1_0.pth (local: ") and str(weights.resolve()) in engine.weights
 
 
+def test_a_bf16_engine_stores_its_own_model_in_bf16_and_leaves_a_shared_model_float32(monkeypatch, tmp_path,
+                                                                                        tiny_config, tiny_kmodel):
+    import torch
+
+    from explorer.architecture import build_model
+
+    weights = tmp_path / "kokoro-v1_0.pth"
+    weights.write_bytes(b"stand-in")
+    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: build_model(tiny_config))
+    own = TorchEngine(weights, precision="bf16").model
+    assert own.decoder.generator.conv_post.weight.dtype == torch.bfloat16
+    assert own.bert_encoder.weight.dtype == own.decoder.encode.conv1.weight.dtype == torch.bfloat16
+    shared = TorchEngine(model=tiny_kmodel, precision="bf16").model
+    assert all(parameter.dtype == torch.float32 for parameter in shared.parameters())
+
+
 def test_without_a_weights_file_torch_takes_kokoro_v1_0_from_the_hugging_face_cache(monkeypatch, tmp_path,
                                                                                       tiny_kmodel):
     import torch

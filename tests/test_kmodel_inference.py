@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from explorer.kmodel_inference import (  # noqa: E402
     Prosody,
+    bf16_autocast_weights,
     bf16_generator,
     decode,
     fold_weight_norm,
@@ -92,6 +93,38 @@ def test_the_bf16_generator_renders_the_same_speech(tiny_kmodel, style):
     assert torch.isfinite(bf16_audio).all()
     correlation = np.corrcoef(audio.numpy(), bf16_audio.numpy())[0, 1]
     assert correlation > 0.9, correlation
+
+
+def test_weights_stored_in_bf16_give_bf16_autocast_s_audio_bit_for_bit(tiny_kmodel, tiny_config, style):
+    """The casts autocast makes at every call, made once: the same rounded weights, so the same prosody and audio;
+    the generator, embeddings and norms are left alone."""
+    from explorer.architecture import build_model
+
+    converted = build_model(tiny_config)
+    converted.load_state_dict(tiny_kmodel.state_dict())
+    weight_normalised = converted.decoder.encode.conv1
+    assert bf16_autocast_weights(converted) > 0
+    assert converted.bert_encoder.weight.dtype == torch.bfloat16
+    assert converted.predictor.lstm.weight_ih_l0.dtype == torch.bfloat16
+    assert weight_normalised.weight_v.dtype == torch.float32  # its weight is computed from these at each call
+    assert converted.bert.embeddings.word_embeddings.weight.dtype == torch.float32
+    assert all(parameter.dtype == torch.float32 for parameter in converted.decoder.generator.parameters())
+    folded = build_model(tiny_config)
+    folded.load_state_dict(tiny_kmodel.state_dict())
+    fold_weight_norm(folded)
+    folded_and_converted = build_model(tiny_config)
+    folded_and_converted.load_state_dict(tiny_kmodel.state_dict())
+    fold_weight_norm(folded_and_converted)
+    bf16_autocast_weights(folded_and_converted)
+    assert folded_and_converted.decoder.encode.conv1.weight.dtype == torch.bfloat16
+    outputs = []
+    for model in (tiny_kmodel, converted, folded, folded_and_converted):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs.append(split_forward(model, style))
+    for (audio, prosody), (converted_audio, converted_prosody) in (outputs[:2], outputs[2:]):
+        for name in ("durations", "aligned_text", "f0", "energy"):
+            assert torch.equal(getattr(converted_prosody, name), getattr(prosody, name)), name
+        assert torch.equal(converted_audio, audio)
 
 
 def test_folding_weight_norm_keeps_the_model_s_output_and_leaves_no_norm_to_recompute(tiny_kmodel, tiny_config):

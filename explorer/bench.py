@@ -56,10 +56,13 @@ __all__ = [
     "format_first_audio",
     "format_report",
     "format_table",
+    "load_average_now",
+    "machine_description",
     "register",
     "run_app_benchmark",
     "run_benchmarks",
     "run_worker",
+    "text_table",
     "time_app_page",
     "timbre_edit",
 ]
@@ -194,7 +197,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _load_average() -> float:
+def load_average_now() -> float:
+    """Return the machine's 1-minute load average (0 where the OS has none): other work slows every timing."""
     return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else 0.0
 
 
@@ -236,7 +240,7 @@ def run_worker(
     configs = engine_configs() if configs is None else configs
     if config not in configs:
         raise ExplorerError(f"Configuration '{config}' is not available here; available: {', '.join(configs)}.")
-    load_start = _load_average()
+    load_start = load_average_now()
     voices = load_bundled()
     started = perf_counter()
     engine = configs[config]()
@@ -338,7 +342,7 @@ def compare_speed(
             for name in _rotated(names, turn):
                 first[name][size].append(_first_audio_seconds(built[name], style, size))
             turn += 1
-    load_end = _load_average()
+    load_end = load_average_now()
     return {
         name: Turns(
             rtf=round(compute[name] / audio[name], 4),
@@ -420,7 +424,7 @@ def _add_quality(rows: list[BenchRow], folders: dict[str, Path], reference: str 
     return result
 
 
-def _machine_description() -> str:
+def machine_description() -> str:
     """Return the CPU model, its vector extensions that matter here, and the core count."""
     model = platform.processor() or platform.machine()
     flags: set[str] = set()
@@ -462,18 +466,19 @@ def format_table(rows: Sequence[BenchRow]) -> str:
         ("sim. to ref", lambda r: r.similarity_to_reference),
         ("load avg", lambda r: r.load_average),
     ]
-    return _table([name for name, _ in columns], [[_cell(get(row)) for _, get in columns] for row in rows])
+    return text_table([name for name, _ in columns], [[_cell(get(row)) for _, get in columns] for row in rows])
 
 
 def format_first_audio(rows: Sequence[BenchRow]) -> str:
     """Return time to first audio per first-chunk size, one row per configuration (0: no short first chunk)."""
     sizes = list(dict.fromkeys(size for row in rows for size in row.first_audio_by_chunk))
     headers = ["config", *(f"first {size}" if size != "0" else "whole sentence" for size in sizes)]
-    return _table(headers, [[row.config, *(_cell(row.first_audio_by_chunk.get(size)) for size in sizes)]
+    return text_table(headers, [[row.config, *(_cell(row.first_audio_by_chunk.get(size)) for size in sizes)]
                             for row in rows])
 
 
-def _table(headers: list[str], cells: list[list[str]]) -> str:
+def text_table(headers: list[str], cells: list[list[str]]) -> str:
+    """Return ``cells`` under ``headers`` as plain-text columns padded to their widest entry."""
     widths = [max(len(header), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
     lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip()]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
@@ -515,9 +520,9 @@ def run_benchmarks(
         rows = []
         for name in chosen:
             folders[name].mkdir()
-            print(f"benchmarking {name} alone… (load average {_load_average()})", file=sys.stderr)
+            print(f"benchmarking {name} alone… (load average {load_average_now()})", file=sys.stderr)
             rows.append(run(name, folders[name], quality and name == REFERENCE_CONFIG))
-        print(f"timing {', '.join(chosen)} taking turns… (load average {_load_average()})", file=sys.stderr)
+        print(f"timing {', '.join(chosen)} taking turns… (load average {load_average_now()})", file=sys.stderr)
         turns = compare(chosen)
         rows = [BenchRow(**(asdict(row) | asdict(turns[row.config]) | {
             "load_average": (row.load_average[0], turns[row.config].load_average)})) for row in rows]
@@ -525,7 +530,7 @@ def run_benchmarks(
             print("measuring quality (whisper, resemblyzer)…", file=sys.stderr)
             rows = _add_quality(rows, folders)
     return {
-        "machine": _machine_description(),
+        "machine": machine_description(),
         "corpus_sentences": len(CORPUS),
         "voices": list(BENCH_VOICES),
         "first_chunk_phonemes": FIRST_CHUNK_PHONEMES,
@@ -628,7 +633,7 @@ def time_app_page(page: str, reruns: int = APP_RERUNS) -> dict[str, float]:
 
 
 def _time_page_in_subprocess(page: str) -> AppRow:
-    load = _load_average()
+    load = load_average_now()
     started = perf_counter()
     times = _last_json_line([sys.executable, "-m", "explorer", "bench", "--app-worker", page], f"The {page} page")
     return AppRow(page=page, cold_start_seconds=round(perf_counter() - started, 3), load_average=load, **times)
@@ -646,9 +651,9 @@ def run_app_benchmark(pages: Sequence[str] = tuple(APP_PAGES),
     time_page("map")
     rows = []
     for page in pages:
-        print(f"timing the {page} page… (load average {_load_average()})", file=sys.stderr)
+        print(f"timing the {page} page… (load average {load_average_now()})", file=sys.stderr)
         rows.append(time_page(page))
-    return {"machine": _machine_description(), "app_rows": [asdict(row) for row in rows]}
+    return {"machine": machine_description(), "app_rows": [asdict(row) for row in rows]}
 
 
 def format_app_report(report: dict) -> str:
@@ -656,7 +661,7 @@ def format_app_report(report: dict) -> str:
     headers = ["page", "cold start s", "first run s", "warm rerun ms", "load avg"]
     cells = [[row["page"], _cell(row["cold_start_seconds"]), _cell(row["first_run_seconds"]), _cell(row["rerun_ms"]),
               _cell(row["load_average"])] for row in report["app_rows"]]
-    return f"machine: {report['machine']}\n" + _table(headers, cells)
+    return f"machine: {report['machine']}\n" + text_table(headers, cells)
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
@@ -675,6 +680,13 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         print(json.dumps({name: asdict(turns) for name, turns in compare_speed(args.compare.split(",")).items()}))
         return
     names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
+    if args.what == "profile":
+        from explorer.render_profile import format_profile, profile_config
+
+        profiles = [profile_config(name) for name in names or [None]]
+        print(json.dumps([asdict(profile) for profile in profiles], indent=2) if args.json
+              else "\n\n".join(format_profile(profile) for profile in profiles))
+        return
     report = run_benchmarks(quality=args.what in ("quality", "all"), names=names)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
 
@@ -682,9 +694,11 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``bench`` to the command line."""
     bench = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
-    bench.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app"), default="all",
+    bench.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile"), default="all",
                        help="synth: speed and memory; quality: also WER and similarity (default: all); "
-                       "app: the app's cold start and warm reruns per page")
+                       "app: the app's cold start and warm reruns per page; profile: where a torch configuration's "
+                       "render time goes and the floor its convolutions set (default: torch-bf16 where the CPU "
+                       "computes bf16, else torch-fp32)")
     bench.add_argument("--configs", help="comma-separated configurations to run (default: every available one)")
     bench.add_argument("--json", action="store_true", help="print JSON for machines")
     bench.add_argument("--worker", help=argparse.SUPPRESS)

@@ -418,6 +418,8 @@ class TorchEngine(Engine):
     Attributes:
         precision: the precision the engine runs in ("fp32" or "bf16").
         precision_note: why it runs fp32 when bf16 was asked for; empty otherwise.
+        generator: the vocoder that renders: the model's own, or in bf16 a bf16 one (converted in place in the
+            engine's own model, a copy for a shared model).
 
     Raises:
         ModelFilesError: the config or weights are missing, damaged, not a Kokoro export or do not fit.
@@ -456,9 +458,9 @@ class TorchEngine(Engine):
         self.model = model.eval()
         if built:
             fold_weight_norm(self.model)
-        self._generator = self.model.decoder.generator
+        self.generator = self.model.decoder.generator
         if self.precision == "bf16":  # converted in place in the engine's own model, copied from a shared one
-            self._generator = bf16_generator(self._generator, in_place=built)
+            self.generator = bf16_generator(self.generator, in_place=built)
             if built:
                 bf16_autocast_weights(self.model)
         self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
@@ -476,7 +478,7 @@ class TorchEngine(Engine):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             style_row = torch.from_numpy(style).unsqueeze(0)
             prosody = self._prosody(tokens, style_row, speed)
-            audio = decode(self.model, prosody, style_row, self._generator)
+            audio = decode(self.model, prosody, style_row, self.generator)
         return audio.float().numpy(), prosody.durations.reshape(-1).numpy()
 
     def clear_cache(self) -> None:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from explorer.engines import PRELOAD_VARIABLE
 from explorer.errors import ExplorerError
 from explorer.synth import FIRST_CHUNK_PHONEMES
 
@@ -389,8 +390,8 @@ def _compare_in_subprocess(names: Sequence[str]) -> dict[str, Turns]:
     return {name: Turns(**turns) for name, turns in _last_json_line(command, "The comparison").items()}
 
 
-def _last_json_line(command: list[str], what: str) -> dict:
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+def _last_json_line(command: list[str], what: str, environment: dict[str, str] | None = None) -> dict:
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(environment or {})})
     if done.returncode != 0:
         raise ExplorerError(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -635,7 +636,9 @@ def time_app_page(page: str, reruns: int = APP_RERUNS) -> dict[str, float]:
 def _time_page_in_subprocess(page: str) -> AppRow:
     load = load_average_now()
     started = perf_counter()
-    times = _last_json_line([sys.executable, "-m", "explorer", "bench", "--app-worker", page], f"The {page} page")
+    # Steady state: no engine loading behind the reruns (a page that speaks would start one, see ui.preload_engine).
+    times = _last_json_line([sys.executable, "-m", "explorer", "bench", "--app-worker", page], f"The {page} page",
+                            {PRELOAD_VARIABLE: "0"})
     return AppRow(page=page, cold_start_seconds=round(perf_counter() - started, 3), load_average=load, **times)
 
 

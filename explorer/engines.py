@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from explorer.audio import SAMPLE_RATE
-from explorer.errors import ModelFilesError, SynthesisError, VoiceError
+from explorer.errors import ExplorerError, ModelFilesError, SynthesisError, VoiceError
 from explorer.hub import cached_hub_file
 from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config
 from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
@@ -73,7 +73,9 @@ __all__ = [
     "Engine",
     "OfflinePart",
     "OnnxEngine",
+    "PRELOAD_VARIABLE",
     "Rendered",
+    "SharedEngines",
     "TorchEngine",
     "auto_kind",
     "available_engines",
@@ -116,6 +118,9 @@ DEFAULT_TORCH_PRECISION = "bf16"
 """The precision ``torch`` (and ``auto`` choosing torch) runs in where the CPU supports it (fp32 elsewhere): it takes
 about half of fp32's time on a 2-core AVX512-BF16 CPU with the same WER and speaker similarity (see
 :func:`auto_kind`)."""
+PRELOAD_VARIABLE = "EXPLORER_PRELOAD"
+"""Environment variable that, set to ``0``, stops the app from loading the engine in the background when a page
+that speaks opens (:meth:`SharedEngines.preload`): memory is then spent only at the first synthesis."""
 ENGINE_VARIABLE = "EXPLORER_ENGINE"
 """Environment variable naming the engine kind ``auto`` stands for, overriding :func:`auto_kind`'s choice: e.g.
 ``onnx`` where memory is short (0.5 GB instead of torch's 1.4 GB)."""
@@ -922,6 +927,66 @@ def load_engine(kind: str = "auto", weights: Path | str | None = None, progress:
     if resolved == "torch":
         return TorchEngine(path, precision=torch_precision(chosen), progress=progress)
     return OnnxEngine(path, progress=progress, variant=onnx_variant(chosen))
+
+
+class SharedEngines:
+    """One engine per kind for a whole process (a server's sessions), each loaded once, possibly ahead of need.
+
+    Loading takes seconds (torch: about 5 s, the warm-up render included), so the app starts it in the background
+    when a page that speaks opens (:meth:`preload`); a synthesis asked for meanwhile waits for that load instead of
+    starting another. A failed load is not kept: the next :meth:`get` tries again and raises its error.
+
+    Args:
+        loader: builds an engine from a kind and a progress callback; :func:`load_engine` by default.
+
+    Example:
+        >>> from explorer.engines import SharedEngines
+        >>> shared = SharedEngines(loader=lambda kind, progress=None: f"{kind} engine")
+        >>> shared.loaded("onnx"), shared.get("onnx"), shared.loaded("onnx")
+        (False, 'onnx engine', True)
+    """
+
+    def __init__(self, loader: Callable[..., Engine] = load_engine):
+        self._loader = loader
+        self._engines: dict[str, Engine] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def loaded(self, kind: str) -> bool:
+        """Whether the engine for ``kind`` is ready (:meth:`get` returns at once)."""
+        return kind in self._engines
+
+    def get(self, kind: str, progress: Progress | None = None) -> Engine:
+        """Return the engine for ``kind``, loading it unless it is loaded; while another thread loads it, wait.
+
+        Raises:
+            ExplorerError: the load failed (e.g. ``SynthesisError`` for an unknown kind, ``ModelFilesError``).
+        """
+        with self._guard:
+            lock = self._locks.setdefault(kind, threading.Lock())
+        with lock:
+            if kind not in self._engines:
+                self._engines[kind] = self._loader(kind, progress=progress)
+            return self._engines[kind]
+
+    def preload(self, kind: str) -> threading.Thread | None:
+        """Start loading the engine for ``kind`` in a daemon thread; None when it is loaded or being loaded.
+
+        A failure is left for the next :meth:`get` to raise where a person sees it.
+        """
+        with self._guard:
+            lock = self._locks.setdefault(kind, threading.Lock())
+            if kind in self._engines or lock.locked():
+                return None
+        thread = threading.Thread(target=self._load_quietly, args=(kind,), name=f"preload {kind}", daemon=True)
+        thread.start()
+        return thread
+
+    def _load_quietly(self, kind: str) -> None:
+        try:
+            self.get(kind)
+        except ExplorerError:
+            pass
 
 
 def available_engines() -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from explorer import recipe as recipe_module
 from explorer import voices as voices_module
 from explorer.analysis import VoiceAnalysis, analyze, summary_label, tsne
 from explorer.audio import AudioCache, wav_bytes
-from explorer.engines import ENGINE_KINDS, Engine, load_engine
+from explorer.engines import ENGINE_KINDS, PRELOAD_VARIABLE, Engine, SharedEngines
 from explorer.errors import ExplorerError, ModelFilesError
 from explorer.recipe import RecipeContext
 from explorer.voices import LANGUAGES, PACK_ROWS, Voice, VoiceSet, load_bundled
@@ -50,6 +51,7 @@ __all__ = [
     "engine",
     "escape_markdown",
     "init_state",
+    "preload_engine",
     "recipe_context",
     "render_meters",
     "session_voices",
@@ -142,20 +144,34 @@ def show_error(error: ExplorerError) -> None:
     st.error(escape_markdown(error), icon=":material/warning:")
 
 
-@st.cache_resource(show_spinner="Loading the speech engine…")
+@st.cache_resource
+def _shared_engines() -> SharedEngines:
+    """The server's engines, one per kind, shared by every session."""
+    return SharedEngines()
+
+
 def _engine(kind: str) -> Engine:
-    # The bar is made inside the cached function: Streamlit replays a cached function's elements in every later
-    # session, and a bar made outside it would not exist there (CacheReplayClosureError on the second session).
-    bar = st.empty()
-    try:
-        return load_engine(kind, progress=lambda done, what: bar.progress(done, text=what))
-    finally:
-        bar.empty()
+    shared = _shared_engines()
+    if shared.loaded(kind):
+        return shared.get(kind)
+    with st.spinner("Loading the speech engine…"):
+        bar = st.empty()
+        try:
+            return shared.get(kind, progress=lambda done, what: bar.progress(done, text=what))
+        finally:
+            bar.empty()
 
 
 def engine(kind: str | None = None) -> Engine:
     """The shared engine for ``kind`` (the session's choice by default); assembling the offline model shows a bar."""
     return _engine(kind or st.session_state["engine_kind"])
+
+
+def preload_engine() -> None:
+    """Start loading the session's engine in the background, for a page that speaks, so that its first synthesis
+    does not wait for the load (about 5 s for torch); ``EXPLORER_PRELOAD=0`` turns this off."""
+    if os.environ.get(PRELOAD_VARIABLE, "").strip() != "0":
+        _shared_engines().preload(st.session_state["engine_kind"])
 
 
 @st.cache_resource

@@ -8,6 +8,9 @@ import os
 import pytest
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# AppTest runs the pages in this process with stand-in engines patched into ``ui._engine``; a page's background
+# preload would load the real model behind them. The tests of preloading turn it back on; app servers have it on.
+os.environ["EXPLORER_PRELOAD"] = "0"
 
 
 @pytest.fixture(scope="session")

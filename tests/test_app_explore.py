@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 from explorer import analysis as analysis_module
 from explorer import ui
 from explorer.analysis import LAYERS, layer_slice, nearest_voices
+from explorer.engines import SharedEngines
 from explorer.recipe import Recipe
 from explorer.voices import Voice, VoiceSet
 
@@ -221,6 +223,30 @@ def test_hear_it_plays_the_sample_text_as_wav(monkeypatch, tiny_torch_engine):
     assert any("engine torch" in c.value for c in app.caption)
     app.text_area(key="voices_text").set_value("Something else.").run()
     assert not list(app.get("audio")), "the player must not offer audio of a text no longer on screen"
+
+
+def wait_for_preloads(timeout: float = 60) -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith("preload "):
+            thread.join(timeout)
+
+
+@pytest.mark.parametrize("preload", ["", "0"])
+def test_opening_the_voices_page_loads_the_engine_in_the_background_unless_turned_off(monkeypatch, tiny_torch_engine,
+                                                                                       preload):
+    """The page is drawn first; the engine then loads behind it, once, and "Hear it" uses it without loading."""
+    loads = []
+    shared = SharedEngines(loader=lambda kind, progress=None: loads.append(kind) or tiny_torch_engine)
+    monkeypatch.setattr(ui, "_shared_engines", lambda: shared)
+    monkeypatch.setenv("EXPLORER_PRELOAD", preload)
+    app = open_page("voices")
+    wait_for_preloads()
+    assert loads == ([] if preload == "0" else ["auto"])
+    app.text_area(key="voices_text").set_value("Hello there.")
+    app.button(key="voices_hear").click().run()
+    assert_ok(app)
+    wait_for_preloads()
+    assert loads == ["auto"] and len(list(app.get("audio"))) == 1  # loaded once, whoever asked first
 
 
 def test_an_engine_variable_that_names_no_engine_is_said_in_the_sidebar_and_at_hear_it(monkeypatch):

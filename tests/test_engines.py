@@ -33,6 +33,7 @@ from explorer.engines import (
     OFFLINE_TORCH_LABEL,
     SAMPLE_RATE,
     OnnxEngine,
+    SharedEngines,
     TorchEngine,
     auto_kind,
     available_engines,
@@ -628,3 +629,64 @@ def test_the_offline_model_speaks_with_the_bundled_af_heart(offline_onnx_engine,
     assert 1.0 <= seconds <= 4.0
     assert np.isfinite(rendered.audio).all() and rms(rendered.audio) > 0.02 and np.abs(rendered.audio).max() < 1.5
     assert rendered.durations is None and not offline_onnx_engine.gives_durations  # the official export: audio only
+
+
+# --- SharedEngines: one engine per kind for a server, loaded once, possibly in the background -----------------------
+
+
+def test_shared_engines_load_each_kind_once():
+    loads = []
+    shared = SharedEngines(loader=lambda kind, progress=None: loads.append(kind) or object())
+    assert not shared.loaded("onnx")
+    first = shared.get("onnx")
+    assert shared.loaded("onnx") and shared.get("onnx") is first and shared.get("torch") is not first
+    assert loads == ["onnx", "torch"]
+    assert shared.preload("onnx") is None  # nothing left to load
+
+
+def test_a_synthesis_asked_for_during_a_preload_waits_for_it_instead_of_loading_again():
+    import threading
+
+    release, loads, got = threading.Event(), [], []
+    engine = object()
+
+    def slow_loader(kind, progress=None):
+        loads.append(kind)
+        assert release.wait(30)
+        return engine
+
+    shared = SharedEngines(loader=slow_loader)
+    preloading = shared.preload("torch")
+    assert preloading is not None and preloading.daemon
+    assert shared.preload("torch") is None  # already being loaded
+    asking = threading.Thread(target=lambda: got.append(shared.get("torch")))
+    asking.start()
+    assert not shared.loaded("torch")
+    release.set()
+    preloading.join(30)
+    asking.join(30)
+    assert got == [engine] and loads == ["torch"]
+
+
+def test_a_failed_preload_is_not_kept_and_the_next_get_says_why():
+    attempts = []
+
+    def failing_once(kind, progress=None):
+        attempts.append(kind)
+        if len(attempts) < 3:
+            raise ModelFilesError("The model weights file is damaged.")
+        return "engine"
+
+    shared = SharedEngines(loader=failing_once)
+    shared.preload("torch").join(30)  # the error stays in the background thread
+    assert not shared.loaded("torch")
+    with pytest.raises(ModelFilesError, match="damaged"):
+        shared.get("torch")
+    assert shared.get("torch") == "engine" and len(attempts) == 3
+
+
+def test_shared_engines_pass_the_progress_callback_to_the_loader():
+    seen = []
+    shared = SharedEngines(loader=lambda kind, progress=None: progress(1.0, f"{kind} ready") or kind)
+    shared.get("onnx", progress=lambda done, what: seen.append((done, what)))
+    assert seen == [(1.0, "onnx ready")]

@@ -141,3 +141,5 @@ with trajectory_tab:
     ui.show_chart(charts.row_trajectory_chart(row_trajectory(voice.pack), title=name))
     st.caption("How the style changes with utterance length: the norm of each half, and each row's cosine "
                "similarity to row 0.")
+
+ui.preload_engine()  # after the page is drawn: its first synthesis then need not wait for the engine to load

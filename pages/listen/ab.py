@@ -153,3 +153,5 @@ def _panel() -> None:
 
 
 _panel()
+
+ui.preload_engine()  # after the page is drawn: its first synthesis then need not wait for the engine to load

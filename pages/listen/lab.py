@@ -465,3 +465,5 @@ _panel()
 st.divider()
 with st.expander("Sweep: where does an edit stop being speech?", expanded=False):
     _sweep()
+
+ui.preload_engine()  # after the page is drawn: its first synthesis then need not wait for the engine to load

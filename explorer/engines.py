@@ -950,6 +950,7 @@ class SharedEngines:
         self._loader = loader
         self._engines: dict[str, Engine] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._preloaded: set[str] = set()
         self._guard = threading.Lock()
 
     def loaded(self, kind: str) -> bool:
@@ -970,14 +971,17 @@ class SharedEngines:
             return self._engines[kind]
 
     def preload(self, kind: str) -> threading.Thread | None:
-        """Start loading the engine for ``kind`` in a daemon thread; None when it is loaded or being loaded.
+        """Start loading the engine for ``kind`` in a daemon thread, once per kind; None when it is loaded, being
+        loaded or was preloaded before.
 
-        A failure is left for the next :meth:`get` to raise where a person sees it.
+        A failure is left for the next :meth:`get` to raise where a person sees it; it is not tried again in the
+        background, where every rerun of a page would repeat it.
         """
         with self._guard:
             lock = self._locks.setdefault(kind, threading.Lock())
-            if kind in self._engines or lock.locked():
+            if kind in self._engines or kind in self._preloaded or lock.locked():
                 return None
+            self._preloaded.add(kind)
         thread = threading.Thread(target=self._load_quietly, args=(kind,), name=f"preload {kind}", daemon=True)
         thread.start()
         return thread

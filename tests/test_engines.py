@@ -668,18 +668,19 @@ def test_a_synthesis_asked_for_during_a_preload_waits_for_it_instead_of_loading_
     assert got == [engine] and loads == ["torch"]
 
 
-def test_a_failed_preload_is_not_kept_and_the_next_get_says_why():
+def test_a_failed_preload_is_not_kept_nor_repeated_and_the_next_get_says_why():
     attempts = []
 
-    def failing_once(kind, progress=None):
+    def failing_twice(kind, progress=None):
         attempts.append(kind)
         if len(attempts) < 3:
             raise ModelFilesError("The model weights file is damaged.")
         return "engine"
 
-    shared = SharedEngines(loader=failing_once)
+    shared = SharedEngines(loader=failing_twice)
     shared.preload("torch").join(30)  # the error stays in the background thread
     assert not shared.loaded("torch")
+    assert shared.preload("torch") is None and len(attempts) == 1  # a page's next rerun does not try again
     with pytest.raises(ModelFilesError, match="damaged"):
         shared.get("torch")
     assert shared.get("torch") == "engine" and len(attempts) == 3

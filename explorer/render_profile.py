@@ -351,7 +351,7 @@ def default_profile_config() -> str:
     else ``torch-fp32``."""
     from explorer.engines import runnable_precision
 
-    return "torch-bf16" if runnable_precision("bf16") == "bf16" else "torch-fp32"
+    return f"torch-{runnable_precision('bf16')}"
 
 
 def profile_config(config: str | None = None) -> RenderProfile:

@@ -7,7 +7,6 @@ engine (conftest) with a one-sentence corpus, never a timing.
 
 from __future__ import annotations
 
-import doctest
 import json
 import math
 from dataclasses import asdict
@@ -76,10 +75,6 @@ def test_a_grouped_convolution_counts_its_multiply_adds_by_hand():
     assert conv_flops(conv, x, conv(x)) == 2 * 2 * 6 * (4 // 2) * 3 * 10  # 2 x batch x out x in/groups x kernel x L
     transposed = torch.nn.ConvTranspose1d(4, 6, kernel_size=4, stride=2, groups=2)
     assert conv_flops(transposed, x, transposed(x)) == 2 * 2 * 4 * (6 // 2) * 4 * 10  # over the input length
-
-
-def test_the_modules_doctests_run():
-    assert doctest.testmod(render_profile).failed == 0
 
 
 def test_every_convolution_of_a_render_is_counted(tiny_kmodel):

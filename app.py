@@ -10,6 +10,7 @@ import streamlit as st
 from explorer import ui
 
 st.set_page_config(page_title="Kokoro Voice Explorer", page_icon=":material/graphic_eq:", layout="wide")
+ui.enable_stack_dumps()
 ui.init_state()
 
 pages = {

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import faulthandler
 import hashlib
 import json
 import os
 import re
+import signal
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +51,7 @@ __all__ = [
     "architecture_summary",
     "audio_cache",
     "bundled_voices",
+    "enable_stack_dumps",
     "engine",
     "escape_markdown",
     "init_state",
@@ -80,6 +84,16 @@ STATE_DEFAULTS: dict[str, object] = {
     "recipe_token": None,
     "blind_tally": {"trials": 0, "correct": 0},
 }
+
+
+def enable_stack_dumps() -> None:
+    """Let ``kill -USR1 <server pid>`` write every thread's Python stack to the server's stderr (its log).
+
+    A server that stops answering its listeners while its CPU idles is waiting somewhere; the stacks say where, with
+    nothing to install and no restart. Idempotent; a no-op where the platform has no ``SIGUSR1`` (Windows).
+    """
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
 
 
 def init_state() -> None:

@@ -1,7 +1,14 @@
-"""Shared fixtures: built once per test session because they are slow (voices, models, engines)."""
+"""Shared fixtures, built once per test session because they are slow (voices, models, engines), and the rules
+that keep a run honest about what it did not test.
+
+A test that needs an optional package skips (``pytest.importorskip``) where it is missing, and the run's last line
+says how many tests were skipped and why. Under CI (``CI`` set) a missing package fails the test instead: a green
+CI run means every test ran. The browser tests follow the same rule for Chromium (``tests/e2e/conftest.py``).
+"""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 
@@ -11,6 +18,39 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # AppTest runs the pages in this process with stand-in engines patched into ``ui._engine``; a page's background
 # preload would load the real model behind them. The tests of preloading turn it back on; app servers have it on.
 os.environ["EXPLORER_PRELOAD"] = "0"
+
+
+def _missing_package(call: pytest.CallInfo) -> str | None:
+    """The reason of a skip that ``pytest.importorskip`` raised for a missing package, else None."""
+    if call.excinfo is None or not call.excinfo.errisinstance(pytest.skip.Exception):
+        return None
+    reason = str(call.excinfo.value)
+    return reason if reason.startswith("could not import") else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Under CI, a test skipped for a missing package fails, in one line naming the package."""
+    report = yield
+    reason = _missing_package(call) if report.skipped and os.environ.get("CI") else None
+    if reason:
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid}: {reason}; under CI a missing package fails the run instead of skipping."
+    return report
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run with how many tests were skipped and why (after pytest's own closing line, which has no why)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if not skipped:
+        return
+    reasons = collections.Counter(
+        report.longrepr[2].removeprefix("Skipped: ") if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        for report in skipped
+    )
+    listed = "; ".join(f"{count} x {reason}" for reason, count in reasons.most_common())
+    reporter.write_line(f"{len(skipped)} test{'s' if len(skipped) > 1 else ''} skipped, and why: {listed}")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,10 @@ test opens its own browser context, so each is a fresh Streamlit session. The se
 Its log and the screenshots go to ``test-artifacts/``, which CI keeps.
 
 Without ``/usr/bin/chromium`` (Debian: ``apt-get install chromium``; ``make test`` installs it) these tests are
-skipped with that reason: Playwright's own browser download cannot work offline.
+skipped with that reason (Playwright's own browser download cannot work offline); under CI (``CI`` set) they fail
+instead, so a run without a browser is never green. When a browser test fails, every live server's thread stacks,
+its log and every open page's screenshot and console go to ``test-artifacts/diagnostics/<test>/`` (see
+``diagnostics.py``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from diagnostics import LIVE_SERVERS, OPEN_PAGES, collect, watch_page
 from e2e_utils import ARTIFACTS, COUNT_RUNS_SCRIPT, open_app, watch_session
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("EXPLORER_TEST_CHROMIUM", "/usr/bin/chromium"))
+"""Debian's Chromium; the variable points elsewhere only to test the suite's own rules."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -51,11 +56,24 @@ class Server:
 CLOUD_ENVIRONMENT = {"EXPLORER_ENGINE": "onnx"}
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A browser test that failed (a timed-out wait included) leaves what is needed to diagnose it."""
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        folder = collect(item.name)
+        report.sections.append(("diagnostics", f"server stacks, logs, screenshots and consoles: {folder}"))
+    return report
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    """Debian's Chromium, or a skip saying how to get it."""
+    """Debian's Chromium; elsewhere a skip saying how to get it, and under CI a failure."""
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"Browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium; make test does it)")
+        reason = f"Browser tests need Chromium at {CHROMIUM} (Debian: apt-get install chromium; make test does it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; under CI a missing browser fails the run.", pytrace=False)
+        pytest.skip(reason)
     return CHROMIUM
 
 
@@ -74,20 +92,22 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(log_name: str, environment: dict[str, str] | None = None) -> Iterator[Server]:
-    """Run ``streamlit run app.py`` on a free port until the block ends; ready once ``/_stcore/health`` answers 200.
+def serve(log_name: str, environment: dict[str, str] | None = None, script: str = "app.py") -> Iterator[Server]:
+    """Run ``streamlit run <script>`` on a free port until the block ends; ready once ``/_stcore/health`` answers 200.
 
-    ``environment`` adds variables to the server's (e.g. ``EXPLORER_ENGINE``)."""
+    ``environment`` adds variables to the server's (e.g. ``EXPLORER_ENGINE``); ``script`` is relative to the
+    repository. The server is registered for the diagnostics of a failed test while it runs."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log_path = ARTIFACTS / log_name
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "EXPLORER_PRELOAD": "1",  # as deployed
            **(environment or {})}
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+    command = [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
                "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    LIVE_SERVERS[process.pid] = log_path
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while not _healthy(url):
@@ -99,6 +119,7 @@ def serve(log_name: str, environment: dict[str, str] | None = None) -> Iterator[
             time.sleep(0.2)  # polling a process that is starting up, not waiting on the app
         yield Server(url, process.pid)
     finally:
+        LIVE_SERVERS.pop(process.pid, None)
         process.terminate()
         try:
             process.wait(timeout=15)
@@ -172,12 +193,14 @@ def new_page(browser):
         contexts.append(context)
         page = context.new_page()
         watch_session(page)
+        watch_page(page)
         page.set_default_timeout(120_000)
         return page
 
     yield open_page
     for context in contexts:
         context.close()
+    OPEN_PAGES[:] = [record for record in OPEN_PAGES if not record.page.is_closed()]
 
 
 @pytest.fixture

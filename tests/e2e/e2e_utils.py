@@ -29,17 +29,45 @@ PAGES = {
 the title it shows."""
 
 COUNT_RUNS_SCRIPT = """
-window.__stRuns = 0;
-new MutationObserver((mutations) => {
-  for (const m of mutations) {
-    if (m.target.dataset && m.target.dataset.testid === 'stApp' && m.target.dataset.testScriptState === 'running') {
-      window.__stRuns += 1;
+(() => {
+  window.__stRuns = 0;
+  // A ForwardMsg is a protobuf; its top-level field 6 (a varint) is "script_finished". Walk the top-level fields.
+  const scriptFinished = (bytes) => {
+    let i = 0;
+    const varint = () => {
+      let value = 0, scale = 1, byte;
+      do { byte = bytes[i++]; value += (byte & 0x7f) * scale; scale *= 128; } while (byte & 0x80 && i < bytes.length);
+      return value;
+    };
+    while (i < bytes.length) {
+      const key = varint(), field = Math.floor(key / 8), wire = key % 8;
+      if (wire === 0) { varint(); if (field === 6) return true; }
+      else if (wire === 2) { const length = varint(); i += length; }  // not i += varint(): i is read first
+      else if (wire === 1) i += 8;
+      else if (wire === 5) i += 4;
+      else return false;
     }
-  }
-}).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
+    return false;
+  };
+  const NativeWebSocket = window.WebSocket;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      if (String(args[0]).includes('_stcore/stream')) {
+        this.addEventListener('message', (event) => {
+          if (event.data instanceof ArrayBuffer && scriptFinished(new Uint8Array(event.data))) window.__stRuns += 1;
+        });
+      }
+    }
+  };
+})();
 """
-"""Counts the script runs (whole-page and fragment reruns) the page has seen, so a wait can tell a finished rerun
-from the state before it started."""
+"""Counts the script runs (whole-page and fragment reruns) the server has finished for the page, from the
+"script finished" messages on the app's websocket, so a wait can tell a finished rerun from the state before it.
+
+It counts messages, not the ``stApp`` element's ``running`` state: React may batch a quick run's "running" and
+"not running" into one render, so the element never shows "running". A count of those renders once stayed at 0 on
+a busy first run, and the many-listeners test waited 7 minutes on a server that had long finished."""
 
 _IDLE = """(runs) => {
   const app = document.querySelector('[data-testid="stApp"]');

@@ -49,7 +49,7 @@ _PUBLIC = {
     "explorer.meters": ["measure", "acoustics", "intelligibility", "speaker_similarity", "word_error_rate"],
     "explorer.errors": [
         "ExplorerError", "VoiceError", "HubError", "AnalysisError", "RecipeError", "SynthesisError",
-        "ModelFilesError", "MeterUnavailable",
+        "ModelFilesError", "MeterUnavailable", "NoSoundError",
     ],
 }
 _SUBMODULES = ["charts", "reports", "audio"]

@@ -8,6 +8,7 @@ fixed so the largest loading is positive, and t-SNE is seeded.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,6 +159,11 @@ class PCAResult:
 def pca(vectors: np.ndarray, layer: str = "both", n_components: int | None = None) -> PCAResult:
     """Return the PCA of ``layer`` over ``vectors`` ``[N, 256]``; all ``min(N, dims)`` components by default.
 
+    Signs: each component points where its largest-magnitude loading is positive (an SVD may return either sign), so
+    a saved "PCA ... PC1 +x std" step or share link keeps its meaning. On the bundled voices decoder PC1 loads +0.21
+    on dim 127 and runs from bm_daniel to bm_fable; prosody PC1 loads +0.44 on style dim 202 and runs from
+    jf_tebukuro to am_onyx, most male voices on its positive side (pinned by tests/test_analysis.py).
+
     Args:
         vectors: one summary vector per voice (see ``summary_vectors``), at least 3.
         layer: "decoder", "prosody" or "both".
@@ -189,7 +195,8 @@ def pca(vectors: np.ndarray, layer: str = "both", n_components: int | None = Non
     signs = np.sign(components[np.arange(count), np.abs(components).argmax(axis=1)])
     components *= signs[:, None]
     variance = singular**2 / (len(data) - 1)
-    ratio = variance[:count] / variance.sum()
+    total = variance.sum()  # 0 when the voices are identical on this layer: no component explains anything
+    ratio = variance[:count] / total if total > 0 else np.zeros(count)
     cumulative = np.cumsum(ratio)
     needed = {}
     for target in VARIANCE_TARGETS:
@@ -437,6 +444,15 @@ def tsne(vectors: np.ndarray, layer: str = "both", seed: int = 0, perplexity: fl
 
     The perplexity defaults to ``min(30, (N - 1) / 3)`` and is always kept below the number of voices.
 
+    The layer is shifted and scaled to span 0-1 before scikit-learn sees it. t-SNE does not depend on scale, but
+    scikit-learn's Barnes-Hut code computes in float32: voices that differ by less than about 1e-19, or values near
+    float32's limit, become NaN there and crash the whole process, not just the call. Voices identical on the layer
+    have nothing to separate: they all sit at the origin.
+
+    Raises:
+        AnalysisError: fewer than 3 voices, an unknown layer, a perplexity that is not a number, or values that are
+            not finite.
+
     Example:
         >>> import explorer
         >>> explorer.tsne(explorer.summary_vectors(explorer.load_voices().packs()), "decoder").shape
@@ -447,10 +463,21 @@ def tsne(vectors: np.ndarray, layer: str = "both", seed: int = 0, perplexity: fl
     _require_voices(len(vectors))
     data = np.asarray(vectors, dtype=np.float64)[:, layer_slice(layer)]
     count = len(data)
-    chosen = min(30.0, (count - 1) / 3) if perplexity is None else float(perplexity)
+    try:
+        chosen = min(30.0, (count - 1) / 3) if perplexity is None else float(perplexity)
+    except (TypeError, ValueError):
+        chosen = math.nan
+    if math.isnan(chosen):
+        raise AnalysisError(f"Perplexity must be a number; got {str(perplexity)[:40]!r}.")
     chosen = min(max(chosen, 1.0), count - 1.0)
+    if not np.isfinite(data).all():
+        raise AnalysisError("t-SNE needs finite values; these vectors hold NaN or infinite ones.")
+    low = data.min(axis=0)
+    span = float((data.max(axis=0) - low).max())
+    if span == 0:
+        return np.zeros((count, 2), np.float32)
     model = TSNE(n_components=2, perplexity=chosen, random_state=seed, init="pca", learning_rate="auto")
-    return model.fit_transform(data)
+    return model.fit_transform((data - low) / span)
 
 
 @dataclass(frozen=True)

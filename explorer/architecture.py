@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from explorer.errors import AnalysisError, ModelFilesError
-from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config
+from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config, regular_file
 
 if TYPE_CHECKING:
     from kokoro import KModel
@@ -422,19 +422,17 @@ def read_weights(path: Path | str) -> dict[str, Mapping[str, torch.Tensor]]:
         ModelFilesError: the file is missing, truncated, not a PyTorch file, asks to run code (refused by
             ``weights_only=True``), or is not a dict of state dicts.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFilesError(f"The model weights file {path} was not found.")
+    path = regular_file(path, "The model weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if unsafe:
-            raise ModelFilesError(
-                f"{path.name} was refused: loading it would run code ({unsafe.group(1)}); "
-                "only tensors in plain containers are accepted."
-            ) from None
-        raise ModelFilesError(f"{path.name} is not a PyTorch weights file.") from None
+        # torch words this differently by what is asked for ("Unsupported global: GLOBAL x", "unsupported GLOBAL x
+        # whose module is blocked", an opcode it does not run): every one is a pickle asking for more than tensors.
+        unsafe = re.search(r"GLOBAL (\S+)", str(exc))
+        asked = f": {unsafe.group(1)}, which would run code" if unsafe else ""
+        raise ModelFilesError(
+            f"{path.name} was refused: it is not a plain tensor file (it asks to unpickle other objects{asked})."
+        ) from None
     except Exception as exc:  # torch.load reports a damaged file as EOFError, KeyError, RuntimeError and more
         raise ModelFilesError(
             f"{path.name} is truncated or is not a PyTorch weights file ({type(exc).__name__})."

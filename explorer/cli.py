@@ -9,9 +9,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from explorer.errors import ExplorerError
+from explorer.errors import ExplorerError, printable
+from explorer.paths import check_output
 
 __all__ = ["main"]
 
@@ -40,15 +40,13 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     from explorer.reports import write_analysis_reports
     from explorer.voices import load_voices
 
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise ExplorerError(f"Cannot write to '{out}': the folder '{out.parent}' does not exist.")
+    out = check_output(args.out, folder=True)
     voices = load_voices(args.voices)
-    print(f"Loaded {len(voices)} voices from {args.voices or 'bundled'}.", file=sys.stderr)
+    print(printable(f"Loaded {len(voices)} voices from {args.voices or 'bundled'}."), file=sys.stderr)
     analysis = analyze(voices, row=args.row)
     architecture = analyze_architecture(args.weights)
     for path in write_analysis_reports(voices, analysis, out, architecture=architecture):
-        print(f"wrote {path}")
+        print(printable(f"wrote {path}"))
 
 
 def _cmd_architecture(args: argparse.Namespace) -> None:
@@ -69,14 +67,12 @@ def _cmd_voices_list(args: argparse.Namespace) -> None:
 def _cmd_voices_download(args: argparse.Namespace) -> None:
     from explorer.voices import load_hub, save_pack
 
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise ExplorerError(f"Cannot write to '{out}': the folder '{out.parent}' does not exist.")
+    out = check_output(args.out, folder=True)
     voices = load_hub(args.repo)
     out.mkdir(exist_ok=True)
     for voice in voices:
         save_pack(voice.pack, out / f"{voice.name}.pt")
-    print(f"wrote {len(voices)} voices from {args.repo} to {out}")
+    print(printable(f"wrote {len(voices)} voices from {args.repo} to {out}"))
 
 
 def _add_voices_parser(commands: argparse._SubParsersAction) -> None:
@@ -135,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.handler(args)
     except ExplorerError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(printable(f"error: {error}"), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -49,9 +49,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from explorer.audio import SAMPLE_RATE
-from explorer.errors import ExplorerError, ModelFilesError, SynthesisError, VoiceError
+from explorer.errors import ExplorerError, ModelFilesError, NoSoundError, SynthesisError, VoiceError
 from explorer.hub import cached_hub_file
-from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config
+from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config, regular_file
 from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
 
 if TYPE_CHECKING:
@@ -100,6 +100,14 @@ CONTEXT_TOKENS = 510
 """Tokens one call may take, counting the two pads: at most 508 phonemes (the pack has a row for each length)."""
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
+SILENT_PEAK_DBFS = -60.0
+"""A render whose loudest sample stays below this is silence to a listener. Measured with the offline int8 model on
+one sentence: the 54 stock voices (and af_heart scaled by 1.003) peak at -20 to +1 dBFS, a lone punctuation mark at
+about -10 dBFS, while a pack set to 10 everywhere renders 22 s peaking at -180 dBFS."""
+OVERLOAD_RMS = 1.0
+"""A render whose RMS level is above full scale is mostly clipped noise, not speech. Measured likewise: stock voices
+0.05-0.2, a pack of zeros 0.46; stock voices scaled so that their largest value is 20-32 (packs may hold up to 32),
+from 3 to 1e18."""
 ONNX_VARIANTS = ("int8", "float")
 """How an ONNX engine runs an int8 export: ``int8`` as it is (integer convolutions on quantised activations),
 ``float`` rewritten by :mod:`explorer.conversion` to float operations on the same dequantised weights."""
@@ -297,6 +305,32 @@ def _check_speed(speed: object) -> float:
     return value
 
 
+def _check_audio(audio: np.ndarray) -> None:
+    """Refuse a model's audio that is no sound: NaN or infinite, silent, or overloaded.
+
+    A style far outside the stock voices (values of tens, or a whole pack set to one value) drives Kokoro's decoder
+    out of range, and what comes out is NaN, a constant near zero, or noise thousands of times full scale, while a
+    WAV writer would quietly clip it or write silence. Every engine's audio passes through here, so no such render
+    reaches a player or a file; the sentence says what to change.
+
+    Raises:
+        NoSoundError: the audio is not finite, peaks below ``SILENT_PEAK_DBFS``, or has an RMS level above
+            ``OVERLOAD_RMS``.
+    """
+    if not np.isfinite(audio).all():
+        heard = "audio that is not a number (NaN or infinite values)"
+    elif np.abs(audio).max(initial=0.0) < 10 ** (SILENT_PEAK_DBFS / 20):
+        heard = f"silence (no sample reaches {SILENT_PEAK_DBFS:g} dBFS)"
+    elif (level := float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))) > OVERLOAD_RMS:
+        heard = f"noise far beyond full scale (RMS level {level:.3g}; full scale is 1)"
+    else:
+        return
+    raise NoSoundError(
+        f"This voice renders {heard}: its style is far outside the stock voices, so move it back toward one "
+        "(smaller edits or amounts)."
+    )
+
+
 class Engine(ABC):
     """Renders phonemes with a style vector; one instance can serve every thread and Streamlit session at once.
 
@@ -376,7 +410,8 @@ class Engine(ABC):
             The audio at 24 kHz, the predicted durations when the model gives them, and the compute time.
 
         Raises:
-            SynthesisError: bad phonemes, style or speed, or the model failed on this input.
+            SynthesisError: bad phonemes, style or speed; the model failed on this input; or its audio is no sound
+                (NaN or infinite, silent, or overloaded: see :func:`_check_audio`).
         """
         tokens = self.token_ids(phonemes)
         vector = style_vector(style, phonemes)
@@ -386,6 +421,7 @@ class Engine(ABC):
             audio, durations = self._run(tokens, vector, pace)
             elapsed = time.perf_counter() - start
         audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        _check_audio(audio)
         audio.setflags(write=False)
         if durations is not None:
             durations = np.asarray(durations, dtype=np.int64).reshape(-1)
@@ -670,8 +706,7 @@ def _open_session(path: Path, session_config: Mapping[str, str] | None = None) -
     ``SESSION_CONFIG`` updated with ``session_config``."""
     import onnxruntime
 
-    if not path.is_file():
-        raise ModelFilesError(f"The ONNX model file {path} was not found.")
+    regular_file(path, "The ONNX model file")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = physical_cores()
     options.inter_op_num_threads = 1
@@ -914,7 +949,7 @@ def load_engine(kind: str = "auto", weights: Path | str | None = None, progress:
 
     Raises:
         SynthesisError: unknown kind.
-        ModelFilesError: missing or corrupt model files.
+        ModelFilesError: missing or corrupt model files; ``weights`` names a folder, a device or a pipe.
 
     Example:
         >>> import explorer
@@ -923,6 +958,8 @@ def load_engine(kind: str = "auto", weights: Path | str | None = None, progress:
         (True, 'onnx')
     """
     resolved, path = resolve_engine(kind, weights)
+    if weights is not None:  # before a torch model is built for it, or an .onnx file is rewritten or imported
+        regular_file(weights, "The weights file")
     chosen = auto_kind(weights) if kind == "auto" else kind
     if resolved == "torch":
         return TorchEngine(path, precision=torch_precision(chosen), progress=progress)

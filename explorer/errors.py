@@ -6,9 +6,12 @@ __all__ = [
     "HubError",
     "MeterUnavailable",
     "ModelFilesError",
+    "NoSoundError",
     "RecipeError",
     "SynthesisError",
     "VoiceError",
+    "printable",
+    "shown",
 ]
 
 
@@ -93,6 +96,21 @@ class SynthesisError(ExplorerError):
     """
 
 
+class NoSoundError(SynthesisError):
+    """The model rendered no sound for this style (NaN, silence or noise far beyond full scale): the style lies far
+    outside the stock voices. A sweep records such a step as one where speech stopped, instead of failing.
+
+    Example:
+        >>> import explorer
+        >>> import numpy as np
+        >>> try:
+        ...     explorer.synthesize("Hello.", style=np.full(256, 10.0, np.float32), engine=explorer.load_engine("onnx"))
+        ... except explorer.NoSoundError as error:
+        ...     print(error)
+        This voice renders silence (no sample reaches -60 dBFS): its style is far outside the stock voices, ...
+    """
+
+
 class ModelFilesError(ExplorerError):
     """Model files are missing, truncated or do not match their expected hash.
 
@@ -120,3 +138,36 @@ class MeterUnavailable(ExplorerError):
         ...     print(error)
         resemblyzer is not installed: pip install resemblyzer.
     """
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """Return ``text`` quoted and escaped for a message, cut to ``limit`` characters (then marked with ``...``).
+
+    File names, voice names and library errors come from people and files, and a message is printed to terminals and
+    logs: a newline there forges a line of output and an ESC sequence is run by the terminal. ``repr`` escapes every
+    control and invisible character, so whatever a name holds is shown as characters, on one line.
+
+    Example:
+        >>> from explorer.errors import shown
+        >>> print(shown("af_heart"))
+        'af_heart'
+        >>> print(shown("a\\nerror: all good\\x1b[2J"))
+        'a\\nerror: all good\\x1b[2J'
+        >>> print(shown("x" * 100, limit=5))
+        'xxxxx'...
+    """
+    text = str(text)
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def printable(text: object) -> str:
+    """Return ``text`` with every character a terminal would act on (newlines, ESC, other control and format
+    characters) written as its escape, the rest (phonemes, accents) as it is: for a line of output built from paths or
+    messages a person or a file chose.
+
+    Example:
+        >>> from explorer.errors import printable
+        >>> print(printable("wrote /tmp/a\\nerror: all good\\x1b[2J/ðɪs.wav"))
+        wrote /tmp/a\\nerror: all good\\x1b[2J/ðɪs.wav
+    """
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in str(text))

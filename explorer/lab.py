@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis import LAYERS, nearest_voices, summary_vectors
-from explorer.audio import AudioCache, audio_cache_key
-from explorer.errors import ExplorerError, RecipeError
+from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key
+from explorer.errors import ExplorerError, NoSoundError, RecipeError
 from explorer.recipe import (
     DIM_OPS,
     MAX_COMPONENTS,
@@ -632,7 +632,9 @@ def run_sweep(
         progress: told ``(done 0-1, what)`` after each render.
 
     Returns:
-        The audio of each step and one ``SweepPoint`` per step.
+        The audio of each step and one ``SweepPoint`` per step. A step the model renders as no sound (its style is
+        too far out, ``NoSoundError``) is where speech stopped: its audio is empty, its word error rate 1 (no word
+        heard), the rest unmeasured, and its transcript says why.
 
     Raises:
         RecipeError: a step's recipe cannot be applied here.
@@ -640,17 +642,33 @@ def run_sweep(
     """
     if measure is None:
         from explorer.meters import sweep as measure  # scipy and the meters load only when a sweep runs
-    renders: dict[Recipe, np.ndarray] = {}
+    renders: dict[Recipe, np.ndarray | None] = {}
     wanted = [step.recipe for step in plan.steps] + [plan.start, plan.end]
     unique = list(dict.fromkeys(wanted))
     for index, recipe in enumerate(unique, 1):
-        renders[recipe] = render(apply_recipe(recipe, voices, context))
+        try:
+            renders[recipe] = render(apply_recipe(recipe, voices, context))
+        except NoSoundError:
+            renders[recipe] = None
         if progress:
             progress(index / len(unique), f"Rendered {index} of {len(unique)}")
-    audio = tuple(renders[step.recipe] for step in plan.steps)
-    points = measure([(step.amount, clip) for step, clip in zip(plan.steps, audio)], text,
-                     start=renders[plan.start], end=renders[plan.end])
-    return SweepResult(plan, audio, tuple(points))
+    sounding = [(step.amount, renders[step.recipe]) for step in plan.steps if renders[step.recipe] is not None]
+    silence = np.zeros(SAMPLE_RATE // 10, np.float32)  # what a listener hears of a no-sound start or end
+    start, end = (silence if renders[recipe] is None else renders[recipe] for recipe in (plan.start, plan.end))
+    measured = iter(measure(sounding, text, start=start, end=end) if sounding else [])
+    points = tuple(next(measured) if renders[step.recipe] is not None else _no_sound_point(step.amount)
+                   for step in plan.steps)
+    audio = tuple(np.zeros(0, np.float32) if renders[step.recipe] is None else renders[step.recipe]
+                  for step in plan.steps)
+    return SweepResult(plan, audio, points)
+
+
+def _no_sound_point(amount: float) -> SweepPoint:
+    """The meters of a sweep step the model rendered as no sound: no word heard, nothing else to measure."""
+    from explorer.meters import SweepPoint
+
+    return SweepPoint(amount=float(amount), wer=1.0, similarity_to_start=None, similarity_to_end=None,
+                      f0_median_hz=None, duration_s=0.0, transcript="(no sound: the style is too far out)")
 
 
 def sweep_chart(result: SweepResult) -> alt.Chart:

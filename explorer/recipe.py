@@ -21,7 +21,9 @@ Bounds (anything outside raises ``RecipeError``):
 - centroid move and centroid axis: amount in [-3, 3] (1 lands on the centroid, or moves by the whole axis);
 - dims: ``start`` < ``stop`` within 0-256; set and offset values and scale factors in [-10, 10] (stock values lie
   within about ±3.2); ``zero`` takes no value;
-- at most 32 edits; recipe JSON at most 16 KiB, share strings at most 8 KiB; schema version 1.
+- at most 32 edits; recipe JSON at most 16 KiB, share strings at most 8 KiB; schema version 1;
+- what the base and every edit produce stays within ±``MAX_PACK_VALUE`` (32), what a voicepack may hold: four
+  in-bounds edits that each scale by 10 would otherwise reach 1e4, where the engines render NaN or silence.
 
 Share strings (``to_token``) are compact JSON, compressed with zlib, in URL-safe base64 without padding.
 """
@@ -45,7 +47,7 @@ import numpy as np
 
 from explorer.analysis import CENTROID_KINDS, LAYERS, MIN_VOICES, PCAResult, nearest_voices, pca, summary_vectors
 from explorer.errors import RecipeError, VoiceError
-from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, validate_voice_name
+from explorer.voices import HALF, MAX_PACK_VALUE, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, validate_voice_name
 
 __all__ = [
     "DIM_OPS",
@@ -111,6 +113,8 @@ OOD_DISTANCE_FACTOR = 1.0
 to its nearest neighbour) is OOD. Every 50/50 mix of two bundled voices stays inside both limits."""
 _RANGE_TOLERANCE = 1e-6
 
+_BOM = "\ufeff"
+"""The byte-order mark some editors (Windows Notepad among them) put before JSON; it is read as nothing."""
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,31}")
 _TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_\-]+")
 _SLERP_EPSILON = 1e-6
@@ -145,8 +149,8 @@ def _number(value: object, label: str, low: float, high: float) -> float:
         raise RecipeError(f"{label} must be a number, not {_type_name(value)}.")
     try:
         number = float(value)
-    except OverflowError:
-        number = math.inf
+    except OverflowError:  # an integer too long for a float (Python reads 4,300 digits) is finite, and far too large
+        raise RecipeError(f"{label} is out of range: it must lie between {low:g} and {high:g}.") from None
     if not math.isfinite(number):
         raise RecipeError(f"{label} must be a finite number, not {_shown(value)}.")
     if not low <= number <= high:
@@ -732,7 +736,8 @@ class Recipe:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Recipe:
-        """Return the recipe in JSON ``text`` (at most 16 KiB; NaN, Infinity and repeated keys are refused)."""
+        """Return the recipe in JSON ``text`` (at most 16 KiB; NaN, Infinity and repeated keys are refused; a leading
+        byte-order mark is skipped)."""
         if isinstance(text, (bytes, bytearray)):
             try:
                 text = bytes(text).decode("utf-8")
@@ -740,10 +745,12 @@ class Recipe:
                 raise RecipeError("The recipe is not UTF-8 text.") from None
         if not isinstance(text, str):
             raise RecipeError(f"A recipe must be JSON text, not {_type_name(text)}.")
+        text = text.removeprefix(_BOM)
         if len(text) > MAX_JSON_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_JSON_BYTES:
             raise RecipeError(f"The recipe is longer than {MAX_JSON_BYTES // 1024} KiB.")
         try:
-            data = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                              object_pairs_hook=_unique_keys)
         except RecursionError:
             raise RecipeError("The recipe is nested too deeply to be a recipe.") from None
         except ValueError as error:
@@ -783,6 +790,15 @@ def _refuse_constant(name: str) -> None:
     raise RecipeError(f"The recipe holds {name}; every number must be finite.")
 
 
+def _finite_float(text: str) -> float:
+    """Read a JSON number with a fraction or exponent; one too large for a float (``1e400``) is out of range, where
+    Python's reader would make it infinity."""
+    number = float(text)
+    if math.isinf(number):
+        raise RecipeError(f"The recipe holds the number {text[:40]}, beyond any amount a recipe allows.")
+    return number
+
+
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     data = dict(pairs)
     if len(data) != len(pairs):
@@ -807,8 +823,8 @@ def load_recipe(source: str | Path) -> Recipe:
     """Return a recipe from what a person typed: a path to a ``.json`` file, JSON text, or a share string.
 
     A ``Path``, or text ending in ``.json`` naming an existing file, is read (at most 16 KiB); text starting with
-    ``{`` is JSON; anything else is a share string. Pages should call ``Recipe.from_token`` for query strings, so a
-    URL can never name a file.
+    ``{`` (after a byte-order mark, if any) is JSON; anything else is a share string. Pages should call
+    ``Recipe.from_token`` for query strings, so a URL can never name a file.
 
     Raises:
         RecipeError: no such file, unreadable or oversize file, or a malformed recipe.
@@ -825,7 +841,7 @@ def load_recipe(source: str | Path) -> Recipe:
     """
     if not isinstance(source, (str, Path)):
         raise RecipeError(f"A recipe source must be a path or text, not {_type_name(source)}.")
-    text = str(source).strip()
+    text = str(source).removeprefix(_BOM).strip()
     if isinstance(source, Path) or text.lower().endswith(".json"):
         path = Path(text)
         try:
@@ -949,6 +965,11 @@ class RecipeContext:
 def apply_recipe(recipe: Recipe, voices: VoiceSet, context: RecipeContext | None = None) -> np.ndarray:
     """Return the read-only float32 ``[510, 256]`` pack ``recipe`` describes; every row is edited.
 
+    The base and then each edit must keep every value within ±``MAX_PACK_VALUE``, what a voicepack may hold; the
+    first step that does not is named. The bound is here, not in the out-of-distribution report, because every path
+    to a voice (the Lab, the A/B page, ``mix`` and ``synth``) applies the recipe, while the report only advises:
+    exploring beyond the stock voices is what the Lab is for.
+
     Args:
         recipe: the recipe.
         voices: where the recipe's voice names are looked up.
@@ -956,7 +977,8 @@ def apply_recipe(recipe: Recipe, voices: VoiceSet, context: RecipeContext | None
             not given.
 
     Raises:
-        RecipeError: an unknown voice, centroid or PCA component, or edits that drive values to infinity.
+        RecipeError: an unknown voice, centroid or PCA component, or a step that takes values beyond
+            ±``MAX_PACK_VALUE``.
 
     Example:
         >>> import explorer
@@ -972,18 +994,27 @@ def apply_recipe(recipe: Recipe, voices: VoiceSet, context: RecipeContext | None
         if name not in voices:
             raise RecipeError(f"Unknown voice '{name}': it is not among the {len(voices)} loaded voices.")
     pack = recipe.base.build(voices)
+    _check_bound(pack, f"The base ({recipe.base.describe()})")
     for index, edit in enumerate(recipe.edits, 1):
         if context is None and not isinstance(edit, DimEdit):
             context = RecipeContext.from_voices(voices)
+        step = f"Edit {index} ({edit.describe()})"
         try:
             pack = edit.apply(pack, context)
         except RecipeError as error:
-            raise RecipeError(f"Edit {index} ({edit.describe()}): {error}") from None
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = pack.astype(np.float32)
-    if not np.isfinite(result).all():
-        raise RecipeError("The recipe drives some values beyond float32 range; use smaller amounts.")
-    return as_pack(result, "recipe")
+            raise RecipeError(f"{step}: {error}") from None
+        _check_bound(pack, step)
+    return as_pack(pack.astype(np.float32), "recipe")
+
+
+def _check_bound(pack: np.ndarray, step: str) -> None:
+    """Refuse ``step`` when it leaves a value beyond ±``MAX_PACK_VALUE``, saying how far it went."""
+    largest = float(np.abs(pack).max())
+    if not largest <= MAX_PACK_VALUE:
+        raise RecipeError(
+            f"{step} takes values to {largest:.3g}; a voice's values must lie within ±{MAX_PACK_VALUE:g} (the stock "
+            "voices lie within about ±3.2): use smaller amounts."
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 from explorer.audio import SAMPLE_RATE, wav_bytes
 from explorer.errors import SynthesisError
 from explorer.g2p import Chunk, ChunkPlan, chunk_phonemes, chunk_text
-from explorer.paths import atomic_write_bytes
+from explorer.paths import atomic_write_bytes, check_output
 
 if TYPE_CHECKING:
     from explorer.engines import Engine
@@ -144,11 +144,13 @@ class Synthesis:
         return wav_bytes(self.audio, self.sample_rate)
 
     def save(self, path: str | Path) -> Path:
-        """Write the audio to ``path`` as WAV, atomically; the folder must exist."""
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise SynthesisError(f"Cannot write '{path}': the folder '{path.parent}' does not exist.")
-        return atomic_write_bytes(path, self.wav())
+        """Write the audio to ``path`` as WAV, atomically.
+
+        Raises:
+            ExplorerError: the folder does not exist or takes no new file, or ``path`` is a folder or a device
+                (:func:`explorer.paths.check_output`).
+        """
+        return atomic_write_bytes(check_output(path), self.wav())
 
     def _repr_html_(self) -> str:
         """Show a player in Jupyter: ``synthesize(...)`` as a cell's last line is playable."""
@@ -161,7 +163,7 @@ def prepare(
     text: str | None = None,
     *,
     phonemes: str | None = None,
-    engine: Engine,
+    engine: Engine | None = None,
     lang: str = "a",
     first_chunk_phonemes: int | None = None,
 ) -> ChunkPlan:
@@ -170,7 +172,9 @@ def prepare(
     Args:
         text: text to speak in language ``lang``; give this or ``phonemes``, not both.
         phonemes: raw phonemes (Kokoro's misaki symbols); symbols outside the engine's vocab are dropped with a note.
-        engine: the engine that will render; its vocab and context size shape the chunks.
+        engine: the engine that will render; its vocab and context size shape the chunks. None takes those of the
+            bundled config, which every engine built from it has: the command line checks the text this way before
+            it spends seconds loading the engine.
         lang: Kokoro language code for ``text``.
         first_chunk_phonemes: optional smaller first chunk, so audio can start sooner.
 
@@ -182,8 +186,13 @@ def prepare(
     """
     if (text is None) == (phonemes is None):
         raise SynthesisError("Give either text or phonemes to speak, not both and not neither.")
-    limits = {"vocab": engine.vocab, "max_phonemes": engine.context_tokens - 2,
-              "first_chunk_phonemes": first_chunk_phonemes}
+    if engine is None:
+        from explorer.engines import CONTEXT_TOKENS, load_vocab
+
+        vocab, context_tokens = load_vocab(), CONTEXT_TOKENS
+    else:
+        vocab, context_tokens = engine.vocab, engine.context_tokens
+    limits = {"vocab": vocab, "max_phonemes": context_tokens - 2, "first_chunk_phonemes": first_chunk_phonemes}
     if text is not None:
         return chunk_text(text, lang, **limits)
     return chunk_phonemes(phonemes, **limits)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from explorer.errors import ExplorerError
-from explorer.paths import atomic_write_bytes
+from explorer.errors import ExplorerError, printable, shown
+from explorer.paths import atomic_write_bytes, atomic_write_files, check_output
 
 __all__ = ["register"]
 
@@ -16,12 +16,11 @@ RECIPE_SUFFIX = ".recipe.json"
 
 
 def _output_path(text: str, suffixes: tuple[str, ...]) -> Path:
+    """Return the output a person named once its suffix is one of ``suffixes`` and it can be written."""
     path = Path(text)
     if path.suffix.lower() not in suffixes:
-        raise ExplorerError(f"Output '{path.name}' must end in {' or '.join(suffixes)}.")
-    if not path.parent.is_dir():
-        raise ExplorerError(f"Cannot write '{path}': the folder '{path.parent}' does not exist.")
-    return path
+        raise ExplorerError(f"Output {shown(path.name)} must end in {' or '.join(suffixes)}.")
+    return check_output(path)
 
 
 def _voice_or_recipe_pack(voice: str | None, recipe: str | None, source: str | None) -> tuple[np.ndarray, object]:
@@ -38,12 +37,14 @@ def _voice_or_recipe_pack(voice: str | None, recipe: str | None, source: str | N
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
+    """Check the output, the voice and the text, and only then load the engine (seconds) and render."""
     from explorer.audio import wav_bytes
     from explorer.engines import load_engine
-    from explorer.synth import synthesize
+    from explorer.synth import prepare, synthesize
 
     out = _output_path(args.out, (".wav",))
     pack, _ = _voice_or_recipe_pack(args.voice, args.recipe, args.voices)
+    prepare(args.text, phonemes=args.phonemes, lang=args.lang)
     engine = load_engine(args.engine, args.weights)
     result = synthesize(args.text, phonemes=args.phonemes, style=pack, engine=engine, lang=args.lang, speed=args.speed)
     atomic_write_bytes(out, wav_bytes(result.audio, result.sample_rate))
@@ -53,22 +54,22 @@ def _cmd_synth(args: argparse.Namespace) -> None:
         print(f"note: {note}")
     print(f"phonemes: {result.phonemes}")
     print(f"audio: {result.seconds:.2f} s, rendered in {result.compute_seconds:.2f} s (real-time factor {result.rtf:.3f})")
-    print(f"wrote {out}")
+    print(printable(f"wrote {out}"))
 
 
 def _cmd_mix(args: argparse.Namespace) -> None:
+    """Write the pack and its recipe together, or neither: both outputs are checked before the recipe is applied."""
     from explorer.recipe import describe
     from explorer.voices import pack_bytes
 
     out = _output_path(args.out, (".pt", ".npz"))
+    recipe_path = check_output(out.with_name(out.stem + RECIPE_SUFFIX))
     pack, recipe = _voice_or_recipe_pack(None, args.recipe, args.voices)
-    recipe_path = out.with_name(out.stem + RECIPE_SUFFIX)
     data = pack_bytes(pack, out.suffix, out.stem if out.suffix == ".npz" else "voice")
-    atomic_write_bytes(recipe_path, recipe.to_json().encode())
-    atomic_write_bytes(out, data)
+    atomic_write_files({out: data, recipe_path: recipe.to_json().encode()})
     print(describe(recipe))
-    print(f"wrote {out}")
-    print(f"wrote {recipe_path}")
+    print(printable(f"wrote {out}"))
+    print(printable(f"wrote {recipe_path}"))
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -147,10 +147,37 @@ def with_tsne(analysis: VoiceAnalysis, voices: VoiceSet, layer: str) -> VoiceAna
     return dataclasses.replace(analysis, tsne={**analysis.tsne, layer: coordinates})
 
 
+WORD_JOINER = "\u2060"
+"""An invisible character that joins without a break: put inside ``www.``, ``https://`` or ``a@b.c``, it keeps the
+text as it looks while no automatic-link or shortcode pattern matches any more."""
+_MARKUP = re.compile(r"([\\`*_{}\[\]#|<>~$&])")
+"""Characters that make inline markup: emphasis, code, links and images, tags and entities, tables, maths."""
+_BLOCK_MARKER = re.compile(r"^([ \t]*)(?:([-+=])|(\d+)([.)]))", re.MULTILINE)
+"""What turns a line into a list item, a heading underline or a rule: ``-``, ``+``, ``=`` or ``1.`` at its start."""
+_AUTOLINKED = re.compile(r"(?i:www)(?=\.)|[:@]")
+"""Where Streamlit's Markdown (react-markdown with remark-gfm and remark-emoji) finds links and shortcodes in text
+whose escapes it has already resolved, so a backslash cannot stop it: ``www.`` and ``http(s)://`` (the patterns of
+mdast-util-gfm-autolink-literal, found in Streamlit 1.67's bundle), e-mail addresses (``x@y.z``), and ``:name:``
+emoji, ``:material/name:`` icons and ``:color[...]`` directives."""
+
+
 def escape_markdown(text: object) -> str:
-    """Return ``text`` with the characters that make Markdown/HTML markup (links, emphasis, tags, code, maths)
-    escaped, so names and messages from uploads or URLs are shown as the text they are."""
-    return re.sub(r"([\\`*_{}\[\]#|<>~$&])", r"\\\1", str(text))
+    """Return ``text`` as Markdown that Streamlit shows as exactly that text: no link, format, maths or icon.
+
+    Names and messages from uploads, URLs and files are shown in ``st.warning``, ``st.success``, ``st.caption``...,
+    which read Markdown. Markup characters are escaped with a backslash, and so are the markers that would start a
+    list or a heading at the start of a line. Automatic links cannot be escaped that way (remark-gfm finds them after
+    the escapes are resolved), so a ``WORD_JOINER`` goes after every ``:`` and ``@`` and after a ``www`` before a
+    dot: ``https://x`` and ``www.x.com`` read as before, but are no longer links.
+
+    Example:
+        >>> from explorer.ui import WORD_JOINER, escape_markdown
+        >>> print(escape_markdown("[click](https://evil.example) **b** $x$").replace(WORD_JOINER, "+"))
+        \\[click\\](https:+//evil.example) \\*\\*b\\*\\* \\$x\\$
+    """
+    escaped = _MARKUP.sub(r"\\\1", str(text))
+    escaped = _BLOCK_MARKER.sub(lambda m: f"{m[1]}\\{m[2]}" if m[2] else f"{m[1]}{m[3]}\\{m[4]}", escaped)
+    return _AUTOLINKED.sub(lambda m: m[0] + WORD_JOINER, escaped)
 
 
 def show_error(error: ExplorerError) -> None:

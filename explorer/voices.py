@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import pickletools
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.errors import VoiceError
+from explorer.errors import VoiceError, shown
 from explorer.paths import VOICES_DIR, atomic_write_bytes
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "LANGUAGES",
     "MAX_ARCHIVE_ENTRIES",
     "MAX_FILE_BYTES",
+    "MAX_LOADED_BYTES",
+    "MAX_PACK_VALUE",
     "PACK_BYTES",
     "PACK_ROWS",
     "STYLE_DIM",
@@ -63,8 +66,35 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest voice file or upload read from a person (an npz of 100 packs is about 52 MB)."""
 MAX_ARCHIVE_ENTRIES = 200
 """Most packs one ``.npz`` may hold (the largest official set, v1.1-zh, has 103)."""
-MAX_ENTRY_BYTES = 2 * PACK_BYTES
-"""Largest uncompressed member of an ``.npz``: guards against zip bombs before anything is inflated."""
+MAX_ENTRY_BYTES = 4 * PACK_BYTES + 4096
+"""Largest uncompressed member of an ``.npz``: a pack of the widest accepted type (numpy's float128, 16 bytes a value)
+and its ``.npy`` header. Guards against zip bombs before anything is inflated."""
+MAX_LOADED_BYTES = 2 * MAX_FILE_BYTES
+"""Most memory one ``.pt`` file may take once loaded: its tensor data plus the float32 packs made from it.
+
+Checked from the file's pickle before any tensor exists. A few kilobytes of pickle can name one tensor 5,000 times
+or expand one stored value to a billion; a real voice file never needs more than twice the file cap.
+"""
+MAX_PACK_VALUE = 32.0
+"""Largest magnitude a voicepack value may have.
+
+The stock voices lie within about ±3.2; ten times that is accepted, so edited and extrapolated voices load and can be
+studied. Anything beyond is refused: no mix or edit of real voices gets there, and such values have crashed native
+analysis code (scikit-learn's t-SNE) outright. It is a safety bound, not a speech bound: measured with the offline
+int8 model, stock voices scaled x1.5 are still understood (word error rate 0-0.33) and scaled x2 are not, and no pack
+near ±32 renders speech (NaN, silence or noise far beyond full scale, which the engines refuse: ``NoSoundError``).
+"""
+_MAX_ZIP_RECORDS = 1000
+"""Most records a ``.npz`` or ``.pt`` archive may list: 200 voices need about 210."""
+_MAX_PICKLE_BYTES = 2**20
+"""Largest object table (``data.pkl``) of a ``.pt`` file: 200 named tensors take about 30 KB. Unpickling costs a few
+times the table's size in memory even when it only repeats references, so it is capped before it is read."""
+_REAL_TYPES = re.compile(r"u?int(8|16|32|64)|float(16|32|64|128)|bfloat16")
+"""Value types a voicepack may hold, by their numpy or torch name: real integers and floating-point numbers.
+
+The same rule for every format. Bool, complex, text, objects, quantised and 8-bit float tensors are refused: none is
+a style, and reading True as 1 or dropping an imaginary part would hide a mistake in the file.
+"""
 
 SUPPORTED_SUFFIXES = (".pt", ".bin", ".npy", ".npz")
 """File formats voices load from and save to (see ``load_bytes`` and ``pack_bytes``)."""
@@ -114,9 +144,9 @@ def validate_voice_name(name: str) -> str:
         'af_heart'
     """
     if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
-        shown = repr(name)[:80]
         raise VoiceError(
-            f"Invalid voice name {shown}: use 1-64 letters, digits, '_', '-' or '.', with no path separators or '..'."
+            f"Invalid voice name {shown(name)}: use 1-64 letters, digits, '_', '-' or '.', with no path separators "
+            "or '..'."
         )
     return name
 
@@ -152,39 +182,69 @@ def parse_voice_name(name: str) -> VoiceMetadata:
     return VoiceMetadata(None, "custom", "unknown", "custom")
 
 
+def _check_type(type_name: str, name: str) -> None:
+    """Refuse values that are not real numbers, in the same words whatever the format (see ``_REAL_TYPES``)."""
+    if not _REAL_TYPES.fullmatch(type_name):
+        raise VoiceError(
+            f"Voice {shown(name)} holds {type_name} values; a voicepack holds real numbers (an integer or "
+            "floating-point type)."
+        )
+
+
+def _check_shape(shape: tuple[int, ...], name: str) -> None:
+    """Refuse any shape but a voicepack's, from the shape alone: nothing of the array is read or converted."""
+    if tuple(shape) not in ((PACK_ROWS, 1, STYLE_DIM), (PACK_ROWS, STYLE_DIM)):
+        dims = ", ".join(str(size) for size in shape[:4]) + (", ..." if len(shape) > 4 else "")
+        raise VoiceError(f"Voice {shown(name)} has shape [{dims}]; a voicepack must be [510, 1, 256] or [510, 256].")
+
+
 def as_pack(array: object, name: str = "voice") -> np.ndarray:
     """Return ``array`` as a read-only float32 ``[510, 256]`` pack after checking it.
+
+    The value type and shape are judged before a single value is converted, so a tensor that expands one stored
+    value to a billion is refused without taking the memory. Values must be real numbers (integer or floating-point
+    types; bool and complex are refused), finite in float32, and within ``MAX_PACK_VALUE`` in magnitude.
 
     Args:
         array: anything numpy (or torch) can turn into an array, shaped ``[510, 1, 256]`` or ``[510, 256]``.
         name: the voice's name, used in error messages.
 
     Raises:
-        VoiceError: wrong shape, non-numeric, or any NaN/Inf value.
+        VoiceError: wrong shape, values that are not real numbers, any NaN/Inf value (a float64 value too large for
+            float32 counts as infinite), or a value beyond ``MAX_PACK_VALUE``.
 
     Example:
         >>> import numpy as np
         >>> from explorer.voices import as_pack
         >>> as_pack(np.zeros((510, 1, 256))).shape
         (510, 256)
+        >>> from explorer.errors import VoiceError
+        >>> try:
+        ...     as_pack(np.full((510, 256), 1e38), "loud")
+        ... except VoiceError as error:
+        ...     print(error)
+        Voice 'loud' has values as large as 1e+38; a voicepack's values must lie within ±32 ...
     """
-    if hasattr(array, "detach"):
+    if hasattr(array, "detach"):  # a torch tensor: judged by its dtype and shape before anything is converted
+        _check_type(str(array.dtype).removeprefix("torch."), name)
+        _check_shape(tuple(array.shape), name)
         array = array.detach().cpu().float().numpy()
     try:
         pack = np.asarray(array)
     except Exception as error:
-        raise VoiceError(f"Voice '{name}' is not a numeric array: {error}") from error
-    if pack.dtype.kind not in "fiu":
-        raise VoiceError(f"Voice '{name}' is not numeric (dtype {pack.dtype}).")
-    if pack.shape == (PACK_ROWS, 1, STYLE_DIM):
-        pack = pack[:, 0, :]
-    if pack.shape != (PACK_ROWS, STYLE_DIM):
-        raise VoiceError(
-            f"Voice '{name}' has shape {list(pack.shape)}; a voicepack must be [510, 1, 256] or [510, 256]."
-        )
-    pack = np.array(pack, dtype=np.float32)
+        raise VoiceError(f"Voice {shown(name)} is not a numeric array: {shown(error, 200)}") from error
+    _check_type(pack.dtype.name, name)
+    _check_shape(pack.shape, name)
+    with np.errstate(over="ignore"):  # float64 values past float32's range become inf here and are refused below
+        pack = np.array(pack.reshape(PACK_ROWS, STYLE_DIM), dtype=np.float32)
     if not np.isfinite(pack).all():
-        raise VoiceError(f"Voice '{name}' contains NaN or infinite values.")
+        raise VoiceError(f"Voice {shown(name)} contains NaN or infinite values.")
+    largest = np.abs(pack).max()  # a float32, shown as the shortest text that is exactly it (32.00004, not 32)
+    if largest > MAX_PACK_VALUE:
+        raise VoiceError(
+            f"Voice {shown(name)} has values as large as {largest!s}; a voicepack's values must lie within "
+            f"±{MAX_PACK_VALUE:g} (the stock voices stay within about ±3.2)."
+        )
     pack.setflags(write=False)
     return pack
 
@@ -269,7 +329,7 @@ class VoiceSet:
         try:
             return self._voices[name]
         except KeyError:
-            raise VoiceError(f"Unknown voice '{str(name)[:80]}'.") from None
+            raise VoiceError(f"Unknown voice {shown(name)}.") from None
 
     def __repr__(self) -> str:
         return f"VoiceSet({len(self)} voices)"
@@ -310,31 +370,186 @@ def _check_size(size: int, label: str) -> None:
     if size == 0:
         raise VoiceError(f"{label} is empty.")
     if size > MAX_FILE_BYTES:
-        raise VoiceError(f"{label} is {size / 2**20:.1f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB.")
+        raise VoiceError(
+            f"{label} is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes ({MAX_FILE_BYTES / 2**20:g} MiB)."
+        )
 
 
 def _zip_members(data: bytes, label: str, what: str) -> list[zipfile.ZipInfo]:
     """Return the members a zip archive declares; damaged archives make ``zipfile`` raise several error types."""
+    # zipfile makes a Python object of about 600 bytes for every central-directory record before anything can be
+    # checked, and a 64 MiB archive holds over a million records: count their signatures first (each record starts
+    # with one, so this bounds what zipfile will make).
+    records = data.count(b"PK\x01\x02")
+    if records > _MAX_ZIP_RECORDS:
+        raise VoiceError(f"{label} holds {records:,} archive records; the limit is {_MAX_ZIP_RECORDS:,}.")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return archive.infolist()
     except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError, EOFError) as error:
-        raise VoiceError(f"{label} is not a readable {what}: {str(error)[:200]}") from error
+        raise VoiceError(f"{label} is not a readable {what}: {shown(error, 200)}") from error
 
 
-def _read_pt(data: bytes, stem: str, label: str) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class _StorageType:
+    """A storage class a ``.pt`` pickle names (``torch.FloatStorage``), reduced to the size of its elements."""
+
+    itemsize: int
+
+
+@dataclass(frozen=True, slots=True)
+class _StorageRef:
+    """What a ``.pt`` pickle says about one storage: its record in the archive and its size in bytes."""
+
+    key: str
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class _TensorRef:
+    """What a ``.pt`` pickle says about one tensor, without any of its values: its storage and its shape."""
+
+    storage: _StorageRef
+    shape: tuple[int, ...]
+
+
+def _rebuild_tensor(storage: object, offset: object, size: object, *rest: object) -> _TensorRef:
+    """Stands in for torch's ``_rebuild_tensor_v2`` and ``_rebuild_tensor_v3``: their first three arguments are the
+    storage, the offset into it and the shape; the rest (strides, hooks, a dtype) do not change the size."""
+    if not (
+        isinstance(storage, _StorageRef)
+        and type(offset) is int
+        and isinstance(size, tuple)
+        and all(type(length) is int and length >= 0 for length in size)
+    ):
+        raise pickle.UnpicklingError("a tensor is described by values of the wrong kind")
+    return _TensorRef(storage, size)
+
+
+class _PtPlan(pickle.Unpickler):
+    """Reads a ``.pt`` pickle into descriptions of its tensors and storages, so its size is known before torch.load.
+
+    Only what ``torch.save`` writes for tensors is understood (tensor rebuilders, storage classes, dtypes, the
+    ordered dict of hooks); every other global is refused, nothing is imported and no value is copied. The
+    storages it names are collected as they are met, used by a tensor or not, because torch.load loads each one.
+    """
+
+    def __init__(self, data: bytes):
+        super().__init__(io.BytesIO(data))
+        self.data = data
+        self.storages: dict[str, int] = {}
+
+    def load(self) -> object:
+        # The C unpickler allocates what these opcodes claim (up to 2**64 bytes) before reading it, and mishandles a
+        # short read of BYTEARRAY8 (CPython reports a freed buffer still in use); no voice file needs them, so they
+        # are refused from a pure-Python walk of the opcodes first.
+        for opcode, _, _ in pickletools.genops(self.data):
+            if opcode.name in ("BINBYTES8", "BINUNICODE8", "BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"):
+                raise pickle.UnpicklingError(f"opcode {opcode.name} is not part of a tensor file")
+        return super().load()
+
+    def find_class(self, module: str, name: str) -> object:
+        import torch
+
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor_v3"):
+            return _rebuild_tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return dict
+        if (module, name) == ("torch.storage", "UntypedStorage"):
+            return _StorageType(1)
+        if module == "torch" and name.endswith("Storage"):
+            try:  # the map torch.load itself reads legacy storage names with (FloatStorage: float32)
+                return _StorageType(torch.storage._get_dtype_from_pickle_storage_type(name).itemsize)
+            except KeyError:
+                pass
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of a tensor")
+
+    def persistent_load(self, pid: object) -> _StorageRef:
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+            and isinstance(pid[2], str)
+            and type(pid[4]) is int
+            and pid[4] >= 0
+        ):
+            raise pickle.UnpicklingError("a storage is described by values of the wrong kind")
+        storage = _StorageRef(pid[2], pid[4] * pid[1].itemsize)
+        self.storages[storage.key] = max(self.storages.get(storage.key, 0), storage.nbytes)
+        return storage
+
+
+def _described(value: object) -> str:
+    """Name what a ``.pt`` pickle holds in place of a tensor, in a person's words."""
+    return "a bare storage" if isinstance(value, _StorageRef) else f"a {type(value).__name__}"
+
+
+def _check_pt(data: bytes, stem: str, label: str) -> None:
+    """Refuse a ``.pt`` file from its archive and its pickle alone, before torch.load makes a single tensor.
+
+    An archive Python's ``zipfile`` cannot read is refused before torch's C++ reader parses it. The checks then run
+    on the records that reader sees, as torch.load will (zip readers disagree on damaged archives): the total they
+    inflate to, the size of the pickle, what the pickle holds (a tensor, or a dict of names to tensors), the number
+    of entries (``MAX_ARCHIVE_ENTRIES``, as for ``.npz``), each tensor's shape, and the memory the loaded file would
+    take (``MAX_LOADED_BYTES``): its storages plus one float32 pack per entry.
+    """
     import torch
 
+    _zip_members(data, label, ".pt file")
     try:
-        members = _zip_members(data, label, ".pt file")
-    except VoiceError:
+        reader = torch._C.PyTorchFileReader(io.BytesIO(data))
+        sizes = {record: reader.get_record_size(record) for record in reader.get_all_records()}
+    except Exception:
         raise VoiceError(f"{label} is not a readable .pt file: it is not a torch.save archive.") from None
     # torch allocates every record at the size the archive declares before checking it: refuse a zip bomb unread.
-    inflated = sum(member.file_size for member in members)
+    inflated = sum(sizes.values())
     if inflated > MAX_FILE_BYTES:
+        raise VoiceError(f"{label} inflates to {inflated:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes.")
+    if "data.pkl" not in sizes:
+        raise VoiceError(f"{label} is not a readable .pt file: it has no data.pkl record.")
+    if sizes["data.pkl"] > _MAX_PICKLE_BYTES:
         raise VoiceError(
-            f"{label} inflates to {inflated / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB."
+            f"{label} has a {sizes['data.pkl']:,}-byte object table (data.pkl); a voice file needs far less, and "
+            f"the limit is {_MAX_PICKLE_BYTES:,} bytes."
         )
+    try:
+        plan = _PtPlan(reader.get_record("data.pkl"))
+        loaded = plan.load()
+    except pickle.UnpicklingError as error:
+        raise VoiceError(
+            f"{label} was refused: it is not a plain tensor file (it asks to unpickle other objects)."
+        ) from error
+    except Exception as error:
+        raise VoiceError(f"{label} is not a readable .pt file: {shown(error, 200)}") from error
+    entries = list(loaded.items()) if isinstance(loaded, dict) else [(stem, loaded)]
+    if len(entries) > MAX_ARCHIVE_ENTRIES:
+        raise VoiceError(f"{label} holds {len(entries):,} entries; the limit is {MAX_ARCHIVE_ENTRIES}.")
+    for name, tensor in entries:
+        if not isinstance(name, str) or not isinstance(tensor, _TensorRef):
+            what = f"a key of type {type(name).__name__}" if not isinstance(name, str) else _described(tensor)
+            raise VoiceError(
+                f"{label} was refused: it holds {what} where a voice file holds a tensor, or a dict of names to "
+                "tensors."
+            )
+        try:
+            _check_shape(tensor.shape, name)
+        except VoiceError as error:
+            raise VoiceError(f"{label}: {error}") from None
+    expanded = sum(plan.storages.values()) + len(entries) * PACK_BYTES
+    if expanded > MAX_LOADED_BYTES:
+        raise VoiceError(
+            f"{label} would take {expanded:,} bytes once loaded (its tensor data and one float32 pack per entry); "
+            f"the limit is {MAX_LOADED_BYTES:,} bytes."
+        )
+
+
+def _read_pt(data: bytes, stem: str, label: str) -> Iterator[tuple[str, object]]:
+    import torch
+
+    _check_pt(data, stem, label)
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -342,50 +557,59 @@ def _read_pt(data: bytes, stem: str, label: str) -> dict[str, object]:
             f"{label} was refused: it is not a plain tensor file (it asks to unpickle other objects)."
         ) from error
     except Exception as error:
-        raise VoiceError(f"{label} is not a readable .pt file: {str(error).splitlines()[0][:200]}") from error
-    if isinstance(loaded, dict):
-        return {str(key): value for key, value in loaded.items()}
-    return {stem: loaded}
+        raise VoiceError(f"{label} is not a readable .pt file: {shown(str(error).splitlines()[0], 200)}") from error
+    yield from loaded.items() if isinstance(loaded, dict) else [(stem, loaded)]
 
 
-def _read_npz(data: bytes, label: str) -> dict[str, object]:
+def _read_npz(data: bytes, label: str) -> Iterator[tuple[str, object]]:
     members = _zip_members(data, label, ".npz archive")
     if not members:
         raise VoiceError(f"{label} holds no voices.")
     if len(members) > MAX_ARCHIVE_ENTRIES:
-        raise VoiceError(f"{label} holds {len(members)} entries; the limit is {MAX_ARCHIVE_ENTRIES}.")
+        raise VoiceError(f"{label} holds {len(members):,} entries; the limit is {MAX_ARCHIVE_ENTRIES}.")
     for member in members:
         if member.file_size > MAX_ENTRY_BYTES:
             raise VoiceError(
-                f"{label}: entry '{member.filename[:80]}' inflates to {member.file_size} bytes, "
-                f"more than a voicepack ({PACK_BYTES} bytes) can be."
+                f"{label}: entry {shown(member.filename)} inflates to {member.file_size:,} bytes, "
+                f"more than a voicepack of any accepted type can be ({MAX_ENTRY_BYTES:,} bytes)."
             )
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+        npz = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as error:
-        raise VoiceError(f"{label} is not a readable .npz archive: {str(error)[:200]}") from error
+        raise VoiceError(f"{label} is not a readable .npz archive: {shown(error, 200)}") from error
+    with npz:
+        for key in npz.files:  # one member at a time: each is made a pack before the next is inflated
+            try:
+                array = npz[key]
+            except Exception as error:
+                raise VoiceError(f"{label} is not a readable .npz archive: {shown(error, 200)}") from error
+            yield key, array
 
 
-def _read_arrays(data: bytes, filename: str, label: str) -> dict[str, object]:
+def _read_arrays(data: bytes, filename: str, label: str) -> Iterator[tuple[str, object]]:
+    """Yield ``(name, array)`` for each voice in ``data``, one at a time, so each becomes a pack (and its raw array
+    is dropped) before the next is read."""
     suffix = Path(filename).suffix.lower()
     stem = Path(filename).stem
     if suffix == ".pt":
-        return _read_pt(data, stem, label)
-    if suffix == ".npz":
-        return _read_npz(data, label)
-    if suffix == ".npy":
+        yield from _read_pt(data, stem, label)
+    elif suffix == ".npz":
+        yield from _read_npz(data, label)
+    elif suffix == ".npy":
         try:
-            return {stem: np.load(io.BytesIO(data), allow_pickle=False)}
+            array = np.load(io.BytesIO(data), allow_pickle=False)
         except Exception as error:
-            raise VoiceError(f"{label} is not a readable .npy file: {str(error)[:200]}") from error
-    if suffix == ".bin":
+            raise VoiceError(f"{label} is not a readable .npy file: {shown(error, 200)}") from error
+        yield stem, array
+    elif suffix == ".bin":
         if len(data) != PACK_BYTES:
             raise VoiceError(
-                f"{label} has {len(data)} bytes; a raw float32 voicepack has exactly {PACK_BYTES} (510 x 256 x 4)."
+                f"{label} has {len(data):,} bytes; a raw float32 voicepack has exactly {PACK_BYTES:,} "
+                "(510 x 256 x 4)."
             )
-        return {stem: np.frombuffer(data, dtype="<f4").reshape(PACK_ROWS, STYLE_DIM)}
-    raise VoiceError(f"{label} has an unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}.")
+        yield stem, np.frombuffer(data, dtype="<f4").reshape(PACK_ROWS, STYLE_DIM)
+    else:
+        raise VoiceError(f"{label} has an unsupported format; use one of {', '.join(SUPPORTED_SUFFIXES)}.")
 
 
 def load_bytes(data: bytes, filename: str, source: str = "upload") -> list[Voice]:
@@ -393,6 +617,8 @@ def load_bytes(data: bytes, filename: str, source: str = "upload") -> list[Voice
 
     ``.pt`` (``torch.load(weights_only=True)``: a tensor, or a dict of name to tensor), raw ``.bin`` float32,
     ``.npy``, and ``.npz`` archives of name to pack (kokoro-onnx's ``voices-v1.0.bin`` is one, saved as ``.npz``).
+    Every format follows the same rules: the shapes, value types and values ``as_pack`` accepts, at most
+    ``MAX_ARCHIVE_ENTRIES`` voices, and sizes checked before anything is inflated or copied.
 
     Args:
         data: the file's bytes, e.g. from an upload.
@@ -412,13 +638,11 @@ def load_bytes(data: bytes, filename: str, source: str = "upload") -> list[Voice
         ['emma_copy']
     """
     if not isinstance(filename, str) or "/" in filename or "\\" in filename or "\x00" in filename:
-        raise VoiceError(f"Invalid file name {str(filename)[:80]!r}: path separators are not allowed.")
-    label = f"Voice file '{filename[:80]}'"
+        raise VoiceError(f"Invalid file name {shown(filename)}: path separators are not allowed.")
+    label = f"Voice file {shown(filename)}"
     _check_size(len(data), label)
-    arrays = _read_arrays(data, filename, label)
     voices = []
-    for name, array in arrays.items():
-        validate_voice_name(name)
+    for name, array in _read_arrays(data, filename, label):
         try:
             voices.append(Voice.from_array(name, array, source))
         except VoiceError as error:
@@ -440,16 +664,36 @@ def load_file(path: Path | str, source: str | None = None) -> list[Voice]:
     """
     path = Path(path)
     if not path.is_file():
-        raise VoiceError(f"No voice file at '{path}'.")
-    _check_size(path.stat().st_size, f"Voice file '{path.name}'")
-    return load_bytes(path.read_bytes(), path.name, source or str(path))
+        raise VoiceError(f"No voice file at {shown(path, 200)}.")
+    _check_size(path.stat().st_size, f"Voice file {shown(path.name)}")
+    with path.open("rb") as handle:  # one byte past the limit at most: the file may have grown since its stat
+        data = handle.read(MAX_FILE_BYTES + 1)
+    return load_bytes(data, path.name, source or str(path))
+
+
+def _voice_files(folder: Path) -> list[Path]:
+    """Return the entries of ``folder`` named like voice files (links included), sorted by name."""
+    if not folder.is_dir():
+        raise VoiceError(f"No voice folder at {shown(folder, 200)}.")
+    files = sorted(
+        path
+        for path in folder.iterdir()
+        if path.suffix.lower() in SUPPORTED_SUFFIXES and (path.is_symlink() or path.is_file())
+    )
+    if not files:
+        raise VoiceError(f"Folder {shown(folder, 200)} holds no voice files ({', '.join(SUPPORTED_SUFFIXES)}).")
+    return files
 
 
 def load_folder(folder: Path | str, source: str | None = None) -> VoiceSet:
     """Return every voice in ``folder`` (files with a supported suffix, sorted by name; subfolders ignored).
 
+    Symbolic links are refused, not followed: a folder someone else prepared could otherwise make the explorer read
+    any file the user can, and its errors would describe that file.
+
     Raises:
-        VoiceError: the folder is missing or has no voice files, or any file in it is broken (named in the message).
+        VoiceError: the folder is missing or has no voice files, a voice file in it is a link, or any file in it is
+            broken (named in the message).
 
     Example:
         >>> import explorer
@@ -462,22 +706,21 @@ def load_folder(folder: Path | str, source: str | None = None) -> VoiceSet:
         ['af_heart', 'am_adam']
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise VoiceError(f"No voice folder at '{folder}'.")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-    if not files:
-        raise VoiceError(f"Folder '{folder}' holds no voice files ({', '.join(SUPPORTED_SUFFIXES)}).")
-    voices: list[Voice] = []
+    files = _voice_files(folder)
     for path in files:
-        voices.extend(load_file(path, source or str(folder)))
-    return VoiceSet(voices)
+        if path.is_symlink():
+            raise VoiceError(
+                f"Voice file {shown(path.name)} in {shown(folder, 200)} is a symbolic link; links in a voice folder "
+                "are not followed: copy the file into the folder instead."
+            )
+    return VoiceSet(voice for path in files for voice in load_file(path, source or str(folder)))
 
 
 def _read_manifest(folder: Path) -> dict[str, str]:
     """Return ``{file name: sha256}`` from ``folder/SHA256SUMS`` (``sha256sum`` format)."""
     manifest = folder / MANIFEST_NAME
     if not manifest.is_file():
-        raise VoiceError(f"The bundled voices have no manifest at '{manifest}'.")
+        raise VoiceError(f"The bundled voices have no manifest at {shown(manifest, 200)}.")
     entries = {}
     for line in manifest.read_text().splitlines():
         if line.strip():
@@ -503,10 +746,12 @@ def load_bundled(folder: Path | str = VOICES_DIR) -> VoiceSet:
     for filename, digest in _read_manifest(folder).items():
         path = folder / filename
         if not path.is_file():
-            raise VoiceError(f"Bundled voice file '{filename}' is missing from '{folder}'.")
+            raise VoiceError(f"Bundled voice file {shown(filename)} is missing from {shown(folder, 200)}.")
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != digest:
-            raise VoiceError(f"Bundled voice file '{filename}' is corrupt: its SHA-256 does not match the manifest.")
+            raise VoiceError(
+                f"Bundled voice file {shown(filename)} is corrupt: its SHA-256 does not match the manifest."
+            )
         voices.extend(load_bytes(data, filename, "bundled"))
     return VoiceSet(voices)
 
@@ -533,7 +778,10 @@ def load_hub(repo_id: str = DEFAULT_HUB_REPO) -> VoiceSet:
     from explorer.hub import hub_snapshot
 
     snapshot = hub_snapshot(repo_id, ["voices/*.pt"])
-    return load_folder(snapshot / "voices", source=f"hf:{repo_id}")
+    # huggingface_hub links each snapshot file to its blob in the same cache: links a voice folder refuses, made by
+    # the cache itself, so they are followed here.
+    files = _voice_files(snapshot / "voices")
+    return VoiceSet(voice for path in files for voice in load_file(path, f"hf:{repo_id}"))
 
 
 def load_voices(source: str | Path | None = None) -> VoiceSet:
@@ -566,7 +814,7 @@ def load_voices(source: str | Path | None = None) -> VoiceSet:
         return load_folder(path)
     if path.is_file():
         return VoiceSet(load_file(path))
-    raise VoiceError(f"Unknown voice source '{text[:200]}': use 'bundled', 'hf:<owner/repo>', a folder or a file.")
+    raise VoiceError(f"Unknown voice source {shown(text, 200)}: use 'bundled', 'hf:<owner/repo>', a folder or a file.")
 
 
 def pack_bytes(pack: np.ndarray, suffix: str, name: str = "voice") -> bytes:
@@ -597,7 +845,7 @@ def pack_bytes(pack: np.ndarray, suffix: str, name: str = "voice") -> bytes:
     elif suffix == ".bin":
         buffer.write(pack.astype("<f4").tobytes())
     else:
-        raise VoiceError(f"Cannot save a voicepack as '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}.")
+        raise VoiceError(f"Cannot save a voicepack as {shown(suffix)}; use one of {', '.join(SUPPORTED_SUFFIXES)}.")
     return buffer.getvalue()
 
 
@@ -624,5 +872,5 @@ def save_pack(pack: np.ndarray, path: Path | str, name: str | None = None) -> Pa
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise VoiceError(f"Cannot write '{path}': the folder '{path.parent}' does not exist.")
+        raise VoiceError(f"Cannot write {shown(path, 200)}: the folder {shown(path.parent, 200)} does not exist.")
     return atomic_write_bytes(path, pack_bytes(pack, path.suffix, name or path.stem))

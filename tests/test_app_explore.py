@@ -469,3 +469,23 @@ def test_architecture_offers_only_weights_the_server_has(tiny_build, monkeypatch
     assert_ok(app)
     assert any("Part 2" in e.value for e in app.error)
     assert any("random initialisation" in i.value for i in app.info)
+
+
+def test_uploads_named_like_links_or_markup_are_shown_as_their_names(bundled_voices):
+    """Uploading www.evil-site.com.npy and '[click me](https://evil.example) **b** $x$.npy': every message that names
+    them shows the name as text, with no link, bold, maths or icon (issue 21, D5)."""
+    from tests.test_hostile_renders import assert_shows_as_plain_text
+
+    pack = npy_bytes(bundled_voices["af_heart"].pack)
+    app = open_page("voices")
+    app.file_uploader(key="voices_upload").set_value([
+        ("www.evil-site.com.npy", pack, "application/octet-stream"),
+        ("[click me](https://evil.example) **b** $x$.npy", pack, "application/octet-stream"),
+    ])
+    app.run()
+    assert_ok(app)
+    shown = [element.value for kind in ("success", "error", "warning", "info", "caption", "markdown", "subheader")
+             for element in getattr(app, kind) if "evil" in str(element.value)]
+    assert len(shown) >= 2, shown  # one message per upload at least
+    for markdown in shown:
+        assert_shows_as_plain_text(markdown)

@@ -388,3 +388,25 @@ def test_blind_mode_plays_a_hidden_x_and_records_the_listeners_choice():
     assert any(f"X was {truth}" in message.value for message in [*at.success, *at.error])
     assert any("1 of 1 correct" in c.value or "0 of 1 correct" in c.value for c in at.caption)
     assert len(audio_elements(at)) == 3  # the next trial is ready
+
+
+class NaNEngine(ToneEngine):
+    """A stand-in whose model outputs NaN, as Kokoro does for a style far outside the stock voices."""
+
+    def _run(self, tokens, style, speed):
+        audio, durations = super()._run(tokens, style, speed)
+        return np.full_like(audio, np.nan), durations
+
+
+@pytest.mark.parametrize(("page", "button"), [("pages/listen/lab.py", "lab_synthesize"),
+                                              ("pages/listen/ab.py", "ab_synthesize")], ids=["Voice Lab", "A/B"])
+def test_a_voice_the_model_renders_as_nan_gets_one_sentence_not_a_traceback(monkeypatch, page, button):
+    """A person presses Synthesize on a voice Kokoro renders as NaN (issue 21, D3): the page says the style is far
+    outside the stock voices, plays nothing and shows no traceback."""
+    engine = NaNEngine()
+    monkeypatch.setattr(ui, "_engine", lambda kind: engine)
+    at = open_page(page)
+    at.button(key=button).click()
+    rerun(at)
+    assert any("far outside the stock voices" in error.value for error in at.error)
+    assert not audio_elements(at)

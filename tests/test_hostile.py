@@ -1,7 +1,10 @@
 """Hostile input: what people and the internet send a public app, through the library and through the app's pages.
 
 Every case must end in one clear sentence (an ``ExplorerError``), write nothing outside the chosen output folder, crash
-nothing, and leave the session usable. Cases already specified elsewhere are not repeated here:
+nothing, and leave the session usable. Families of hostile voice files have a section each, with several inputs:
+absurd values (finite numbers no voice has, and the analyses they reach), memory expansion (small files that would
+take gigabytes, measured in a fresh process), control characters (names that would forge terminal output) and dtypes
+(one rule for every format). Cases already specified elsewhere are not repeated here:
 
 - ``test_voices.py``: a ``.pt`` pickle that would run code, npz members that inflate past a pack, too many npz
   entries, unsafe voice names, the size cap, empty and wrong-size ``.bin`` files;
@@ -25,7 +28,10 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import tracemalloc
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -39,17 +45,24 @@ from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
 from explorer import engines, lab, meters, ui
-from explorer.analysis import analyze, summary_vectors
+from explorer.analysis import analyze, pca, summary_vectors, tsne
 from explorer.audio import AudioCache
 from explorer.errors import AnalysisError, RecipeError, SynthesisError, VoiceError
 from explorer.recipe import Recipe, RecipeContext
 from explorer.voices import (
     MAX_ARCHIVE_ENTRIES,
     MAX_FILE_BYTES,
+    MAX_LOADED_BYTES,
+    MAX_PACK_VALUE,
+    PACK_BYTES,
     PACK_ROWS,
     STYLE_DIM,
     SUPPORTED_SUFFIXES,
+    Voice,
+    VoiceSet,
     load_bytes,
+    load_folder,
+    load_voices,
     pack_bytes,
     validate_voice_name,
 )
@@ -180,9 +193,28 @@ def test_a_truncated_file_is_refused(suffix, keep):
         load_bytes(cut, f"af_test{suffix}")
 
 
-def test_a_file_over_the_size_cap_is_refused_before_it_is_parsed():
-    with pytest.raises(VoiceError, match=f"limit is {MAX_FILE_BYTES // 2**20} MiB"):
+def test_a_file_one_byte_over_the_size_cap_is_refused_in_exact_bytes():
+    """One byte over 64 MiB is refused before parsing, in words that show it is over ("64.0 MiB" would not)."""
+    with pytest.raises(VoiceError, match="is 67,108,865 bytes; the limit is 67,108,864 bytes"):
         load_bytes(bytes(MAX_FILE_BYTES + 1), "af_big.npz")
+
+
+@pytest.mark.parametrize("link", ["to a file outside", "to a folder", "dangling"])
+def test_a_link_in_a_voice_folder_is_refused_without_describing_its_target(tmp_path, link):
+    """A folder someone prepared holds af_link.bin pointing elsewhere: the folder is refused, naming the link, and
+    the message says nothing of the target (not its size, not its path)."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "private.bin").write_bytes(bytes(12_345))
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    (folder / "af_real.bin").write_bytes(pack_bytes(pack(), ".bin"))
+    target = {"to a file outside": secret / "private.bin", "to a folder": secret, "dangling": secret / "gone"}[link]
+    (folder / "af_link.bin").symlink_to(target)
+    for load in (load_folder, load_voices):
+        with pytest.raises(VoiceError, match="'af_link.bin' in .* is a symbolic link") as caught:
+            load(folder)
+        assert not re.search("12,?345|secret|private|gone", str(caught.value))
 
 
 def deflated(archive: zipfile.ZipFile, name: str, head: bytes, zeros: int) -> int:
@@ -208,7 +240,7 @@ def test_a_pt_archive_that_would_inflate_past_the_limit_is_refused_before_inflat
             else:
                 target.writestr(member, source.read(member))
     assert len(bomb.getvalue()) < MAX_FILE_BYTES // 100
-    with pytest.raises(VoiceError, match="inflates to 128 MiB"):
+    with pytest.raises(VoiceError, match=r"inflates to 134,2\d\d,\d\d\d bytes; the limit is 67,108,864 bytes"):
         load_bytes(bomb.getvalue(), "af_bomb.pt")
 
 
@@ -318,13 +350,31 @@ def test_a_hostile_file_name_never_becomes_a_voice_name_with_a_path_or_markup(fi
         assert not set(voice.name) & set("/\\<>[]()\x00 ")
 
 
+def assert_one_clean_line(message: str) -> None:
+    """``message`` is what a terminal or log shows as it is: one non-empty line, with every control or invisible
+    character escaped (no newline, carriage return, ESC or direction override)."""
+    assert message and message.isprintable(), repr(message)
+
+
+def assert_valid_voices(voices: list[Voice]) -> None:
+    """Every voice is what the rest of the explorer may rely on: a safe name and a read-only float32 [510, 256] pack
+    of finite values within the bound."""
+    for voice in voices:
+        assert validate_voice_name(voice.name) == voice.name
+        assert voice.pack.shape == (PACK_ROWS, STYLE_DIM) and voice.pack.dtype == np.float32
+        assert not voice.pack.flags.writeable
+        assert np.isfinite(voice.pack).all() and np.abs(voice.pack).max() <= MAX_PACK_VALUE
+
+
 @PROPERTY
 @given(hs.binary(max_size=4096), hs.sampled_from(SUPPORTED_SUFFIXES))
-def test_arbitrary_bytes_in_any_format_only_ever_raise_voice_error(data, suffix):
+def test_arbitrary_bytes_in_any_format_give_valid_voices_or_one_clean_line(data, suffix):
     try:
-        load_bytes(data, f"af_fuzz{suffix}")
-    except VoiceError:
-        pass
+        voices = load_bytes(data, f"af_fuzz{suffix}")
+    except VoiceError as error:
+        assert_one_clean_line(str(error))
+    else:
+        assert_valid_voices(voices)
 
 
 VALID_FILES = {suffix: pack_bytes(pack(1), suffix, "af_fuzz") for suffix in SUPPORTED_SUFFIXES}
@@ -333,7 +383,8 @@ VALID_FILES = {suffix: pack_bytes(pack(1), suffix, "af_fuzz") for suffix in SUPP
 @PROPERTY
 @given(hs.sampled_from(SUPPORTED_SUFFIXES), hs.data())
 def test_damaged_copies_of_valid_files_load_as_packs_or_raise_voice_error(suffix, data):
-    """Cut a valid file anywhere and flip bytes anywhere: the result is a valid pack or a VoiceError, nothing else."""
+    """Cut a valid file anywhere and flip bytes anywhere: the result is valid voices or a VoiceError in one clean
+    line, nothing else."""
     original = VALID_FILES[suffix]
     damaged = bytearray(original[: data.draw(hs.integers(0, len(original)), label="length")])
     for _ in range(data.draw(hs.integers(0, 4), label="flips")):
@@ -344,9 +395,375 @@ def test_damaged_copies_of_valid_files_load_as_packs_or_raise_voice_error(suffix
             damaged[index] ^= data.draw(hs.integers(1, 255), label="mask")
     try:
         voices = load_bytes(bytes(damaged), f"af_fuzz{suffix}")
-    except VoiceError:
-        return
-    assert all(voice.pack.shape == (PACK_ROWS, STYLE_DIM) and np.isfinite(voice.pack).all() for voice in voices)
+    except VoiceError as error:
+        assert_one_clean_line(str(error))
+    else:
+        assert_valid_voices(voices)
+
+
+# ------------------------------------------------------------------------------------------------ absurd values
+
+
+@pytest.mark.parametrize("suffix", SUPPORTED_SUFFIXES)
+@pytest.mark.parametrize(
+    ("value", "shown_as"),
+    [(1e38, "1e+38"), (-1e38, "1e+38"), (1e4, "10000.0"), (-33.0, "33.0"), (32.00004, "32.00004")],
+)
+def test_a_finite_value_no_voice_has_is_refused_with_its_magnitude_and_the_limit(suffix, value, shown_as):
+    """Values of 1e38 pass a NaN/Inf check, make the engines produce NaN and crashed t-SNE natively: anything past
+    ±32 (ten times the stock voices' range) is refused in every format, naming the voice, the value and the limit."""
+    loud = pack()
+    loud[200, 100] = value
+    with pytest.raises(VoiceError) as caught:
+        load_bytes(encoded(loud, suffix, "af_loud"), f"af_loud{suffix}")
+    assert str(caught.value).endswith(
+        f"Voice 'af_loud' has values as large as {shown_as}; a voicepack's values must lie within ±32 "
+        "(the stock voices stay within about ±3.2)."
+    )
+
+
+@pytest.mark.parametrize("suffix", SUPPORTED_SUFFIXES)
+def test_values_at_the_bound_load_unchanged(suffix):
+    edge = pack()
+    edge[::2] = MAX_PACK_VALUE
+    edge[1::2] = -MAX_PACK_VALUE
+    (voice,) = load_bytes(encoded(edge, suffix, "af_edge"), f"af_edge{suffix}")
+    np.testing.assert_array_equal(voice.pack, edge)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npy", ".npz"])
+@pytest.mark.parametrize("value", [1e39, -np.finfo(np.float64).max])
+def test_a_float64_file_holding_a_value_past_float32_is_refused_not_loaded_as_infinity(suffix, value):
+    loud = pack().astype(np.float64)
+    loud[0, 0] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning leaks either
+        with pytest.raises(VoiceError, match="'af_loud' contains NaN or infinite values"):
+            load_bytes(encoded(loud, suffix, "af_loud"), f"af_loud{suffix}")
+
+
+def test_analyzing_a_folder_with_an_absurd_voice_ends_in_one_line_and_exit_1(tmp_path):
+    """The issue's reproduction: three stock voices and one pack of 1e38 (which crashed t-SNE with exit 139)."""
+    folder = tmp_path / "rt"
+    folder.mkdir()
+    for name in ("af_heart", "am_adam", "bf_emma"):
+        shutil.copyfile(REPO / "assets" / "voices" / f"{name}.bin", folder / f"{name}.bin")
+    np.save(folder / "big.npy", np.full((PACK_ROWS, STYLE_DIM), 1e38, np.float32))
+    result = explorer_cli("analyze", "--voices", str(folder), "--out", str(tmp_path / "rt_out"))
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: Voice file 'big.npy': Voice 'big' has values as large as 1e+38;"), line
+    assert not (tmp_path / "rt_out").exists()
+
+
+def explorer_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+
+
+def full(value: float) -> np.ndarray:
+    return np.full((PACK_ROWS, STYLE_DIM), value, np.float32)
+
+
+def extreme_sets(bundled: VoiceSet) -> dict[str, list[np.ndarray]]:
+    """Voice sets inside the bound that are degenerate for PCA and t-SNE: identical voices, voices at +-32, and
+    voices whose differences vanish in float32 (scikit-learn's t-SNE crashed natively on several of them)."""
+    stock = [bundled[name].pack for name in ("af_heart", "am_adam", "bf_emma")]
+    nudged = [full(0.0) for _ in range(3)]
+    nudged[1][0, 0], nudged[2][0, 0] = 1e-30, 2e-30
+    checker = np.where(np.indices((PACK_ROWS, STYLE_DIM)).sum(axis=0) % 2, MAX_PACK_VALUE, -MAX_PACK_VALUE)
+    rng = np.random.default_rng(7)
+    palette = np.array([-MAX_PACK_VALUE, MAX_PACK_VALUE, 0.0, 1e-38, 1e-45, 3.0], np.float32)
+    return {
+        "three voices at +32": [full(MAX_PACK_VALUE)] * 3,
+        "three voices at -32": [full(-MAX_PACK_VALUE)] * 3,
+        "two at +32 and one at -32": [full(MAX_PACK_VALUE)] * 2 + [full(-MAX_PACK_VALUE)],
+        "four copies of af_heart": [stock[0]] * 4,
+        "stock voices beside +-32": [*stock, full(MAX_PACK_VALUE), full(-MAX_PACK_VALUE), checker],
+        "tiny and huge": [full(1e-45), full(1e-30), full(MAX_PACK_VALUE), full(0.0)],
+        "differences of 1e-30": nudged,
+        "random extremes": [rng.choice(palette, (PACK_ROWS, STYLE_DIM)) for _ in range(8)],
+    }
+
+
+ANALYSIS_CHILD = """
+import json, sys, warnings
+from pathlib import Path
+warnings.simplefilter("error")
+from explorer.analysis import analyze
+from explorer.voices import load_folder
+for folder in sorted(Path(sys.argv[1]).iterdir()):
+    report = analyze(load_folder(folder)).to_json()
+    json.dumps(report, allow_nan=False)
+    print(folder.name, flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def extreme_analyses(bundled_voices, tmp_path_factory):
+    """Analyse every extreme set through a voice folder, as a visitor's voices arrive, in a child process: a native
+    crash there ends the child, not the test run. Return the sets whose report came out finite, and the child."""
+    root = tmp_path_factory.mktemp("extreme-sets")
+    cases = extreme_sets(bundled_voices)
+    for index, (case, packs) in enumerate(cases.items()):
+        folder = root / f"{index:02d}"
+        folder.mkdir()
+        for number, array in enumerate(packs):
+            np.save(folder / f"v{number}.npy", array)
+    result = subprocess.run([sys.executable, "-c", ANALYSIS_CHILD, str(root)], capture_output=True, text=True,
+                            cwd=REPO, timeout=900)
+    done = {list(cases)[int(line)] for line in result.stdout.split()}
+    return done, result
+
+
+@pytest.mark.parametrize("case", ["three voices at +32", "three voices at -32", "two at +32 and one at -32",
+                                  "four copies of af_heart", "stock voices beside +-32", "tiny and huge",
+                                  "differences of 1e-30", "random extremes"])
+def test_every_analysis_of_extreme_voices_within_the_bound_is_finite_and_never_crashes(extreme_analyses, case):
+    """PCA, centroids, correlation, variance, distributions and t-SNE on every layer give a report without NaN
+    or infinity, and no warning, for voices anyone can upload."""
+    done, result = extreme_analyses
+    assert case in done, f"exit {result.returncode}: {result.stderr[-2000:]}"
+
+
+def test_identical_voices_have_no_pca_variance_and_a_nan_perplexity_is_refused():
+    same = np.tile(pack().mean(axis=0, dtype=np.float64), (4, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = pca(same, "decoder")
+    assert (result.explained_variance_ratio == 0).all() and result.components_needed[0.5] is None
+    with pytest.raises(AnalysisError, match="Perplexity must be a number"):
+        tsne(np.random.default_rng(0).normal(size=(5, STYLE_DIM)), perplexity=float("nan"))
+
+
+# ------------------------------------------------------------------------------------------------ memory expansion
+
+
+def torch_bytes(value: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def zip_of_empty_records(count: int) -> bytes:
+    """A zip whose central directory lists ``count`` empty members (zipfile lists them from the directory alone)."""
+    record = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0) + b"x"
+    directory = record * count
+    return directory + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory), 0, 0)
+
+
+def views_of_one_storage() -> bytes:
+    """The worst accepted .pt found: a 64 MiB float32 storage and as many pack-shaped views of it as the memory
+    limit allows (128), so the file, its storage and its packs are each about 64 MiB."""
+    values = np.random.default_rng(0).normal(0, 1, (MAX_FILE_BYTES - 2**16) // 4)
+    storage = torch.from_numpy(values.astype(np.float32))
+    count = (MAX_LOADED_BYTES - storage.numel() * 4) // PACK_BYTES
+    size = PACK_ROWS * STYLE_DIM
+    return torch_bytes({f"v{i:03d}": storage[i * size:(i + 1) * size].view(PACK_ROWS, 1, STYLE_DIM)
+                        for i in range(count)})
+
+
+def float64_npz(count: int) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{f"v{i:03d}": np.zeros((PACK_ROWS, 1, STYLE_DIM)) for i in range(count)})
+    return buffer.getvalue()
+
+
+def wide_npy() -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((MAX_FILE_BYTES - 256) // 8))
+    return buffer.getvalue()
+
+
+ONE_PACK = torch.zeros(PACK_ROWS, 1, STYLE_DIM)
+EXPANSIONS = {
+    "5,000 names sharing one tensor": (".pt", lambda: torch_bytes({f"v{i}": ONE_PACK for i in range(5000)}),
+                                       "holds 5,000 entries; the limit is 200"),
+    "a float16 value expanded to 10^9": (".pt", lambda: torch_bytes(torch.zeros(1, dtype=torch.float16)
+                                                                    .expand(10**9)), r"has shape \[1000000000\]"),
+    "an int64 value expanded to 6 x 10^8": (".pt", lambda: torch_bytes(torch.zeros(1, dtype=torch.int64)
+                                                                       .expand(6 * 10**8)), r"has shape \[600000000\]"),
+    "a 100k-float list referenced 3,000 times": (".pt", lambda: torch_bytes([[0.5] * 100_000] * 3000),
+                                                 "it holds a list where a voice file holds a tensor"),
+    "201 names sharing one tensor": (".pt", lambda: torch_bytes({f"v{i}": ONE_PACK for i in range(201)}),
+                                     "holds 201 entries; the limit is 200"),
+    "600,000 zip records": (".npz", lambda: zip_of_empty_records(600_000), "600,000 archive records"),
+    "a 64 MiB .npy of the wrong shape": (".npy", wide_npy, "has shape"),
+    "200 names sharing one tensor": (".pt", lambda: torch_bytes({f"v{i}": ONE_PACK for i in range(200)}), 200),
+    "200 compressed float64 packs": (".npz", lambda: float64_npz(200), 200),
+    "128 views of one 64 MiB storage": (".pt", views_of_one_storage, 128),
+}
+"""``case -> (suffix, bytes builder, what loading gives: a message pattern or the number of voices)``."""
+
+MEMORY_CHILD = """
+import sys
+import numpy as np
+from explorer.errors import VoiceError
+from explorer.voices import load_bytes, pack_bytes
+
+def peak():  # VmHWM is this program's peak since exec; ru_maxrss would start from the parent's size at fork
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+pack = np.zeros((510, 256), np.float32)
+for suffix in (".pt", ".npz", ".npy"):  # everything a load imports or allocates once, before the baseline
+    load_bytes(pack_bytes(pack, suffix), "warm" + suffix)
+before = peak()
+with open(sys.argv[1], "rb") as handle:
+    data = handle.read()
+try:
+    print(len(load_bytes(data, sys.argv[1].rsplit("/", 1)[-1])))
+except VoiceError as error:
+    print(error)
+print(peak() - before)
+"""
+
+
+@pytest.mark.parametrize("case", list(EXPANSIONS))
+def test_no_file_within_the_size_cap_grows_the_process_by_more_than_256_mb(tmp_path, case):
+    """A fresh process reads and loads the file: refused or loaded, its peak memory grows by less than 256 MB over
+    what it reached loading a valid pack of each format (the issue measured 2.6-4.1 GB for the first four files)."""
+    suffix, build, outcome = EXPANSIONS[case]
+    path = tmp_path / f"hostile{suffix}"
+    path.write_bytes(build())
+    assert path.stat().st_size <= MAX_FILE_BYTES
+    result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(path)], capture_output=True, text=True,
+                            cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer, growth = result.stdout.splitlines()
+    if isinstance(outcome, int):
+        assert answer == str(outcome)
+    else:
+        assert re.search(outcome, answer), answer
+    assert int(growth) < 256 * 10**6, f"{case}: {int(growth) / 2**20:.0f} MiB"
+
+
+def test_a_pt_pickle_larger_than_a_voice_file_needs_is_refused_unread():
+    """An object table past 1 MiB (200 named tensors take about 30 KB) is refused before it is unpickled."""
+    with pytest.raises(VoiceError, match=r"object table \(data.pkl\); a voice file needs far less"):
+        load_bytes(torch_bytes({"af_x": ONE_PACK, "padding": "x" * 2**20}), "af_x.pt")
+
+
+def test_a_pt_whose_storages_and_packs_pass_the_memory_limit_is_refused_before_loading():
+    """A 64 MiB storage with 129 pack-shaped views of it would take more than twice the size cap once loaded."""
+    storage = torch.zeros((MAX_FILE_BYTES - 2**16) // 4)
+    size = PACK_ROWS * STYLE_DIM
+    views = {f"v{i:03d}": storage[:size].view(PACK_ROWS, 1, STYLE_DIM) for i in range(129)}
+    with pytest.raises(VoiceError, match=f"would take .* bytes once loaded .*; the limit is {MAX_LOADED_BYTES:,}"):
+        load_bytes(torch_bytes(views), "many.pt")
+
+
+def pt_with_pickle(table: bytes) -> bytes:
+    """A torch.save archive of one pack whose object table (data.pkl) is replaced by ``table``."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(torch_bytes(ONE_PACK))) as source, zipfile.ZipFile(archive, "w") as target:
+        for member in source.infolist():
+            target.writestr(member, table if member.filename.endswith("/data.pkl") else source.read(member))
+    return archive.getvalue()
+
+
+@pytest.mark.parametrize("claim", [2**62, 16], ids=["4 EiB claimed", "16 bytes claimed"])
+@pytest.mark.parametrize("opcode", [b"\x96", b"\x8e", b"\x8d"], ids=["BYTEARRAY8", "BINBYTES8", "BINUNICODE8"])
+def test_a_pt_pickle_with_an_8_byte_length_is_refused_before_unpickling(opcode, claim, capfd):
+    """Opcodes whose 8-byte length Python's unpickler allocates before reading (and, for BYTEARRAY8, a short read
+    CPython mishandles, printing a SystemError): refused before the unpickler runs, whether the claim is honest or
+    not, and nothing is printed."""
+    table = b"\x80\x05" + opcode + struct.pack("<Q", claim) + b"x" * 16 + b"."
+    with pytest.raises(VoiceError, match="'af_claim.pt' (was refused|is not a readable .pt file)"):
+        load_bytes(pt_with_pickle(table), "af_claim.pt")
+    assert capfd.readouterr().err == ""
+
+
+# ------------------------------------------------------------------------------------------------ control characters
+
+
+CONTROL_NAMES = {
+    "forged line": "a\nerror: all good, exit 0\nb",
+    "clear screen": "x\x1b[2J\x1b[31mred",
+    "carriage return": "ok\rerror",
+    "bell and backspace": "bell\x07\x08",
+    "tab": "a\tb",
+    "right-to-left override": "evil\u202egnp",
+    "zero-width space": "zero\u200bwidth",
+    "delete": "del\x7f",
+}
+
+
+@pytest.mark.parametrize("case", list(CONTROL_NAMES))
+def test_control_characters_in_any_name_are_shown_escaped_on_one_line(tmp_path, case):
+    """A file name, an archive entry, a .pt key, a voice looked up and a folder holding control characters: each
+    message names it escaped, as its characters, on one line."""
+    name = CONTROL_NAMES[case]
+    escaped = repr(name)[1:-1]
+    refusals = {
+        "file name": lambda: load_bytes(b"x", f"{name}.bin"),
+        "npz entry": lambda: load_bytes(encoded(pack(), ".npz", name), "voices.npz"),
+        "pt key": lambda: load_bytes(torch_bytes({name: ONE_PACK}), "voices.pt"),
+        "voice lookup": lambda: VoiceSet()[name],
+        "folder": lambda: load_folder(tmp_path / name),
+    }
+    for where, refuse in refusals.items():
+        with pytest.raises(VoiceError) as caught:
+            refuse()
+        assert_one_clean_line(str(caught.value))
+        assert escaped in str(caught.value), where
+
+
+@pytest.mark.parametrize("case", ["forged line", "clear screen", "carriage return"])
+def test_voices_list_prints_no_line_a_file_name_forged(tmp_path, case):
+    """The issue's reproduction: a file named with a newline and a fake "error: all good" line, or an ESC sequence,
+    in the folder given to ``voices list``: one error line, the name escaped in it, nothing else printed."""
+    (tmp_path / f"{CONTROL_NAMES[case]}.bin").write_bytes(b"x")
+    result = explorer_cli("voices", "list", "--source", str(tmp_path))
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: Voice file ") and line.isprintable()
+    assert repr(CONTROL_NAMES[case])[1:-1] in line
+
+
+def test_voices_list_shows_only_names_that_are_already_safe(tmp_path):
+    """Names in the voice table passed ``validate_voice_name``; a name with a control character never gets there."""
+    (tmp_path / "af_fine.bin").write_bytes(pack_bytes(pack(), ".bin"))
+    result = explorer_cli("voices", "list", "--source", str(tmp_path))
+    assert result.returncode == 0 and "af_fine" in result.stdout
+    assert all(line.isprintable() for line in result.stdout.splitlines())
+
+
+# ------------------------------------------------------------------------------------------------ dtypes
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npy", ".npz"])
+@pytest.mark.parametrize("dtype", ["complex64", "complex128", "bool"])
+def test_complex_and_bool_values_are_refused_with_one_sentence_in_every_format(suffix, dtype, capfd):
+    """Complex packs were loaded from .pt with the imaginary part dropped (a torch warning on stderr) and bool
+    packs as 0/1, while .npy refused both: now every format refuses them in the same words, and prints nothing."""
+    values = np.ones((PACK_ROWS, 1, STYLE_DIM), dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(VoiceError) as caught:
+            load_bytes(encoded(values, suffix, "af_odd"), f"af_odd{suffix}")
+    assert str(caught.value) == (
+        f"Voice file 'af_odd{suffix}': Voice 'af_odd' holds {dtype} values; a voicepack holds real numbers "
+        "(an integer or floating-point type)."
+    )
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npy", ".npz"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+                                   "uint16", "uint32", "uint64"])
+def test_real_integer_and_floating_types_load_as_the_same_pack_in_every_format(suffix, dtype):
+    values = (np.arange(PACK_ROWS * STYLE_DIM).reshape(PACK_ROWS, 1, STYLE_DIM) % 7).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (voice,) = load_bytes(encoded(values, suffix, "af_typed"), f"af_typed{suffix}")
+    np.testing.assert_array_equal(voice.pack, values[:, 0, :].astype(np.float32))
+
+
+def test_bfloat16_loads_from_pt_the_one_format_that_stores_it():
+    values = torch.arange(PACK_ROWS * STYLE_DIM).reshape(PACK_ROWS, 1, STYLE_DIM) % 7 - 3
+    (voice,) = load_bytes(torch_bytes(values.to(torch.bfloat16)), "af_bf16.pt")
+    np.testing.assert_array_equal(voice.pack, values[:, 0, :].float().numpy())
 
 
 # ------------------------------------------------------------------------------------------------ recipes: library
@@ -471,8 +888,8 @@ def assert_escaped(text: str) -> None:
 
 
 def shown(text: str) -> str:
-    """What a person reads: ``text`` without its Markdown escapes."""
-    return re.sub(r"\\(.)", r"\1", text)
+    """What a person reads: ``text`` without its Markdown escapes and the invisible joiners that stop autolinks."""
+    return re.sub(r"\\(.)", r"\1", text).replace(ui.WORD_JOINER, "")
 
 
 def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:

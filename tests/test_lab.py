@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from explorer import lab
 from explorer.audio import AudioCache, audio_cache_key, rms_dbfs, wav_bytes
 from explorer.engines import Engine, load_vocab
-from explorer.errors import ExplorerError, RecipeError, VoiceError
+from explorer.errors import ExplorerError, NoSoundError, RecipeError, VoiceError
 from explorer.meters import Acoustics, Intelligibility, Meters, SweepPoint
 from explorer.recipe import (
     CentroidAxis,
@@ -428,6 +428,34 @@ def test_a_sweep_renders_each_recipe_once_and_measures_against_start_and_end(bun
     assert list(result.table().amount) == [0.0, 0.5, 1.0, 1.5]
 
 
+def test_a_sweep_step_the_model_renders_as_no_sound_is_where_speech_stopped_not_a_failure(bundled_voices, context):
+    """A sweep far past the stock voices reaches styles the model renders as silence or NaN: the sweep still ends,
+    that step heard as no words (WER 1) with nothing else measured, and the end voice's similarity is not measured
+    against another step's render."""
+    plan = lab.pca_sweep(Recipe.single("af_heart"), "decoder", 0, (0.0, 4.0, 8.0))
+    measured = {}
+
+    heart = bundled_voices["af_heart"].pack
+    farthest_sounding = np.abs(apply_recipe(plan.steps[1].recipe, bundled_voices, context) - heart).max()
+
+    def render(pack):
+        if np.abs(pack - heart).max() > farthest_sounding:
+            raise NoSoundError("This voice renders silence: its style is far outside the stock voices.")
+        return np.ones(100, np.float32)
+
+    def measure(renders, text, start, end):
+        measured.update(amounts=[amount for amount, _ in renders], start=start, end=end)
+        return [SweepPoint(amount, 0.0, 1.0, 0.5, 200.0, 1.0, "hi") for amount, _ in renders]
+
+    result = lab.run_sweep(plan, voices=bundled_voices, context=context, render=render, measure=measure)
+    silent = [point.amount for point in result.points if point.transcript.startswith("(no sound")]
+    assert silent == [8.0] and measured["amounts"] == [0.0, 4.0]
+    for point, clip in zip(result.points, result.audio):
+        if point.amount in silent:
+            assert (point.wer, point.similarity_to_start, point.f0_median_hz, clip.size) == (1.0, None, None, 0)
+    assert not measured["end"].any()  # the end (8 std) has no sound: compared with silence, never a step's render
+
+
 def test_the_sweep_chart_plots_what_was_measured_and_skips_what_was_not():
     plan = lab.pca_sweep(Recipe.single("af_heart"), "decoder", 0, (0.0, 1.0))
     points = (SweepPoint(0.0, 0.0, 1.0, 0.6, 180.0, 1.0, "hi"), SweepPoint(1.0, None, 0.7, 1.0, 170.0, 1.0))
@@ -481,8 +509,10 @@ def test_the_tally_counts_trials_and_right_answers():
     assert lab.BlindTally(8, 8).p_value == pytest.approx(1 / 256)
     assert lab.BlindTally(3, 0).p_value == 1.0
     assert "7 of 8 correct" in lab.BlindTally(8, 7).summary()
-    with pytest.raises(ExplorerError):
+    with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'X'\.$"):
         tally.record(lab.BlindTrial(5, "A"), "X")
+    with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'aaaaaaaaaa'\.$"):  # cut to 10
+        tally.record(lab.BlindTrial(5, "A"), "a" * 500)
 
 
 @pytest.mark.parametrize("stored", [None, {}, {"trials": "x", "correct": 0}, {"trials": 1, "correct": 2},

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
+import warnings
 import zlib
 
 import numpy as np
@@ -34,7 +36,7 @@ from explorer.recipe import (
     load_recipe,
     ood_report,
 )
-from explorer.voices import Voice, VoiceSet
+from explorer.voices import MAX_PACK_VALUE, Voice, VoiceSet
 
 SYNTHETIC_NAMES = ["af_one", "af_two", "af_three", "am_four", "am_five", "bf_six", "bm_seven", "bm_eight"]
 PLANTED = np.zeros(256)
@@ -150,6 +152,47 @@ def test_slerp_of_equal_norm_rows_keeps_the_norm_where_linear_shrinks_it(synthet
     linear = apply_recipe(Recipe(Interpolation("x_a", "x_b", 0.5)), voices)
     np.testing.assert_allclose(np.linalg.norm(slerp[:, :128], axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(linear[:, :128], axis=1), np.sqrt(0.5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("a, b, t, half, clamped", [("af_heart", "bm_george", -2.0, slice(0, 128), 487),
+                                                     ("jf_tebukuro", "af_heart", 3.0, slice(128, 256), 500)])
+def test_slerp_extrapolated_past_a_zero_norm_stops_at_zero_instead_of_turning_around(bundled_voices, a, b, t, half,
+                                                                                      clamped):
+    """A person drags t to an end of its range on two stock voices; where the norm blended linearly from |a| to |b|
+    would go below zero, that row-half is zero, not the direction flipped and scaled by the negative norm.
+
+    Across the bundled voices 1,678 pairs x t in {-2, 3} x half hit the clamp; these two hit it on 487 and 500 of
+    their 510 rows (measured)."""
+    pack = apply_recipe(Recipe(Interpolation(a, b, t, "slerp")), bundled_voices).astype(np.float64)[:, half]
+    linear_norm = (1 - t) * np.linalg.norm(pack_of(bundled_voices, a)[:, half], axis=1) \
+        + t * np.linalg.norm(pack_of(bundled_voices, b)[:, half], axis=1)
+    below_zero = linear_norm < 0
+    assert below_zero.sum() == clamped
+    assert not pack[below_zero].any()
+    np.testing.assert_allclose(np.linalg.norm(pack[~below_zero], axis=1), linear_norm[~below_zero], rtol=1e-5)
+
+
+@pytest.mark.parametrize("t", [0.5, -2.0, 3.0])
+def test_slerp_of_a_zero_row_falls_back_to_linear(synthetic, t):
+    """As the Interpolation docstring promises: a row-half that is zero in either voice has no direction to turn, so
+    it is ``(1 - t) a + t b`` there (no NaN, no warning), while the other row-halves are slerped."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 0.3, (2, 510, 256)).astype(np.float32)
+    a[:10, :128] = 0  # a's decoder half is zero on rows 0-9
+    b[5:15, 128:] = 0  # b's prosody half is zero on rows 5-14
+    a[20:25] = b[20:25] = 0  # both voices are zero on rows 20-24
+    voices = synthetic.with_voices([Voice.from_array("x_a", a, "test"), Voice.from_array("x_b", b, "test")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a division by a zero norm would warn
+        pack = apply_recipe(Recipe(Interpolation("x_a", "x_b", t, "slerp")), voices).astype(np.float64)
+    linear = (1 - t) * a.astype(np.float64) + t * b.astype(np.float64)
+    for rows, half in ((slice(0, 10), slice(0, 128)), (slice(5, 15), slice(128, 256)), (slice(20, 25), slice(None))):
+        np.testing.assert_allclose(pack[rows, half], linear[rows, half], rtol=1e-6, atol=1e-7)
+    slerped = pack[30:, :128]  # untouched rows still follow the great circle: their norm is the blended norm
+    expected_norm = np.maximum((1 - t) * np.linalg.norm(a[30:, :128], axis=1)
+                               + t * np.linalg.norm(b[30:, :128], axis=1), 0)
+    np.testing.assert_allclose(np.linalg.norm(slerped, axis=1), expected_norm, rtol=1e-5)
+    assert not np.allclose(slerped, linear[30:, :128], atol=1e-3)
 
 
 def test_slerp_of_opposite_rows_falls_back_to_linear(synthetic):
@@ -328,13 +371,6 @@ def test_recipes_without_steps_need_no_reference_and_steps_need_three_voices(syn
     apply_recipe(Recipe(Mix.from_weights({"af_one": 1, "am_four": 1})).with_edit(DimEdit.single("zero", 0)), pair)
     with pytest.raises(RecipeError, match="at least 3 reference voices"):
         apply_recipe(Recipe.single("af_one").with_edit(PCAStep("decoder", 0, 1.0)), pair)
-
-
-def test_values_driven_beyond_float32_are_refused(synthetic):
-    huge = Voice.from_array("x_huge", np.full((510, 256), 1e37, np.float32), "test")
-    recipe = Recipe.single("x_huge").with_edits([DimEdit.single("scale", 0, 10.0)] * 3)
-    with pytest.raises(RecipeError, match="beyond float32"):
-        apply_recipe(recipe, synthetic.with_voices([huge]))
 
 
 # --- describing and updating ---------------------------------------------------------------------------------------
@@ -531,7 +567,7 @@ def test_an_unknown_voice_is_refused_at_apply_time(synthetic):
     [
         ('{"version": 1, "base": {"type": "interpolate", "a": "af_a", "b": "af_b", "t": NaN}}', "finite"),
         ('{"version": 1, "base": {"type": "interpolate", "a": "af_a", "b": "af_b", "t": -Infinity}}', "finite"),
-        ('{"version": 1, "base": {"type": "interpolate", "a": "af_a", "b": "af_b", "t": 1e999}}', "finite"),
+        ('{"version": 1, "base": {"type": "interpolate", "a": "af_a", "b": "af_b", "t": 1e999}}', "beyond any amount"),
         ('{"version": 1, "version": 1, "base": {}}', "repeats a key"),
         ('{"version": 1, "base": ', "not valid JSON"),
         ('{"version": 1, "base": {"type": "mix", "components": [{"voice": "af_a"}]}} trailing', "not valid JSON"),
@@ -686,31 +722,56 @@ PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 @PROPERTY
 @given(recipes)
-def test_any_valid_recipe_round_trips_and_applies_to_a_finite_pack(recipe):
+def test_any_valid_recipe_round_trips_and_applies_to_a_pack_within_the_limit_or_names_the_step_that_leaves_it(recipe):
+    """Every valid recipe survives its share string and JSON; applied, it gives a finite pack within
+    ``MAX_PACK_VALUE``, or a RecipeError naming the base or the edit whose result leaves that range."""
     assert Recipe.from_token(recipe.to_token()) == recipe
     assert Recipe.from_json(recipe.to_json()) == recipe
-    pack = apply_recipe(recipe, SYNTHETIC)
-    assert pack.shape == (510, 256) and pack.dtype == np.float32 and np.isfinite(pack).all()
     assert len(describe(recipe).splitlines()) == 1 + len(recipe.edits)
+    try:
+        pack = apply_recipe(recipe, SYNTHETIC)
+    except RecipeError as error:
+        assert re.match(r"^(The base|Edit \d+) .*±32", str(error)), str(error)
+        return
+    assert pack.shape == (510, 256) and pack.dtype == np.float32 and np.isfinite(pack).all()
+    assert np.abs(pack).max() <= MAX_PACK_VALUE
+
+
+MAX_ERROR_CHARS = 200
+"""The longest refusal a share string may get (the longest seen in 9,000 fuzzed tokens: 107 characters)."""
+
+
+def assert_a_recipe_that_round_trips_or_one_clear_line(token: object) -> None:
+    """What a person pasting ``token`` gets: a recipe that survives its own round trips, or a RecipeError whose
+    message is one short, non-empty sentence (never a traceback, never a blank box)."""
+    try:
+        recipe = Recipe.from_token(token)
+    except RecipeError as error:
+        message = str(error)
+        assert message and message == message.strip() and "\n" not in message, repr(message)
+        assert len(message) <= MAX_ERROR_CHARS and message[0].isupper() and message.endswith("."), message
+        return
+    assert isinstance(recipe, Recipe)
+    assert Recipe.from_token(recipe.to_token()) == recipe
+    assert Recipe.from_json(recipe.to_json()) == recipe
+
+
+def cut_short(token: str) -> st.SearchStrategy[str]:
+    return st.integers(0, len(token)).map(lambda end: token[:end])
 
 
 @PROPERTY
-@given(st.one_of(st.text(max_size=300), st.binary(max_size=300), st.text(TOKEN_ALPHABET, max_size=300)))
-def test_arbitrary_text_or_bytes_as_a_token_only_ever_raises_recipe_error(data):
-    try:
-        Recipe.from_token(data)
-    except RecipeError:
-        pass
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=300), st.text(TOKEN_ALPHABET, max_size=300),
+                 recipes.map(Recipe.to_token), recipes.map(Recipe.to_token).flatmap(cut_short)))
+def test_arbitrary_text_or_bytes_as_a_token_gives_a_recipe_or_a_one_line_recipe_error(data):
+    assert_a_recipe_that_round_trips_or_one_clear_line(data)
 
 
 @PROPERTY
 @given(st.binary(max_size=300))
-def test_arbitrary_compressed_bytes_as_a_token_only_ever_raises_recipe_error(data):
+def test_arbitrary_compressed_bytes_as_a_token_give_a_recipe_or_a_one_line_recipe_error(data):
     for raw in (data, zlib.compress(data)):
-        try:
-            Recipe.from_token(token_of(raw))
-        except RecipeError:
-            pass
+        assert_a_recipe_that_round_trips_or_one_clear_line(token_of(raw))
 
 
 json_values = st.recursive(

@@ -144,6 +144,19 @@ def test_non_finite_values_are_refused(value):
         as_pack(pack)
 
 
+@pytest.mark.parametrize("value", [1e39, -1e39, np.finfo(np.float64).max])
+def test_a_float64_value_beyond_float32_is_refused_not_stored_as_infinity(value):
+    """A person loads a float64 pack (an .npy saved from numpy's default dtype) holding one value too large for
+    float32: it is refused like an infinite value, since the stored float32 pack would hold infinity there."""
+    pack = random_pack(6).astype(np.float64)
+    pack[3, 200] = value
+    assert np.isfinite(pack).all()  # finite as given; only the cast to float32 overflows
+    with pytest.raises(VoiceError, match="NaN or infinite"):
+        as_pack(pack, "huge")
+    with pytest.raises(VoiceError, match="NaN or infinite"):
+        as_pack(torch.from_numpy(pack), "huge")
+
+
 def test_a_pickle_that_would_run_code_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "pwned"
 

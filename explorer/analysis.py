@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from explorer.errors import AnalysisError
+from explorer.errors import AnalysisError, shown
 from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet
 
 __all__ = [
@@ -468,7 +468,7 @@ def tsne(vectors: np.ndarray, layer: str = "both", seed: int = 0, perplexity: fl
     except (TypeError, ValueError):
         chosen = math.nan
     if math.isnan(chosen):
-        raise AnalysisError(f"Perplexity must be a number; got {str(perplexity)[:40]!r}.")
+        raise AnalysisError(f"Perplexity must be a number; got {shown(perplexity, 40)}.")
     chosen = min(max(chosen, 1.0), count - 1.0)
     if not np.isfinite(data).all():
         raise AnalysisError("t-SNE needs finite values; these vectors hold NaN or infinite ones.")

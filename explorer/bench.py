@@ -22,7 +22,6 @@ without a browser): for each page, a cold start in a new Python process, and war
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -59,7 +58,6 @@ __all__ = [
     "format_table",
     "load_average_now",
     "machine_description",
-    "register",
     "run_app_benchmark",
     "run_benchmarks",
     "run_worker",
@@ -665,48 +663,3 @@ def format_app_report(report: dict) -> str:
     cells = [[row["page"], _cell(row["cold_start_seconds"]), _cell(row["first_run_seconds"]), _cell(row["rerun_ms"]),
               _cell(row["load_average"])] for row in report["app_rows"]]
     return f"machine: {report['machine']}\n" + text_table(headers, cells)
-
-
-def _cmd_bench(args: argparse.Namespace) -> None:
-    if args.app_worker:
-        print(json.dumps(time_app_page(args.app_worker)))
-        return
-    if args.what == "app":
-        report = run_app_benchmark()
-        print(json.dumps(report, indent=2) if args.json else format_app_report(report))
-        return
-    if args.worker:
-        renders = Path(args.renders) if args.renders else None
-        print(json.dumps(asdict(run_worker(args.worker, renders, args.repeat))))
-        return
-    if args.compare:
-        print(json.dumps({name: asdict(turns) for name, turns in compare_speed(args.compare.split(",")).items()}))
-        return
-    names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
-    if args.what == "profile":
-        from explorer.render_profile import format_profile, profile_config
-
-        profiles = [profile_config(name) for name in names or [None]]
-        print(json.dumps([asdict(profile) for profile in profiles], indent=2) if args.json
-              else "\n\n".join(format_profile(profile) for profile in profiles))
-        return
-    report = run_benchmarks(quality=args.what in ("quality", "all"), names=names)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-
-
-def register(commands: argparse._SubParsersAction) -> None:
-    """Add ``bench`` to the command line."""
-    bench = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
-    bench.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile"), default="all",
-                       help="synth: speed and memory; quality: also WER and similarity (default: all); "
-                       "app: the app's cold start and warm reruns per page; profile: where a torch configuration's "
-                       "render time goes and the floor its convolutions set (default: torch-bf16 where the CPU "
-                       "computes bf16, else torch-fp32)")
-    bench.add_argument("--configs", help="comma-separated configurations to run (default: every available one)")
-    bench.add_argument("--json", action="store_true", help="print JSON for machines")
-    bench.add_argument("--worker", help=argparse.SUPPRESS)
-    bench.add_argument("--renders", help=argparse.SUPPRESS)
-    bench.add_argument("--repeat", action="store_true", help=argparse.SUPPRESS)
-    bench.add_argument("--compare", help=argparse.SUPPRESS)
-    bench.add_argument("--app-worker", help=argparse.SUPPRESS)
-    bench.set_defaults(handler=_cmd_bench)

@@ -114,9 +114,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Commands whose modules register themselves: synthesis, mixing and benchmarks."""
-    from explorer import bench, synth_cli
+    from explorer import bench_cli, synth_cli
 
-    return [synth_cli.register, bench.register]
+    return [synth_cli.register, bench_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

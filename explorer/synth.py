@@ -42,6 +42,7 @@ __all__ = [
     "render_plan",
     "speech_span",
     "synthesize",
+    "synthesize_plan",
     "synthesize_stream",
 ]
 
@@ -324,7 +325,38 @@ def synthesize(
     engine = _resolve(engine)
     started = perf_counter()
     plan = prepare(text, phonemes=phonemes, engine=engine, lang=lang, first_chunk_phonemes=first_chunk_phonemes)
-    g2p_seconds = perf_counter() - started
+    return synthesize_plan(plan, style=style, engine=engine, speed=speed, on_chunk=on_chunk,
+                           g2p_seconds=perf_counter() - started)
+
+
+def synthesize_plan(
+    plan: ChunkPlan,
+    *,
+    style: np.ndarray,
+    engine: Engine,
+    speed: float = 1.0,
+    on_chunk: Callable[[RenderedChunk], None] | None = None,
+    g2p_seconds: float = 0.0,
+) -> Synthesis:
+    """Speak a chunk plan already made by :func:`prepare`: what :func:`synthesize` does after its G2P.
+
+    For a caller that checks the text before it loads an engine (the command line does, as loading takes seconds),
+    so the text is converted once.
+
+    Args:
+        plan: from :func:`prepare` (with this engine, or with ``engine=None``: the bundled config's vocab).
+        style, engine, speed, on_chunk: as for :func:`synthesize`.
+        g2p_seconds: how long making ``plan`` took, kept in the result.
+
+    Example:
+        >>> import explorer
+        >>> from explorer.synth import prepare, synthesize_plan
+        >>> plan = prepare("Hello there.")                       # checked before any engine is loaded
+        >>> speech = synthesize_plan(plan, style=explorer.load_voices()["af_heart"].pack,
+        ...                          engine=explorer.load_engine("onnx"))
+        >>> speech.chunks == tuple(chunk.phonemes for chunk in plan.chunks)
+        True
+    """
     rendered = []
     for part in render_plan(plan, style=style, engine=engine, speed=speed):
         rendered.append(part)

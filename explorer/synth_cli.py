@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,15 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     """Check the output, the voice and the text, and only then load the engine (seconds) and render."""
     from explorer.audio import wav_bytes
     from explorer.engines import load_engine
-    from explorer.synth import prepare, synthesize
+    from explorer.synth import prepare, synthesize_plan
 
     out = _output_path(args.out, (".wav",))
     pack, _ = _voice_or_recipe_pack(args.voice, args.recipe, args.voices)
-    prepare(args.text, phonemes=args.phonemes, lang=args.lang)
+    started = time.perf_counter()
+    plan = prepare(args.text, phonemes=args.phonemes, lang=args.lang)
+    g2p_seconds = time.perf_counter() - started
     engine = load_engine(args.engine, args.weights)
-    result = synthesize(args.text, phonemes=args.phonemes, style=pack, engine=engine, lang=args.lang, speed=args.speed)
+    result = synthesize_plan(plan, style=pack, engine=engine, speed=args.speed, g2p_seconds=g2p_seconds)
     atomic_write_bytes(out, wav_bytes(result.audio, result.sample_rate))
     print(f"engine: {result.engine} ({result.weights})")
     print(f"g2p: {result.g2p}")

@@ -671,8 +671,9 @@ def load_file(path: Path | str, source: str | None = None) -> list[Voice]:
     return load_bytes(data, path.name, source or str(path))
 
 
-def _voice_files(folder: Path) -> list[Path]:
-    """Return the entries of ``folder`` named like voice files (links included), sorted by name."""
+def _load_voice_files(folder: Path, source: str, follow_links: bool) -> VoiceSet:
+    """Return every voice in the files of ``folder`` named like voice files, sorted by name; links are refused
+    unless ``follow_links`` (see :func:`load_folder`)."""
     if not folder.is_dir():
         raise VoiceError(f"No voice folder at {shown(folder, 200)}.")
     files = sorted(
@@ -682,7 +683,13 @@ def _voice_files(folder: Path) -> list[Path]:
     )
     if not files:
         raise VoiceError(f"Folder {shown(folder, 200)} holds no voice files ({', '.join(SUPPORTED_SUFFIXES)}).")
-    return files
+    for path in files:
+        if path.is_symlink() and not follow_links:
+            raise VoiceError(
+                f"Voice file {shown(path.name)} in {shown(folder, 200)} is a symbolic link; links in a voice folder "
+                "are not followed: copy the file into the folder instead."
+            )
+    return VoiceSet(voice for path in files for voice in load_file(path, source))
 
 
 def load_folder(folder: Path | str, source: str | None = None) -> VoiceSet:
@@ -705,15 +712,7 @@ def load_folder(folder: Path | str, source: str | None = None) -> VoiceSet:
         >>> explorer.load_folder("mine").names
         ['af_heart', 'am_adam']
     """
-    folder = Path(folder)
-    files = _voice_files(folder)
-    for path in files:
-        if path.is_symlink():
-            raise VoiceError(
-                f"Voice file {shown(path.name)} in {shown(folder, 200)} is a symbolic link; links in a voice folder "
-                "are not followed: copy the file into the folder instead."
-            )
-    return VoiceSet(voice for path in files for voice in load_file(path, source or str(folder)))
+    return _load_voice_files(Path(folder), source or str(folder), follow_links=False)
 
 
 def _read_manifest(folder: Path) -> dict[str, str]:
@@ -780,8 +779,7 @@ def load_hub(repo_id: str = DEFAULT_HUB_REPO) -> VoiceSet:
     snapshot = hub_snapshot(repo_id, ["voices/*.pt"])
     # huggingface_hub links each snapshot file to its blob in the same cache: links a voice folder refuses, made by
     # the cache itself, so they are followed here.
-    files = _voice_files(snapshot / "voices")
-    return VoiceSet(voice for path in files for voice in load_file(path, f"hf:{repo_id}"))
+    return _load_voice_files(snapshot / "voices", f"hf:{repo_id}", follow_links=True)
 
 
 def load_voices(source: str | Path | None = None) -> VoiceSet:

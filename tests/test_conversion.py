@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import conversion, engines
+from explorer import cache, conversion
 from explorer.conversion import FLOAT_SUFFIX, INTEGER_OPS, float_model, float_model_path, float_rewrite
 from explorer.errors import ModelFilesError
 
@@ -252,7 +252,7 @@ def test_the_float_model_is_made_once_beside_the_int8_one_and_reused(private_cac
     assert path == float_model_path(small_int8) == private_cache / f"small-int8{FLOAT_SUFFIX}"
     assert sorted(p.name for p in private_cache.iterdir()) == [path.name, path.name + ".sha256"]
     marker = (private_cache / (path.name + ".sha256")).read_text().split()
-    assert marker[0] == engines.file_sha256(path) and marker[3] == f"from:{engines.file_sha256(small_int8)}"
+    assert marker[0] == cache.file_sha256(path) and marker[3] == f"from:{cache.file_sha256(small_int8)}"
     assert marker[4] == f"rewrite:v{conversion.REWRITE_VERSION}"
     fractions = [fraction for fraction, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 4
@@ -303,7 +303,7 @@ def test_a_cache_that_cannot_be_written_is_a_clear_error(private_cache, small_in
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(engines, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(cache, "atomic_write_bytes", full_disk)
     with pytest.raises(ModelFilesError, match="Cannot write the float ONNX model into .*No space left"):
         float_model(small_int8)
     assert list(private_cache.iterdir()) == []

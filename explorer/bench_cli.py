@@ -1,0 +1,58 @@
+"""The ``bench`` command: speed, memory and quality per engine configuration, the app's start-up, and where a torch
+render's time goes. A thin wrapper over :mod:`explorer.bench` and :mod:`explorer.render_profile`, which it sits above
+(the profile reuses the benchmark's corpus and configurations)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from explorer import bench, render_profile
+
+__all__ = ["register"]
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    if args.app_worker:
+        print(json.dumps(bench.time_app_page(args.app_worker)))
+        return
+    if args.what == "app":
+        report = bench.run_app_benchmark()
+        print(json.dumps(report, indent=2) if args.json else bench.format_app_report(report))
+        return
+    if args.worker:
+        renders = Path(args.renders) if args.renders else None
+        print(json.dumps(asdict(bench.run_worker(args.worker, renders, args.repeat))))
+        return
+    if args.compare:
+        turns = bench.compare_speed(args.compare.split(","))
+        print(json.dumps({name: asdict(config_turns) for name, config_turns in turns.items()}))
+        return
+    names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
+    if args.what == "profile":
+        profiles = [render_profile.profile_config(name) for name in names or [None]]
+        print(json.dumps([asdict(profile) for profile in profiles], indent=2) if args.json
+              else "\n\n".join(render_profile.format_profile(profile) for profile in profiles))
+        return
+    report = bench.run_benchmarks(quality=args.what in ("quality", "all"), names=names)
+    print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add ``bench`` to the command line."""
+    parser = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
+    parser.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile"), default="all",
+                       help="synth: speed and memory; quality: also WER and similarity (default: all); "
+                       "app: the app's cold start and warm reruns per page; profile: where a torch configuration's "
+                       "render time goes and the floor its convolutions set (default: torch-bf16 where the CPU "
+                       "computes bf16, else torch-fp32)")
+    parser.add_argument("--configs", help="comma-separated configurations to run (default: every available one)")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--renders", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compare", help=argparse.SUPPRESS)
+    parser.add_argument("--app-worker", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=_cmd_bench)

@@ -45,7 +45,8 @@ _PUBLIC = {
     "explorer.engines": ["load_engine", "available_engines", "Engine"],
     "explorer.synth": ["synthesize", "synthesize_stream", "Synthesis"],
     "explorer.g2p": ["phonemize"],
-    "explorer.architecture": ["analyze_architecture", "build_model", "ArchitectureSummary"],
+    "explorer.architecture": ["analyze_architecture", "ArchitectureSummary"],
+    "explorer.engines.model": ["build_model"],
     "explorer.meters": ["measure", "acoustics", "intelligibility", "speaker_similarity", "word_error_rate"],
     "explorer.errors": [
         "ExplorerError", "VoiceError", "HubError", "AnalysisError", "RecipeError", "SynthesisError",

@@ -25,13 +25,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from explorer import charts
-from explorer.analysis import LAYER_MEANING, LAYERS, VoiceAnalysis, interlayer_correlation
+from explorer.analysis import LAYER_MEANING, LAYERS, PCAResult, VoiceAnalysis, interlayer_correlation
 from explorer.errors import AnalysisError
 from explorer.voices import HALF, STYLE_DIM, VoiceSet
 
@@ -56,18 +57,6 @@ class ArchitectureReport(Protocol):
 
     def report_text(self) -> str:
         """Return the human-readable report."""
-
-
-def _verdict_range(value: float, low: float, high: float) -> tuple[str, bool]:
-    if value < low:
-        return "below", False
-    if value > high:
-        return "above", False
-    return "within", True
-
-
-def _verdict(holds: bool | None) -> str:
-    return "not measurable" if holds is None else "holds" if holds else "does not hold"
 
 
 def _chance_correlations(vectors: np.ndarray, permutations: int, seed: int) -> dict[str, float]:
@@ -97,13 +86,195 @@ def _silhouette(points: np.ndarray, labels: list[str]) -> float | None:
     return float(silhouette_score(points, labels))
 
 
+@dataclass(frozen=True)
+class _Finding:
+    """One check's ``measured`` figures, ``verdict`` and ``holds``, as ``seed_expectations`` reports them."""
+
+    measured: dict[str, Any]
+    verdict: str
+    holds: bool | None
+
+
+def _judged(measured: dict[str, Any], holds: bool | None) -> _Finding:
+    """Return the finding of a yes/no check; ``holds`` None means it could not be measured."""
+    return _Finding(measured, "not measurable" if holds is None else "holds" if holds else "does not hold", holds)
+
+
+def _in_range(measured: dict[str, Any], value: float, low: float, high: float) -> _Finding:
+    """Return the finding of a range check: ``value`` below, within or above ``[low, high]``."""
+    if value < low:
+        return _Finding(measured, "below", False)
+    if value > high:
+        return _Finding(measured, "above", False)
+    return _Finding(measured, "within", True)
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What the checks of the whole voice set measure, each shared figure computed once: the analysis, each voice's
+    language (the clusters the seed expected), the chance-level correlations and each dim's variance across voices."""
+
+    analysis: VoiceAnalysis
+    languages: list[str]
+    chance: dict[str, float]
+    variance: np.ndarray
+
+
+_Subject = TypeVar("_Subject")
+
+
+@dataclass(frozen=True)
+class _Check(Generic[_Subject]):
+    """One expected result of the seed README: ``claim`` quotes it, ``criterion`` says how it is judged here (for a
+    per-layer check, a template with ``{layer}`` and ``{meaning}``) and ``measure`` judges it on its subject: a layer's
+    PCA, or the ``_Evidence`` of the whole voice set."""
+
+    id: str
+    claim: str
+    criterion: str
+    measure: Callable[[_Subject], _Finding]
+
+    def report(self, subject: _Subject, layer: str | None = None) -> dict[str, Any]:
+        """Return the check as ``seed_expectations`` lists it; with a ``layer``, the id ends in it, a "layer" key
+        follows the id and the criterion names it."""
+        if layer is None:
+            head = {"id": self.id, "claim": self.claim, "criterion": self.criterion}
+        else:
+            criterion = self.criterion.format(layer=layer, meaning=LAYER_MEANING[layer])
+            head = {"id": f"{self.id}_{layer}", "layer": layer, "claim": self.claim, "criterion": criterion}
+        finding = self.measure(subject)
+        return head | {"measured": finding.measured, "verdict": finding.verdict, "holds": finding.holds}
+
+
+def _pc1_share(pca: PCAResult) -> _Finding:
+    pc1 = float(pca.explained_variance_ratio[0])
+    return _in_range({"pc1_share": round(pc1, 6)}, pc1, 0.15, 0.30)
+
+
+def _first10_share(pca: PCAResult) -> _Finding:
+    count = len(pca.cumulative)
+    first10 = float(pca.cumulative[min(9, count - 1)])
+    measured = {"first10_share": round(first10, 6), "n_components": count}
+    return _judged(measured, None) if count <= 10 else _in_range(measured, first10, 0.70, 0.85)
+
+
+def _language_clustering(evidence: _Evidence) -> _Finding:
+    both = evidence.analysis.pca["both"].projections
+    plane = _silhouette(both[:, :2], evidence.languages) if both.shape[1] >= 2 else None
+    full = _silhouette(evidence.analysis.vectors, evidence.languages)
+    measured = {
+        "silhouette_pc1_pc2": None if plane is None else round(plane, 6),
+        "silhouette_all_256_dims": None if full is None else round(full, 6),
+        "n_languages": len(set(evidence.languages)),
+    }
+    return _judged(measured, None if plane is None else plane > CLEAR_CLUSTERING)
+
+
+def _interlayer_mean(evidence: _Evidence) -> _Finding:
+    correlation = evidence.analysis.correlation
+    measured = {"mean_abs": round(correlation.mean_abs, 6), "chance": evidence.chance}
+    return _judged(measured, correlation.mean_abs < LARGE_CORRELATION)
+
+
+def _interlayer_high_pairs(evidence: _Evidence) -> _Finding:
+    correlation = evidence.analysis.correlation
+    measured = {
+        "n_above_0_7": correlation.n_above_0_7,
+        "max_abs": round(correlation.max_abs, 6),
+        "beyond_chance": bool(correlation.max_abs > evidence.chance["max_abs_p95"]),
+        "chance": evidence.chance,
+    }
+    return _judged(measured, correlation.n_above_0_7 > 0)
+
+
+def _top_dims_share(evidence: _Evidence) -> _Finding:
+    variance = evidence.variance
+    total = max(float(variance.sum()), 1e-30)
+    ordered = np.sort(variance)[::-1]
+    dims_for_half = int(np.searchsorted(np.cumsum(ordered) / total, 0.5 - 1e-12) + 1)
+    within_layer = {}
+    for layer in ("decoder", "prosody"):
+        values = np.sort(variance[LAYERS[layer]])[::-1]
+        within_layer[layer] = round(float(values[:20].sum() / max(values.sum(), 1e-30)), 6)
+    shares = evidence.analysis.variance
+    measured = {
+        "top10_share": round(shares.top10_share, 6),
+        "top20_share": round(shares.top20_share, 6),
+        "dims_for_half_of_variance": dims_for_half,
+        "top20_share_within_layer": within_layer,
+    }
+    return _judged(measured, shares.top20_share > 0.5)
+
+
+def _low_variance_dims(evidence: _Evidence) -> _Finding:
+    low = int((evidence.variance < LOW_VARIANCE_FRACTION * evidence.variance.mean()).sum())
+    return _judged({"n_low_variance_dims": low}, low >= STYLE_DIM // 4)
+
+
+_PCA_CHECKS: tuple[_Check[PCAResult], ...] = (
+    _Check(
+        "pca_pc1_share",
+        "First principal component typically explains 15-30% of variance",
+        "PC1 share of {layer} ({meaning}) in [0.15, 0.30]",
+        _pc1_share,
+    ),
+    _Check(
+        "pca_first10_share",
+        "First 10 components typically explain 70-85% of variance",
+        "cumulative share of the first 10 components of {layer} in [0.70, 0.85] "
+        "(needs more than 10 components, i.e. more than 10 voices)",
+        _first10_share,
+    ),
+)
+"""Checked for each layer, in the order of ``LAYERS``."""
+
+_VOICE_SET_CHECKS: tuple[_Check[_Evidence], ...] = (
+    _Check(
+        "pca_language_clustering",
+        "Clear clustering by language/accent in PCA space",
+        f"silhouette of the language labels on PC1-PC2 of both layers above {CLEAR_CLUSTERING} "
+        "(Kaufman & Rousseeuw: 0.25 or less is no substantial structure, 0.51-0.70 reasonable, above 0.70 strong)",
+        _language_clustering,
+    ),
+    _Check(
+        "interlayer_low_to_moderate",
+        "Generally low to moderate correlation between layers",
+        f"mean |r| over the 128x128 decoder/prosody pairs below {LARGE_CORRELATION} "
+        "(Cohen: |r| of 0.5 or more is large)",
+        _interlayer_mean,
+    ),
+    _Check(
+        "interlayer_some_high_pairs",
+        "Some dimension pairs show high correlation (>0.7)",
+        "at least one decoder/prosody pair with |r| > 0.7; compare max |r| with the 95th "
+        "percentile reached by chance (prosody half shuffled across voices)",
+        _interlayer_high_pairs,
+    ),
+    _Check(
+        "top_dims_capture_most_variation",
+        "Top 10-20 dimensions capture most voice variation",
+        "the 20 most variable of the 256 dims hold more than half of the total variance",
+        _top_dims_share,
+    ),
+    _Check(
+        "many_low_variance_dims",
+        "Many dimensions have low variance",
+        f"at least a quarter of the dims ({STYLE_DIM // 4}) have less than {LOW_VARIANCE_FRACTION} "
+        "of the mean per-dim variance",
+        _low_variance_dims,
+    ),
+)
+"""Checked once on the whole voice set, after the per-layer checks."""
+
+
 def seed_expectations(
     voices: VoiceSet, analysis: VoiceAnalysis, permutations: int = CHANCE_PERMUTATIONS, seed: int = 0
 ) -> dict[str, Any]:
     """Return the seed README's expected voice-analysis results compared with what ``analysis`` measured.
 
-    Every check has the seed's ``claim``, the ``criterion`` applied here, the ``measured`` figures, a ``verdict``
-    ("within"/"below"/"above" for ranges, "holds"/"does not hold", or "not measurable") and ``holds``.
+    Every check has, in this order: ``id``, ``layer`` (the per-layer PCA checks only), the seed's ``claim``, the
+    ``criterion`` applied here, the ``measured`` figures, a ``verdict`` ("within"/"below"/"above" for ranges,
+    "holds"/"does not hold", or "not measurable") and ``holds`` (None when not measurable).
 
     Args:
         voices: the analysed voices (their languages are the clusters the seed expected).
@@ -112,133 +283,16 @@ def seed_expectations(
         seed: seed of those shuffles.
 
     Returns:
-        ``{"source", "summary", "n_voices", "checks": [...], "n_checks", "n_holding"}``.
+        ``{"source", "summary", "n_voices", "n_checks", "n_holding", "checks": [...]}``.
     """
-    checks: list[dict[str, Any]] = []
-    for layer in LAYERS:
-        result = analysis.pca[layer]
-        pc1 = float(result.explained_variance_ratio[0])
-        verdict, holds = _verdict_range(pc1, 0.15, 0.30)
-        checks.append(
-            {
-                "id": f"pca_pc1_share_{layer}",
-                "layer": layer,
-                "claim": "First principal component typically explains 15-30% of variance",
-                "criterion": f"PC1 share of {layer} ({LAYER_MEANING[layer]}) in [0.15, 0.30]",
-                "measured": {"pc1_share": round(pc1, 6)},
-                "verdict": verdict,
-                "holds": holds,
-            }
-        )
-        count = len(result.cumulative)
-        first10 = float(result.cumulative[min(9, count - 1)])
-        if count <= 10:
-            verdict, holds10 = "not measurable", None
-        else:
-            verdict, holds10 = _verdict_range(first10, 0.70, 0.85)
-        checks.append(
-            {
-                "id": f"pca_first10_share_{layer}",
-                "layer": layer,
-                "claim": "First 10 components typically explain 70-85% of variance",
-                "criterion": f"cumulative share of the first 10 components of {layer} in [0.70, 0.85] "
-                "(needs more than 10 components, i.e. more than 10 voices)",
-                "measured": {"first10_share": round(first10, 6), "n_components": count},
-                "verdict": verdict,
-                "holds": holds10,
-            }
-        )
-
-    languages = list(voices.table()["language"])
-    both = analysis.pca["both"].projections
-    plane = _silhouette(both[:, :2], languages) if both.shape[1] >= 2 else None
-    full = _silhouette(analysis.vectors, languages)
-    holds = None if plane is None else plane > CLEAR_CLUSTERING
-    checks.append(
-        {
-            "id": "pca_language_clustering",
-            "claim": "Clear clustering by language/accent in PCA space",
-            "criterion": f"silhouette of the language labels on PC1-PC2 of both layers above {CLEAR_CLUSTERING} "
-            "(Kaufman & Rousseeuw: 0.25 or less is no substantial structure, 0.51-0.70 reasonable, above 0.70 strong)",
-            "measured": {
-                "silhouette_pc1_pc2": None if plane is None else round(plane, 6),
-                "silhouette_all_256_dims": None if full is None else round(full, 6),
-                "n_languages": len(set(languages)),
-            },
-            "verdict": _verdict(holds),
-            "holds": holds,
-        }
+    evidence = _Evidence(
+        analysis=analysis,
+        languages=list(voices.table()["language"]),
+        chance=_chance_correlations(analysis.vectors, permutations, seed),
+        variance=np.asarray(analysis.variance.variance, dtype=np.float64),
     )
-
-    correlation = analysis.correlation
-    chance = _chance_correlations(analysis.vectors, permutations, seed)
-    holds = correlation.mean_abs < LARGE_CORRELATION
-    checks.append(
-        {
-            "id": "interlayer_low_to_moderate",
-            "claim": "Generally low to moderate correlation between layers",
-            "criterion": f"mean |r| over the 128x128 decoder/prosody pairs below {LARGE_CORRELATION} "
-            "(Cohen: |r| of 0.5 or more is large)",
-            "measured": {"mean_abs": round(correlation.mean_abs, 6), "chance": chance},
-            "verdict": _verdict(holds),
-            "holds": holds,
-        }
-    )
-    holds = correlation.n_above_0_7 > 0
-    checks.append(
-        {
-            "id": "interlayer_some_high_pairs",
-            "claim": "Some dimension pairs show high correlation (>0.7)",
-            "criterion": "at least one decoder/prosody pair with |r| > 0.7; compare max |r| with the 95th "
-            "percentile reached by chance (prosody half shuffled across voices)",
-            "measured": {
-                "n_above_0_7": correlation.n_above_0_7,
-                "max_abs": round(correlation.max_abs, 6),
-                "beyond_chance": bool(correlation.max_abs > chance["max_abs_p95"]),
-                "chance": chance,
-            },
-            "verdict": _verdict(holds),
-            "holds": holds,
-        }
-    )
-
-    variance = np.asarray(analysis.variance.variance, dtype=np.float64)
-    total = max(float(variance.sum()), 1e-30)
-    ordered = np.sort(variance)[::-1]
-    dims_for_half = int(np.searchsorted(np.cumsum(ordered) / total, 0.5 - 1e-12) + 1)
-    per_layer = {}
-    for layer in ("decoder", "prosody"):
-        values = np.sort(variance[LAYERS[layer]])[::-1]
-        per_layer[layer] = round(float(values[:20].sum() / max(values.sum(), 1e-30)), 6)
-    holds = analysis.variance.top20_share > 0.5
-    checks.append(
-        {
-            "id": "top_dims_capture_most_variation",
-            "claim": "Top 10-20 dimensions capture most voice variation",
-            "criterion": "the 20 most variable of the 256 dims hold more than half of the total variance",
-            "measured": {
-                "top10_share": round(analysis.variance.top10_share, 6),
-                "top20_share": round(analysis.variance.top20_share, 6),
-                "dims_for_half_of_variance": dims_for_half,
-                "top20_share_within_layer": per_layer,
-            },
-            "verdict": _verdict(holds),
-            "holds": holds,
-        }
-    )
-    low = int((variance < LOW_VARIANCE_FRACTION * variance.mean()).sum())
-    holds = low >= STYLE_DIM // 4
-    checks.append(
-        {
-            "id": "many_low_variance_dims",
-            "claim": "Many dimensions have low variance",
-            "criterion": f"at least a quarter of the dims ({STYLE_DIM // 4}) have less than {LOW_VARIANCE_FRACTION} "
-            "of the mean per-dim variance",
-            "measured": {"n_low_variance_dims": low},
-            "verdict": _verdict(holds),
-            "holds": holds,
-        }
-    )
+    checks = [check.report(analysis.pca[layer], layer) for layer in LAYERS for check in _PCA_CHECKS]
+    checks += [check.report(evidence) for check in _VOICE_SET_CHECKS]
     return {
         "source": SEED_SOURCE,
         "summary": analysis.summary,

@@ -110,7 +110,7 @@ def tiny_kmodel(tiny_config, tmp_path_factory):
     """
     import torch
 
-    from explorer.architecture import build_model
+    from explorer.engines.model import build_model
 
     with pytest.MonkeyPatch.context() as patch, one_torch_thread():
         patch.setenv("EXPLORER_CACHE_DIR", str(tmp_path_factory.mktemp("kmodel-cache")))

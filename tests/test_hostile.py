@@ -45,6 +45,7 @@ from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
 from explorer import engines, lab, meters, ui
+from explorer.engines import model_files
 from explorer.analysis import analyze, pca, summary_vectors, tsne
 from explorer.audio import AudioCache
 from explorer.errors import AnalysisError, RecipeError, SynthesisError, VoiceError
@@ -1083,11 +1084,11 @@ def test_zero_weights_in_the_lab_say_why_and_the_lab_recovers(app):
 def damaged_parts(tmp_path_factory):
     """A truncated and an altered copy of offline model part 2."""
     folder = tmp_path_factory.mktemp("parts")
-    real = engines.offline_part_path(engines.OFFLINE_PARTS[1])
+    real = model_files.offline_part_path(model_files.OFFLINE_PARTS[1])
     truncated, altered = folder / "truncated.bin", folder / "altered.bin"
     shutil.copyfile(real, truncated)
     with truncated.open("r+b") as handle:
-        handle.truncate(engines.OFFLINE_PARTS[1].size // 2)
+        handle.truncate(model_files.OFFLINE_PARTS[1].size // 2)
     shutil.copyfile(real, altered)
     with altered.open("r+b") as handle:
         handle.seek(4242)
@@ -1102,12 +1103,12 @@ def test_damaged_offline_model_parts_give_one_sentence_and_the_lab_goes_on(app, 
     """The offline model's part 2 is missing, truncated or altered: Synthesize names the part and how to reinstall
     it, no model file is written, and the Lab's readouts and exports still work."""
     monkeypatch.setattr(ui, "_engine", lambda kind, *args, **kwargs: engines.load_engine(kind))
-    real_path = engines.offline_part_path
+    real_path = model_files.offline_part_path
     if damage == "missing":
-        absent = dataclasses.replace(engines.OFFLINE_PARTS[1], module="kokoro_explorer_absent_part")
-        monkeypatch.setattr(engines, "OFFLINE_PARTS", (engines.OFFLINE_PARTS[0], absent, *engines.OFFLINE_PARTS[2:]))
+        absent = dataclasses.replace(model_files.OFFLINE_PARTS[1], module="kokoro_explorer_absent_part")
+        monkeypatch.setattr(model_files, "OFFLINE_PARTS", (model_files.OFFLINE_PARTS[0], absent, *model_files.OFFLINE_PARTS[2:]))
     else:
-        monkeypatch.setattr(engines, "offline_part_path",
+        monkeypatch.setattr(model_files, "offline_part_path",
                             lambda part: damaged_parts[damage] if part.number == 2 else real_path(part))
     at = app(LAB_PAGE)
     at.selectbox(key="engine_kind").set_value("onnx")

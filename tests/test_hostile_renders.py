@@ -407,8 +407,8 @@ def test_weights_that_are_not_a_file_say_what_they_are(capsys, odd_weights, kind
 @pytest.mark.parametrize("kind", ["device", "named pipe", "folder"])
 def test_synth_with_weights_that_are_not_a_file_says_so_before_building_anything(capsys, tmp_path, odd_weights,
                                                                                  monkeypatch, engine, kind):
-    monkeypatch.setattr("explorer.architecture.build_model", lambda *a, **k: pytest.fail("a model was built"))
-    monkeypatch.setattr("explorer.conversion.float_model", lambda *a, **k: pytest.fail("a rewrite was started"))
+    monkeypatch.setattr("explorer.engines.model.build_model", lambda *a, **k: pytest.fail("a model was built"))
+    monkeypatch.setattr("explorer.engines.onnx_engine.float_model", lambda *a, **k: pytest.fail("a rewrite was started"))
     weights = odd_weights[kind] if engine == "torch" else odd_weights[kind].replace(".pth", ".onnx")
     if engine != "torch" and kind != "device":
         os.rename(odd_weights[kind], weights)

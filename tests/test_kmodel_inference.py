@@ -1,4 +1,4 @@
-"""explorer.kmodel_inference: kokoro's forward pass split at the style's two halves, with an optional bf16 generator.
+"""explorer.engines.kmodel_inference: kokoro's forward pass split at the style's two halves, with an optional bf16 generator.
 
 The split must compute exactly what ``KModel.forward_with_tokens`` computes (the vocoder's noise seeded alike), so
 that the torch engine is still kokoro; the bf16 generator must be a copy and render the same speech."""
@@ -12,7 +12,7 @@ from tests.conftest import one_torch_thread
 
 torch = pytest.importorskip("torch")
 
-from explorer.kmodel_inference import (  # noqa: E402
+from explorer.engines.kmodel_inference import (  # noqa: E402
     Prosody,
     bf16_autocast_weights,
     bf16_generator,
@@ -77,7 +77,7 @@ def test_the_bf16_generator_is_a_bf16_copy_with_a_float32_source(tiny_kmodel):
 
 
 def test_in_place_the_generator_itself_becomes_bf16(tiny_config):
-    from explorer.architecture import build_model
+    from explorer.engines.model import build_model
 
     own = build_model(tiny_config)  # an engine's own model: nothing else runs it
     generator = own.decoder.generator
@@ -98,7 +98,7 @@ def test_the_bf16_generator_renders_the_same_speech(tiny_kmodel, style):
 def test_weights_stored_in_bf16_give_bf16_autocast_s_audio_bit_for_bit(tiny_kmodel, tiny_config, style):
     """The casts autocast makes at every call, made once: the same rounded weights, so the same prosody and audio;
     the generator, embeddings and norms are left alone."""
-    from explorer.architecture import build_model
+    from explorer.engines.model import build_model
 
     converted = build_model(tiny_config)
     converted.load_state_dict(tiny_kmodel.state_dict())
@@ -132,7 +132,7 @@ def test_folding_weight_norm_keeps_the_model_s_output_and_leaves_no_norm_to_reco
     (the vocoder's noise seeded alike), no weight-norm hook left."""
     from torch.nn.utils.weight_norm import WeightNorm
 
-    from explorer.architecture import build_model
+    from explorer.engines.model import build_model
 
     folded = build_model(tiny_config)  # a twin of the shared fixture (weight-normalised modules cannot be deep-copied)
     folded.load_state_dict(tiny_kmodel.state_dict())

@@ -247,7 +247,8 @@ SPEECH = [(voice, 0) for voice in SPEAKERS] + [(voice, 1) for voice in SPEAKERS[
 @pytest.fixture(scope="session")
 def speech(bundled_voices):
     """The clips in SPEECH, rendered once by the offline int8 ONNX engine: {(voice, sentence index): audio}."""
-    from explorer.engines import SAMPLE_RATE, load_engine
+    from explorer.audio import SAMPLE_RATE
+    from explorer.engines import load_engine
     from explorer.g2p import phonemize
 
     assert SAMPLE_RATE == SR

@@ -1,4 +1,4 @@
-"""Specification of explorer.onnx_weights: the weights of a Kokoro ONNX export, back in kokoro.KModel.
+"""Specification of explorer.engines.onnx_weights: the weights of a Kokoro ONNX export, back in kokoro.KModel.
 
 Exact round trip on the tiny random-weight KModel exported to ONNX (fixtures in conftest.py); the official int8 model
 imported into the full KModel, tensor by tensor against its dequantised initializers; torch on those weights against
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import onnx_weights
+from explorer.engines import onnx_weights
+from explorer.engines.onnx_weights import UNEXPORTED, imported_weights, imported_weights_path, kmodel_state_from_onnx
 from explorer.errors import ModelFilesError
-from explorer.onnx_weights import UNEXPORTED, imported_weights, imported_weights_path, kmodel_state_from_onnx
 
 HELLO = "həlˈO wˈɜːld, ðɪs ɪz ɐ tˈɛst."  # misaki's espeak G2P for "Hello world, this is a test."
 FRAME = 600  # samples per duration frame in Kokoro v1.0

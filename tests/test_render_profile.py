@@ -185,9 +185,9 @@ def test_a_non_torch_configuration_is_refused_naming_the_torch_ones(stand_in_con
 
 
 def test_the_default_is_bf16_where_the_cpu_computes_it(stand_in_configs, monkeypatch):
-    monkeypatch.setattr("explorer.engines.native_bf16", lambda: True)
+    monkeypatch.setattr("explorer.engines.base.native_bf16", lambda: True)
     assert default_profile_config() == "torch-bf16" and profile_config() == "torch-bf16"
-    monkeypatch.setattr("explorer.engines.native_bf16", lambda: False)
+    monkeypatch.setattr("explorer.engines.base.native_bf16", lambda: False)
     assert default_profile_config() == "torch-fp32" and profile_config() == "torch-fp32"
     assert stand_in_configs == ["torch-bf16", "torch-fp32"]
 

@@ -203,3 +203,17 @@ def test_few_voices_make_the_ten_component_check_not_measurable():
     first10 = checks["pca_first10_share_both"]
     assert first10["verdict"] == "not measurable" and first10["holds"] is None
     assert first10["measured"]["n_components"] == 6
+
+
+def test_every_check_has_a_unique_id_and_the_documented_keys_in_order(planted):
+    voices, analysis = planted
+    checks = seed_expectations(voices, analysis)["checks"]
+    ids = [check["id"] for check in checks]
+    assert len(ids) == len(set(ids)) == 11
+    per_layer = [check for check in checks if "layer" in check]
+    assert [check["layer"] for check in per_layer] == ["decoder", "decoder", "prosody", "prosody", "both", "both"]
+    assert all(check["id"].endswith(f"_{check['layer']}") for check in per_layer)
+    assert checks[: len(per_layer)] == per_layer  # the per-layer PCA checks come first
+    for check in checks:
+        scope = ["layer"] if "layer" in check else []
+        assert list(check) == ["id", *scope, "claim", "criterion", "measured", "verdict", "holds"], check["id"]

@@ -1,4 +1,5 @@
-"""Specification of explorer.conversion: an int8 ONNX export becomes float operations on its own dequantised weights.
+"""Specification of explorer.engines.float_rewrite: an int8 ONNX export becomes float operations on its own
+dequantised weights.
 
 The rewrite is checked three ways: on a hand-built graph wired exactly as the official Kokoro int8 export is (integer
 bias before the scale, one scale and zero point per output column), against numpy arithmetic; on a small
@@ -16,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import cache, conversion
-from explorer.conversion import FLOAT_SUFFIX, INTEGER_OPS, float_model, float_model_path, float_rewrite
+from explorer import cache
+from explorer.engines import float_rewrite as rewriting
+from explorer.engines.float_rewrite import FLOAT_SUFFIX, INTEGER_OPS, float_model, float_model_path, float_rewrite
 from explorer.errors import ModelFilesError
 
 QUANTISED_OPS = {*INTEGER_OPS, "DynamicQuantizeLinear"}
@@ -243,7 +245,7 @@ def rewrites_must_not_run(monkeypatch) -> None:
     def refuse(source, report):
         raise AssertionError("the float model was rewritten again")
 
-    monkeypatch.setattr(conversion, "_rewritten_bytes", refuse)
+    monkeypatch.setattr(rewriting, "_rewritten_bytes", refuse)
 
 
 def test_the_float_model_is_made_once_beside_the_int8_one_and_reused(private_cache, small_int8, monkeypatch):
@@ -253,7 +255,7 @@ def test_the_float_model_is_made_once_beside_the_int8_one_and_reused(private_cac
     assert sorted(p.name for p in private_cache.iterdir()) == [path.name, path.name + ".sha256"]
     marker = (private_cache / (path.name + ".sha256")).read_text().split()
     assert marker[0] == cache.file_sha256(path) and marker[3] == f"from:{cache.file_sha256(small_int8)}"
-    assert marker[4] == f"rewrite:v{conversion.REWRITE_VERSION}"
+    assert marker[4] == f"rewrite:v{rewriting.REWRITE_VERSION}"
     fractions = [fraction for fraction, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 4
     session(path)  # onnxruntime opens it
@@ -276,13 +278,13 @@ def test_a_rewrite_without_its_marker_or_from_another_source_or_version_is_rebui
                                                                                     monkeypatch):
     path = float_model(small_int8)
     rebuilt = []
-    real = conversion._rewritten_bytes
-    monkeypatch.setattr(conversion, "_rewritten_bytes", lambda source, report: rebuilt.append(1) or real(source, report))
+    real = rewriting._rewritten_bytes
+    monkeypatch.setattr(rewriting, "_rewritten_bytes", lambda source, report: rebuilt.append(1) or real(source, report))
 
     (private_cache / (path.name + ".sha256")).unlink()
     float_model(small_int8)
     float_model(small_int8, source_sha256="0" * 64)  # another int8 file of the same name
-    monkeypatch.setattr(conversion, "REWRITE_VERSION", conversion.REWRITE_VERSION + 1)
+    monkeypatch.setattr(rewriting, "REWRITE_VERSION", rewriting.REWRITE_VERSION + 1)
     float_model(small_int8, source_sha256="0" * 64)
     assert len(rebuilt) == 3
     float_model(small_int8, source_sha256="0" * 64)

@@ -10,7 +10,7 @@ kokoro loads is on the Hugging Face Hub only. This module has 2 responsibilities
    as a ``.pth`` that ``torch.load(..., weights_only=True)`` reads, recorded with the source's SHA-256.
 
 How an export's tensors are found. An int8 export is first rewritten to float operations on its dequantised weights
-(``(q - zero_point) * scale``, per tensor or per channel) by :func:`explorer.conversion.float_rewrite`; embeddings
+(``(q - zero_point) * scale``, per tensor or per channel) by :func:`explorer.engines.float_rewrite.float_rewrite`; embeddings
 behind a ``DequantizeLinear`` are dequantised here. Then each float constant is matched to a KModel tensor:
 
 * by its name when it carries one (``decoder.decoder.generator.resblocks.4.adain2.2.fc.weight_quantized``);
@@ -108,7 +108,7 @@ def kmodel_state_from_onnx(
     """
     import torch
 
-    from explorer.architecture import build_model, identity_norms
+    from explorer.engines.model import build_model, identity_norms
 
     path = Path(path)
     model = _load_float_graph(path)
@@ -143,10 +143,10 @@ def kmodel_state_from_onnx(
 
 
 def _load_float_graph(path: Path) -> onnx.ModelProto:
-    """Load ``path`` and rewrite its integer operations to float ones (see :mod:`explorer.conversion`)."""
+    """Load ``path`` and rewrite its integer operations to float ones (see :mod:`explorer.engines.float_rewrite`)."""
     import onnx
 
-    from explorer.conversion import INTEGER_OPS, float_rewrite
+    from explorer.engines.float_rewrite import INTEGER_OPS, float_rewrite
 
     if not path.is_file():
         raise ModelFilesError(f"The ONNX model file {path} was not found.")
@@ -173,7 +173,7 @@ class _Importer:
     """Match a float graph's constants to the tensors of a KModel (see the module docstring)."""
 
     def __init__(self, graph: onnx.GraphProto, template: torch.nn.Module, expected: Mapping[str, tuple[int, ...]]):
-        from explorer.conversion import GraphIndex
+        from explorer.engines.float_rewrite import GraphIndex
 
         self.index = GraphIndex(graph)
         self.modules = dict(template.named_modules())

@@ -1,0 +1,251 @@
+"""Choosing an engine: what each engine kind means here, ``auto``'s choice, and one engine per kind for a server.
+
+``torch`` uses the Hub's ``kokoro-v1_0.pth`` when it is in the Hugging Face cache, else the offline model's
+weights, in ``DEFAULT_TORCH_PRECISION`` (``torch-fp32`` and ``torch-bf16`` choose). ``auto`` uses torch when the
+real torch weights are on this machine or the CPU computes bf16 natively, else the offline int8 ONNX model
+(measured: see :func:`auto_kind`); neither needs a network. The ONNX model runs as it is (``onnx-int8``) or
+rewritten to float operations on the same weights (``onnx-float``); ``onnx`` uses ``DEFAULT_ONNX_VARIANT``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from explorer.cache import Progress
+from explorer.engines.base import Engine, runnable_precision
+from explorer.engines.model_files import (
+    OFFLINE_LABEL,
+    OFFLINE_TORCH_LABEL,
+    TORCH_WEIGHTS,
+    cached_torch_weights,
+    offline_packages_installed,
+)
+from explorer.engines.onnx_engine import DEFAULT_ONNX_VARIANT, FLOAT_LABEL, ONNX_VARIANTS, OnnxEngine
+from explorer.engines.torch_engine import DEFAULT_TORCH_PRECISION, TORCH_PRECISIONS, TorchEngine
+from explorer.errors import ExplorerError, SynthesisError
+from explorer.paths import regular_file
+
+__all__ = [
+    "ENGINE_KINDS",
+    "ENGINE_VARIABLE",
+    "PRELOAD_VARIABLE",
+    "SharedEngines",
+    "auto_kind",
+    "available_engines",
+    "load_engine",
+    "onnx_variant",
+    "resolve_engine",
+    "torch_precision",
+]
+
+PRELOAD_VARIABLE = "EXPLORER_PRELOAD"
+"""Environment variable that, set to ``0``, stops the app from loading the engine in the background when a page
+that speaks opens (:meth:`SharedEngines.preload`): memory is then spent only at the first synthesis."""
+ENGINE_VARIABLE = "EXPLORER_ENGINE"
+"""Environment variable naming the engine kind ``auto`` stands for, overriding :func:`auto_kind`'s choice: e.g.
+``onnx`` where memory is short (0.5 GB instead of torch's 1.4 GB)."""
+ENGINE_KINDS = (
+    "auto", "torch", *(f"torch-{precision}" for precision in TORCH_PRECISIONS),
+    "onnx", *(f"onnx-{variant}" for variant in ONNX_VARIANTS),
+)
+"""``torch`` runs the cached ``.pth`` (else the offline model's weights) in ``DEFAULT_TORCH_PRECISION``;
+``torch-fp32`` and ``torch-bf16`` choose the precision. ``onnx`` runs the offline (or given) model in the default
+variant; ``onnx-int8`` and ``onnx-float`` choose one. ``auto``: see :func:`auto_kind`."""
+
+
+def auto_kind(weights: Path | str | None = None) -> str:
+    """Return the engine kind ``auto`` stands for here.
+
+    A file decides by its kind: ``onnx`` for an ``.onnx`` file, ``torch`` for another. Without one, the kind named
+    by the ``EXPLORER_ENGINE`` environment variable when it is set; else ``torch`` when ``kokoro-v1_0.pth`` is in
+    the Hugging Face cache (the official weights unquantised) or the CPU computes bf16 natively (torch-bf16 on the
+    offline model's weights); else ``onnx`` (the offline int8 model, faster than torch in fp32).
+
+    torch-bf16 is the faster where it runs, and no slower when other work shares the cores; it needs 2.6 times the
+    memory and ten times the load time (once per process, kokoro's import being most of it). Measured with
+    ``python -m explorer bench all`` on a 2-core AMD EPYC with AVX512-BF16 (5 sentences x af_heart, am_adam; time
+    relative to onnx-int8 rendering the same sentence in turn; load average 1.8-3.1; quality: WER 0.014 for all
+    three, speaker similarity to onnx-int8 0.976 for torch):
+
+    ==========  ====  ===========  ===========  ==========  =======  ======
+    config      RTF   time vs ref  first audio  one busy    peak MB  load s
+    ==========  ====  ===========  ===========  ==========  =======  ======
+    onnx-int8   0.36  1.0          0.44 s       0.60        526      0.5
+    torch-fp32  0.45  1.27         0.57 s                   1380     5.4
+    torch-bf16  0.25  0.70         0.35 s       0.61        1380     5.0
+    ==========  ====  ===========  ===========  ==========  =======  ======
+
+    "one busy": RTF with another process busy on one of the two cores, the engines taking turns.
+
+    Raises:
+        SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
+    """
+    if weights is not None:
+        return "onnx" if Path(weights).suffix.lower() == ".onnx" else "torch"
+    chosen = os.environ.get(ENGINE_VARIABLE, "").strip()
+    if chosen:
+        if chosen not in ENGINE_KINDS or chosen == "auto":
+            raise SynthesisError(f"{ENGINE_VARIABLE}={chosen[:40]!r} names no engine: set it to one of "
+                                 f"{', '.join(ENGINE_KINDS[1:])}, or unset it.")
+        return chosen
+    return "torch" if cached_torch_weights() is not None or runnable_precision("bf16") == "bf16" else "onnx"
+
+
+def resolve_engine(kind: str = "auto", weights: Path | str | None = None) -> tuple[str, Path | None]:
+    """Return which engine ``load_engine(kind, weights)`` would build, and from which file, without building it.
+
+    ``auto`` stands for :func:`auto_kind`. The torch kinds take a torch ``.pth`` or an ``.onnx`` export (its weights
+    are imported); without a file they use ``kokoro-v1_0.pth`` from the Hugging Face cache, else the offline model's
+    weights. The ONNX kinds run a given ``.onnx`` file, else the offline model (see :func:`onnx_variant`).
+
+    Returns:
+        ``("torch" | "onnx", path or None)``; None means the offline model (its weights, for torch).
+
+    Raises:
+        SynthesisError: ``kind`` is not one of ``ENGINE_KINDS``.
+    """
+    if kind not in ENGINE_KINDS:
+        raise SynthesisError(f"Unknown engine {str(kind)[:40]!r}: choose one of {', '.join(ENGINE_KINDS)}.")
+    path = Path(weights) if weights is not None else None
+    if kind == "auto":
+        kind = auto_kind(path)
+    if kind.startswith("onnx"):
+        return "onnx", path
+    return "torch", path if path is not None else cached_torch_weights()
+
+
+def onnx_variant(kind: str) -> str | None:
+    """Return the ONNX variant an engine kind asks for ("int8", "float"), or None for the default."""
+    return kind.removeprefix("onnx-") if kind.startswith("onnx-") else None
+
+
+def torch_precision(kind: str) -> str | None:
+    """Return the torch precision an engine kind asks for ("fp32", "bf16"), or None for the default."""
+    return kind.removeprefix("torch-") if kind.startswith("torch-") else None
+
+
+def load_engine(kind: str = "auto", weights: Path | str | None = None, progress: Progress | None = None) -> Engine:
+    """Build the engine ``kind`` names (one of ``ENGINE_KINDS``); see :func:`resolve_engine` for the choice.
+
+    Args:
+        kind: which engine; ``auto`` is :func:`auto_kind`; ``torch-fp32``/``torch-bf16`` choose the torch
+            precision, ``onnx-int8``/``onnx-float`` the ONNX variant.
+        weights: a torch ``.pth`` or an ``.onnx`` file; None for the defaults.
+        progress: told how assembling the offline ONNX model (its float rewrite, or the import of its weights into
+            torch) goes, when that happens.
+
+    Returns:
+        The engine; its ``weights`` attribute says which weights (and which variant) it uses.
+
+    Raises:
+        SynthesisError: unknown kind.
+        ModelFilesError: missing or corrupt model files; ``weights`` names a folder, a device or a pipe.
+
+    Example:
+        >>> import explorer
+        >>> engine = explorer.load_engine("onnx")     # the offline int8 ONNX model, no network needed
+        >>> isinstance(engine, explorer.Engine), engine.name
+        (True, 'onnx')
+    """
+    resolved, path = resolve_engine(kind, weights)
+    if weights is not None:  # before a torch model is built for it, or an .onnx file is rewritten or imported
+        regular_file(weights, "The weights file")
+    chosen = auto_kind(weights) if kind == "auto" else kind
+    if resolved == "torch":
+        return TorchEngine(path, precision=torch_precision(chosen), progress=progress)
+    return OnnxEngine(path, progress=progress, variant=onnx_variant(chosen))
+
+
+class SharedEngines:
+    """One engine per kind for a whole process (a server's sessions), each loaded once, possibly ahead of need.
+
+    Loading takes seconds (torch: about 5 s, the warm-up render included), so the app starts it in the background
+    when a page that speaks opens (:meth:`preload`); a synthesis asked for meanwhile waits for that load instead of
+    starting another. A failed load is not kept: the next :meth:`get` tries again and raises its error.
+
+    Args:
+        loader: builds an engine from a kind and a progress callback; :func:`load_engine` by default.
+
+    Example:
+        >>> from explorer.engines import SharedEngines
+        >>> shared = SharedEngines(loader=lambda kind, progress=None: f"{kind} engine")
+        >>> shared.loaded("onnx"), shared.get("onnx"), shared.loaded("onnx")
+        (False, 'onnx engine', True)
+    """
+
+    def __init__(self, loader: Callable[..., Engine] = load_engine):
+        self._loader = loader
+        self._engines: dict[str, Engine] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._preloaded: set[str] = set()
+        self._guard = threading.Lock()
+
+    def loaded(self, kind: str) -> bool:
+        """Whether the engine for ``kind`` is ready (:meth:`get` returns at once)."""
+        return kind in self._engines
+
+    def get(self, kind: str, progress: Progress | None = None) -> Engine:
+        """Return the engine for ``kind``, loading it unless it is loaded; while another thread loads it, wait.
+
+        Raises:
+            ExplorerError: the load failed (e.g. ``SynthesisError`` for an unknown kind, ``ModelFilesError``).
+        """
+        with self._guard:
+            lock = self._locks.setdefault(kind, threading.Lock())
+        with lock:
+            if kind not in self._engines:
+                self._engines[kind] = self._loader(kind, progress=progress)
+            return self._engines[kind]
+
+    def preload(self, kind: str) -> threading.Thread | None:
+        """Start loading the engine for ``kind`` in a daemon thread, once per kind; None when it is loaded, being
+        loaded or was preloaded before.
+
+        A failure is left for the next :meth:`get` to raise where a person sees it; it is not tried again in the
+        background, where every rerun of a page would repeat it.
+        """
+        with self._guard:
+            lock = self._locks.setdefault(kind, threading.Lock())
+            if kind in self._engines or kind in self._preloaded or lock.locked():
+                return None
+            self._preloaded.add(kind)
+        thread = threading.Thread(target=self._load_quietly, args=(kind,), name=f"preload {kind}", daemon=True)
+        thread.start()
+        return thread
+
+    def _load_quietly(self, kind: str) -> None:
+        try:
+            self.get(kind)
+        except ExplorerError:
+            pass
+
+
+def available_engines() -> list[tuple[str, str]]:
+    """Return ``(kind, description)`` for each engine kind that can be loaded here without a network.
+
+    Torch is listed when ``kokoro-v1_0.pth`` is in the Hugging Face cache or the offline packages are installed (it
+    then imports their weights), ``torch-bf16`` only where the CPU computes bf16 natively; onnx and each ONNX variant
+    when the offline packages are installed (their integrity is checked when the model is assembled).
+
+    Example:
+        >>> import explorer
+        >>> kinds = [kind for kind, _ in explorer.available_engines()]
+        >>> "onnx" in kinds and "torch" in kinds        # torch runs the offline model's weights if nothing else
+        True
+    """
+    found = []
+    cached = cached_torch_weights()
+    offline = offline_packages_installed()
+    if cached is not None or offline:
+        label = f"{TORCH_WEIGHTS} (Hugging Face cache: {cached})" if cached is not None else OFFLINE_TORCH_LABEL
+        precisions = [precision for precision in TORCH_PRECISIONS if runnable_precision(precision) == precision]
+        found.append(("torch", f"{label}, {runnable_precision(DEFAULT_TORCH_PRECISION)}"))
+        found.extend((f"torch-{precision}", f"{label}, {precision}") for precision in precisions)
+    if offline:
+        labels = {"int8": OFFLINE_LABEL, "float": f"{OFFLINE_LABEL} {FLOAT_LABEL}"}
+        found.append(("onnx", labels[DEFAULT_ONNX_VARIANT]))
+        found.extend((f"onnx-{variant}", labels[variant]) for variant in ONNX_VARIANTS)
+    return found

@@ -7,7 +7,7 @@ Lab recipe) by running the page alone, without this file's session set-up and si
 
 import streamlit as st
 
-from explorer import ui
+from explorer.app import ui
 
 st.set_page_config(page_title="Kokoro Voice Explorer", page_icon=":material/graphic_eq:", layout="wide")
 ui.enable_stack_dumps()

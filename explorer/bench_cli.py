@@ -1,6 +1,5 @@
 """The ``bench`` command: speed, memory and quality per engine configuration, the app's start-up, and where a torch
-render's time goes. A thin wrapper over :mod:`explorer.bench` and :mod:`explorer.render_profile`, which it sits above
-(the profile reuses the benchmark's corpus and configurations)."""
+render's time goes. A thin wrapper over :mod:`explorer.bench` and :mod:`explorer.app.timing`."""
 
 from __future__ import annotations
 
@@ -9,25 +8,27 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from explorer import bench, render_profile
-
 __all__ = ["register"]
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    if args.app_worker:
-        print(json.dumps(bench.time_app_page(args.app_worker)))
+    if args.app_worker or args.what == "app":
+        from explorer.app import timing  # Streamlit loads only for the app's benchmark
+
+        if args.app_worker:
+            print(json.dumps(timing.time_app_page(args.app_worker)))
+        else:
+            report = timing.run_app_benchmark()
+            print(json.dumps(report, indent=2) if args.json else timing.format_app_report(report))
         return
-    if args.what == "app":
-        report = bench.run_app_benchmark()
-        print(json.dumps(report, indent=2) if args.json else bench.format_app_report(report))
-        return
+    from explorer.bench import render_profile, speed  # torch, the engines and the meters load only for a benchmark
+
     if args.worker:
         renders = Path(args.renders) if args.renders else None
-        print(json.dumps(asdict(bench.run_worker(args.worker, renders, args.repeat))))
+        print(json.dumps(asdict(speed.run_worker(args.worker, renders, args.repeat))))
         return
     if args.compare:
-        turns = bench.compare_speed(args.compare.split(","))
+        turns = speed.compare_speed(args.compare.split(","))
         print(json.dumps({name: asdict(config_turns) for name, config_turns in turns.items()}))
         return
     names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
@@ -36,8 +37,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         print(json.dumps([asdict(profile) for profile in profiles], indent=2) if args.json
               else "\n\n".join(render_profile.format_profile(profile) for profile in profiles))
         return
-    report = bench.run_benchmarks(quality=args.what in ("quality", "all"), names=names)
-    print(json.dumps(report, indent=2) if args.json else bench.format_report(report))
+    report = speed.run_benchmarks(quality=args.what in ("quality", "all"), names=names)
+    print(json.dumps(report, indent=2) if args.json else speed.format_report(report))
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "row_trajectory_chart",
     "save_chart",
     "selected_voice_names",
+    "sweep_chart",
     "tsne_chart",
 ]
 
@@ -89,6 +90,9 @@ COLOR_FIELDS = ("language", "gender", "group")
 PACK_ROW_STEP = 5
 """Rows averaged into one heatmap row of a voicepack: 510 rows become 102 bins of 5 rows (26,112 cells)."""
 SAVE_FORMATS = (".png", ".svg", ".html", ".json")
+SWEEP_MEASURES = {"wer": "word error rate", "similarity_to_start": "similarity to start",
+                  "similarity_to_end": "similarity to end"}
+"""The sweep chart's measures: column of a sweep's table -> legend label."""
 
 _GENDERS = ("female", "male", "unknown")
 _COLOR_SCALES = {
@@ -891,3 +895,29 @@ def save_chart(chart: AnyChart, path: Path | str, *, scale: float = 2.0) -> Path
     """
     path = Path(path)
     return atomic_write_bytes(path, chart_bytes(chart, path.suffix, scale=scale))
+
+
+def sweep_chart(table: pd.DataFrame, axis: str) -> alt.Chart:
+    """Return word error rate and similarity to the start and end voices against the amount (lines with points).
+
+    Args:
+        table: a sweep's table (``explorer.sweep.SweepResult.table``): amount, transcript and the measures.
+        axis: what was swept, in words (the x axis title).
+
+    Measures that could not run (None) are left out, so the chart is empty when no meter could run
+    (``SweepResult.measured`` says so beforehand).
+    """
+    long = table.melt(id_vars=["amount", "transcript"], value_vars=list(SWEEP_MEASURES),
+                      var_name="measure", value_name="value").dropna(subset=["value"])
+    long["measure"] = long["measure"].map(SWEEP_MEASURES)
+    return (
+        alt.Chart(long)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("amount:Q", title=axis),
+            y=alt.Y("value:Q", title="Word error rate / similarity"),
+            color=alt.Color("measure:N", title="Measure", scale=alt.Scale(domain=list(SWEEP_MEASURES.values()))),
+            tooltip=["amount:Q", "measure:N", alt.Tooltip("value:Q", format=".3f"), "transcript:N"],
+        )
+        .properties(height=280, title="Where the edit stops being speech")
+    )

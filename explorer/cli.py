@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from explorer import bench_cli, synth_cli
 from explorer.errors import ExplorerError, printable
 from explorer.paths import check_output
 
@@ -107,16 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
     architecture.set_defaults(handler=_cmd_architecture)
 
     _add_voices_parser(commands)
-    for register in _extra_commands():
+    for register in (synth_cli.register, bench_cli.register):  # commands whose modules register themselves
         register(commands)
     return parser
-
-
-def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    """Commands whose modules register themselves: synthesis, mixing and benchmarks."""
-    from explorer import bench_cli, synth_cli
-
-    return [synth_cli.register, bench_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,17 +20,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from explorer.audio import SAMPLE_RATE, wav_bytes
+from explorer.engines import CONTEXT_TOKENS, Engine, load_engine, load_vocab
 from explorer.errors import SynthesisError
 from explorer.g2p import Chunk, ChunkPlan, chunk_phonemes, chunk_text
 from explorer.paths import atomic_write_bytes, check_output
-
-if TYPE_CHECKING:
-    from explorer.engines import Engine
 
 __all__ = [
     "EDGE_KEEP_SECONDS",
@@ -188,8 +185,6 @@ def prepare(
     if (text is None) == (phonemes is None):
         raise SynthesisError("Give either text or phonemes to speak, not both and not neither.")
     if engine is None:
-        from explorer.engines import CONTEXT_TOKENS, load_vocab
-
         vocab, context_tokens = load_vocab(), CONTEXT_TOKENS
     else:
         vocab, context_tokens = engine.vocab, engine.context_tokens
@@ -383,6 +378,4 @@ def _resolve(engine: Engine | None) -> Engine:
 @functools.lru_cache(maxsize=1)
 def _auto_engine() -> Engine:
     """The ``auto`` engine, loaded once per process: a notebook calling ``synthesize`` again reuses the model."""
-    from explorer.engines import load_engine
-
     return load_engine("auto")

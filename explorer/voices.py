@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.errors import VoiceError, shown
+from explorer.hub import hub_snapshot
 from explorer.paths import VOICES_DIR, atomic_write_bytes
 
 __all__ = [
@@ -76,14 +77,9 @@ Checked from the file's pickle before any tensor exists. A few kilobytes of pick
 or expand one stored value to a billion; a real voice file never needs more than twice the file cap.
 """
 MAX_PACK_VALUE = 32.0
-"""Largest magnitude a voicepack value may have.
-
-The stock voices lie within about ±3.2; ten times that is accepted, so edited and extrapolated voices load and can be
-studied. Anything beyond is refused: no mix or edit of real voices gets there, and such values have crashed native
-analysis code (scikit-learn's t-SNE) outright. It is a safety bound, not a speech bound: measured with the offline
-int8 model, stock voices scaled x1.5 are still understood (word error rate 0-0.33) and scaled x2 are not, and no pack
-near ±32 renders speech (NaN, silence or noise far beyond full scale, which the engines refuse: ``NoSoundError``).
-"""
+"""Largest magnitude a voicepack value may have: ten times the stock voices' ±3.2, so edited voices load, while values
+that crashed scikit-learn's t-SNE are refused. A safety bound, not a speech bound (stock voices scaled x2 are no
+longer understood; nothing near ±32 renders speech)."""
 _MAX_ZIP_RECORDS = 1000
 """Most records a ``.npz`` or ``.pt`` archive may list: 200 voices need about 210."""
 _MAX_PICKLE_BYTES = 2**20
@@ -774,8 +770,6 @@ def load_hub(repo_id: str = DEFAULT_HUB_REPO) -> VoiceSet:
         ...     print("not available")
         not available
     """
-    from explorer.hub import hub_snapshot
-
     snapshot = hub_snapshot(repo_id, ["voices/*.pt"])
     # huggingface_hub links each snapshot file to its blob in the same cache: links a voice folder refuses, made by
     # the cache itself, so they are followed here.

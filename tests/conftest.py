@@ -61,6 +61,28 @@ def bundled_voices():
     return load_bundled()
 
 
+@pytest.fixture(scope="session")
+def stock_context(bundled_voices):
+    """PCA axes and centroids of the 54 bundled voices: the reference every recipe is applied against."""
+    from explorer.recipe import RecipeContext
+
+    return RecipeContext.from_voices(bundled_voices)
+
+
+def full_lab_state():
+    """A Voice Lab state using every part the Lab can show."""
+    from explorer.app.state import LabState
+    from explorer.recipe import CentroidAxis, Component, DimEdit, Mix
+
+    return LabState(
+        Mix((Component("af_heart", 2.0, 1.0), Component("bm_george", 1.0, 3.0))),
+        "prosody",
+        ((0, 1.5), (3, -2.0)),
+        CentroidAxis("gender", "male", "female", 0.5),
+        (DimEdit.single("zero", 7), DimEdit.half("scale", "prosody", 1.1)),
+    )
+
+
 # --- synthesis engines (explorer.engines) ----------------------------------------------------------------------------
 
 

@@ -16,11 +16,13 @@ import pytest
 import explorer
 
 PACKAGE = Path(explorer.__file__).resolve().parent
-MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in {"__init__", "__main__"})
+MODULES = sorted(".".join(path.relative_to(PACKAGE).with_suffix("").parts) for path in PACKAGE.rglob("*.py")
+                 if path.stem not in {"__init__", "__main__"})
+"""Every module, subpackages' included, by its name under ``explorer`` (``engines.base``)."""
 
 
 def module_tree(module: str) -> ast.Module:
-    return ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    return ast.parse(PACKAGE.joinpath(*module.split(".")).with_suffix(".py").read_text(encoding="utf-8"))
 
 
 def declared_all(tree: ast.Module) -> list[str] | None:

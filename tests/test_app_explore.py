@@ -23,7 +23,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from explorer import analysis as analysis_module
-from explorer import ui
+from explorer.app import ui
 from explorer.analysis import LAYERS, layer_slice, nearest_voices
 from explorer.engines import SharedEngines
 from explorer.recipe import Recipe
@@ -398,13 +398,14 @@ def test_the_row_choice_is_shared_by_every_analysis_page(bundled_voices, analyse
 def tiny_build(monkeypatch, tiny_kmodel):
     """Make the page build the small test model (the real one takes several seconds), still reading weight files."""
     from explorer import architecture
+    from explorer.engines.model import read_weights
 
     calls = []
 
     def build_model(config=None, weights=None):
         calls.append(weights)
         if weights is not None:
-            architecture.read_weights(weights)
+            read_weights(weights)
         return tiny_kmodel
 
     monkeypatch.setattr(architecture, "build_model", build_model)

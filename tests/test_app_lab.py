@@ -22,7 +22,8 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from explorer import lab, meters, ui
+from explorer import meters
+from explorer.app import listen, state, ui
 from explorer.audio import SAMPLE_RATE, read_wav
 from explorer.engines import Engine, load_vocab
 from explorer.recipe import CentroidMove, Component, DimEdit, Mix, PCAStep, Recipe, RecipeContext, apply_recipe
@@ -174,7 +175,7 @@ def test_moving_a_pca_slider_changes_the_recipe_and_moves_the_map_marker():
     """A person drags the decoder PC1 slider: the recipe gains the step and the cross moves right on the map."""
     at = open_page("pages/listen/lab.py")
     before_token, (x_before, y_before) = at.session_state["recipe_token"], marker(at)
-    at.slider(key=lab.pca_key("decoder", 0)).set_value(2.0)
+    at.slider(key=state.pca_key("decoder", 0)).set_value(2.0)
     rerun(at)
     assert at.session_state["recipe_token"] != before_token
     assert Recipe.from_token(at.session_state["recipe_token"]).edits == (PCAStep("decoder", 0, 2.0),)
@@ -189,14 +190,14 @@ def test_choosing_a_centroid_target_changes_the_pack():
     """A person moves the voice halfway toward a centroid, then picks another centroid: the pack follows."""
     at = open_page("pages/listen/lab.py")
     unedited = current_pack(at)
-    at.radio(key=lab.CENTROID_MODE).set_value("toward")
+    at.radio(key=state.CENTROID_MODE).set_value("toward")
     rerun(at)
-    at.slider(key=lab.CENTROID_AMOUNT).set_value(0.5)
+    at.slider(key=state.CENTROID_AMOUNT).set_value(0.5)
     rerun(at)
     toward_first = current_pack(at)
     assert not np.allclose(toward_first, unedited)
-    other = at.selectbox(key=lab.CENTROID_KEY).options[-1]
-    at.selectbox(key=lab.CENTROID_KEY).set_value(other)
+    other = at.selectbox(key=state.CENTROID_KEY).options[-1]
+    at.selectbox(key=state.CENTROID_KEY).set_value(other)
     rerun(at)
     assert Recipe.from_token(at.session_state["recipe_token"]).edits == (CentroidMove("gender", other, 0.5),)
     assert not np.allclose(current_pack(at), toward_first)
@@ -220,7 +221,7 @@ def test_a_dim_edit_is_added_and_removed():
 def test_the_export_downloads_load_back_as_the_lab_voice(media):
     """A person exports the edited voice: the .pt and .npz hold [510, 1, 256] packs equal to it, with the recipe."""
     at = open_page("pages/listen/lab.py")
-    at.slider(key=lab.pca_key("decoder", 1)).set_value(-1.5)
+    at.slider(key=state.pca_key("decoder", 1)).set_value(-1.5)
     rerun(at)
     pack = current_pack(at)
     buttons = {button.key: button for button in at.download_button}
@@ -274,11 +275,11 @@ def test_a_recipe_in_the_query_string_is_restored_into_the_widgets():
                     (PCAStep("prosody", 1, -1.5), CentroidMove("gender", "male", 0.25), DimEdit.single("zero", 3)))
     at = open_page("pages/listen/lab.py", {"recipe": recipe.to_token()})
     assert Recipe.from_token(at.session_state["recipe_token"]) == recipe
-    assert at.multiselect(key=lab.MIX_VOICES).value == ["bf_emma", "am_adam"]
-    assert at.number_input(key=lab.prosody_key("bf_emma")).value == 0.0
-    assert at.selectbox(key=lab.PCA_LAYER).value == "prosody"
-    assert at.slider(key=lab.pca_key("prosody", 1)).value == -1.5
-    assert at.slider(key=lab.CENTROID_AMOUNT).value == 0.25
+    assert at.multiselect(key=state.MIX_VOICES).value == ["bf_emma", "am_adam"]
+    assert at.number_input(key=state.prosody_key("bf_emma")).value == 0.0
+    assert at.selectbox(key=state.PCA_LAYER).value == "prosody"
+    assert at.slider(key=state.pca_key("prosody", 1)).value == -1.5
+    assert at.slider(key=state.CENTROID_AMOUNT).value == 0.25
     assert not at.warning
 
 
@@ -305,7 +306,7 @@ def test_a_hostile_query_string_gives_a_warning_and_the_default_voice(token):
 def test_voices_picked_on_the_map_become_the_lab_mix():
     """A person picks voices on the Map and opens the Lab: the mix is those voices, the edits stay."""
     at = open_page("pages/listen/lab.py")
-    at.slider(key=lab.pca_key("decoder", 0)).set_value(1.0)
+    at.slider(key=state.pca_key("decoder", 0)).set_value(1.0)
     rerun(at)
     at.session_state["lab_voices"] = ("bf_emma", "bm_george")
     rerun(at)
@@ -351,7 +352,7 @@ def test_ab_renders_both_sides_with_meters_and_the_difference_heatmap(media):
 def test_ab_side_b_plays_the_lab_recipe_once_there_is_one():
     """A person shapes a voice in the Lab, then opens A/B: side B is that recipe."""
     at = open_page("pages/listen/lab.py")
-    at.slider(key=lab.pca_key("decoder", 0)).set_value(3.0)
+    at.slider(key=state.pca_key("decoder", 0)).set_value(3.0)
     rerun(at)
     token = at.session_state["recipe_token"]
     at.switch_page("pages/listen/ab.py")
@@ -383,7 +384,7 @@ def test_blind_mode_plays_a_hidden_x_and_records_the_listeners_choice():
     assert at.session_state["blind_tally"] == {"trials": 0, "correct": 0}
     at.button(key="ab_choose_A").click()
     rerun(at)
-    truth = lab.draw_trial(7, 0).x_is
+    truth = listen.draw_trial(7, 0).x_is
     assert at.session_state["blind_tally"] == {"trials": 1, "correct": int(truth == "A")}
     assert any(f"X was {truth}" in message.value for message in [*at.success, *at.error])
     assert any("1 of 1 correct" in c.value or "0 of 1 correct" in c.value for c in at.caption)

@@ -4,7 +4,7 @@
 each session's script in its own thread. Engines serialise their model calls with a lock (``Engine.render``):
 concurrent calls would only fight over the same two cores, and kokoro's vocoder draws from torch's global random
 generator; validation, the vocab and the G2P (behind its own lock) are shared read-only. ``test_engines.py`` proves
-one model call at a time; here eight threads go through the app's own path (``lab.synthesize_cached``) and must each
+one model call at a time; here eight threads go through the app's own path (``listen.synthesize_cached``) and must each
 get their own voice, with the cache's byte bound holding throughout. The same with eight browser sessions on a real
 server is ``tests/e2e/test_many_listeners.py``.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import lab
+from explorer.app import listen
 from explorer.audio import AudioCache, audio_cache_key
 from explorer.recipe import CentroidAxis, CentroidMove, DimEdit, PCAStep, Recipe, RecipeContext, apply_recipe
 from explorer.synth import FIRST_CHUNK_PHONEMES, prepare, synthesize
@@ -92,21 +92,21 @@ def test_eight_threads_sharing_one_engine_and_cache_each_get_their_own_render(
     chunks = [chunk.phonemes for chunk in prepare(TEXT, engine=engine, **APP_CHUNKING).chunks]
     one_render = synthesize(TEXT, style=packs[names[0]], engine=engine, **APP_CHUNKING).audio.nbytes
     cache = AudioCache(int(2.5 * one_render))  # room for two renders: eviction happens all the time
-    results: dict[str, list[lab.Render]] = {name: [] for name in names}
+    results: dict[str, list[listen.Render]] = {name: [] for name in names}
     most_bytes, watching = [0], threading.Event()
 
     def watch() -> None:
         while not watching.wait(0.002):
             most_bytes[0] = max(most_bytes[0], cache.stats().bytes)
 
-    def listen(name: str) -> None:
+    def listener(name: str) -> None:
         for _ in range(2):
-            results[name].append(lab.synthesize_cached(TEXT, style=packs[name], engine=engine, cache=cache))
+            results[name].append(listen.synthesize_cached(TEXT, style=packs[name], engine=engine, cache=cache))
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        errors = run_together(listen, names)
+        errors = run_together(listener, names)
     finally:
         watching.set()
         watcher.join()

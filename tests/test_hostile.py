@@ -44,7 +44,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
-from explorer import engines, lab, meters, ui
+from explorer import engines, meters
+from explorer.app import listen, state, ui
 from explorer.engines import model_files
 from explorer.analysis import analyze, pca, summary_vectors, tsne
 from explorer.audio import AudioCache
@@ -805,7 +806,7 @@ def stock_context(bundled_voices):
                                                 max_size=300)))
 def test_the_lab_restores_any_link_text_as_a_recipe_or_the_defaults_with_a_warning(stock_context, text):
     voices, context = stock_context
-    restored = lab.restore(text, voices, context, ("af_heart",))
+    restored = state.restore(text, voices, context, ("af_heart",))
     if restored.warning is None:
         assert not text or restored.recipe == Recipe.from_token(text)
     else:
@@ -819,7 +820,7 @@ def test_the_lab_restores_any_link_text_as_a_recipe_or_the_defaults_with_a_warni
 def test_an_impossible_speed_is_a_synthesis_error_and_caches_nothing(tiny_torch_engine, speed):
     cache = AudioCache(2**20)
     with pytest.raises(SynthesisError, match="[Ss]peed"):
-        lab.synthesize_cached("Hi.", style=pack(), engine=tiny_torch_engine, cache=cache, speed=speed)
+        listen.synthesize_cached("Hi.", style=pack(), engine=tiny_torch_engine, cache=cache, speed=speed)
     assert len(cache) == 0
 
 
@@ -1068,11 +1069,11 @@ def test_markup_in_a_pasted_ab_recipe_string_is_shown_as_text(app):
 def test_zero_weights_in_the_lab_say_why_and_the_lab_recovers(app):
     """A person sets the only voice's timbre weight to 0: the readouts say a half has no weight; 1 brings it back."""
     at = app(LAB_PAGE)
-    at.number_input(key=lab.decoder_key("af_heart")).set_value(0.0)
+    at.number_input(key=state.decoder_key("af_heart")).set_value(0.0)
     rerun(at)
     (error,) = at.error
     assert "decoder weight" in shown(error.value)
-    at.number_input(key=lab.decoder_key("af_heart")).set_value(1.0)
+    at.number_input(key=state.decoder_key("af_heart")).set_value(1.0)
     rerun(at)
     assert not at.error and at.code[0].value == "voice af_heart"
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import synth, ui
+from explorer import synth
+from explorer.app import ui
 from explorer.cli import main
 from explorer.engines import Engine, load_vocab
 from explorer.errors import ExplorerError, ModelFilesError, RecipeError, SynthesisError
@@ -64,7 +65,8 @@ def no_engine_load(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the engine was loaded before the input was checked")
 
-    monkeypatch.setattr("explorer.engines.load_engine", refuse)
+    monkeypatch.setattr("explorer.engines.load_engine", refuse)  # where the command line looks it up
+    monkeypatch.setattr("explorer.synth.load_engine", refuse)  # where explorer.synthesize looks it up
 
 
 # --- recipe bounds ---------------------------------------------------------------------------------------------------

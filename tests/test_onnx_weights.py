@@ -12,7 +12,12 @@ import pytest
 import torch
 
 from explorer.engines import onnx_weights
-from explorer.engines.onnx_weights import UNEXPORTED, imported_weights, imported_weights_path, kmodel_state_from_onnx
+from explorer.engines.onnx_weights import (
+    UNEXPORTED,
+    imported_weights,
+    imported_weights_path,
+    kmodel_state_from_onnx,
+)
 from explorer.errors import ModelFilesError
 
 HELLO = "həlˈO wˈɜːld, ðɪs ɪz ɐ tˈɛst."  # misaki's espeak G2P for "Hello world, this is a test."

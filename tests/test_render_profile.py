@@ -1,4 +1,4 @@
-"""Specification of explorer.render_profile: which parts of a torch render it times, how it counts convolution
+"""Specification of explorer.bench.render_profile: which parts of a torch render it times, how it counts convolution
 operations, and that profiling leaves the engine as it found it.
 
 The profile reports figures and never asserts them; these tests check its behaviour on the tiny random-weight torch
@@ -17,12 +17,12 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from explorer import render_profile
+from explorer.bench import render_profile
 from explorer.audio import SAMPLE_RATE
 from explorer.cli import main
 from explorer.engines import TorchEngine
 from explorer.errors import SynthesisError
-from explorer.render_profile import (
+from explorer.bench.render_profile import (
     REST,
     RenderProfile,
     RenderTimer,

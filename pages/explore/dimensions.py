@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, ui
+from explorer import charts
+from explorer.app import state, ui
 
 st.title("Dimensions")
-row = ui.analysis_row("dimensions")
+row = ui.analysis_row(state.DIMENSIONS_ROW)
 voices = ui.session_voices()
 analysis = ui.voice_analysis(voices, row)
 ui.analysis_caption(row)

@@ -3,11 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, ui
+from explorer import charts
+from explorer.app import state, ui
 from explorer.analysis import CENTROID_KINDS, LAYER_MEANING, LAYERS, layer_slice, nearest_voices
 
 st.title("Groups and neighbours")
-row = ui.analysis_row("groups")
+row = ui.analysis_row(state.GROUPS_ROW)
 voices = ui.session_voices()
 analysis = ui.voice_analysis(voices, row)
 ui.analysis_caption(row)
@@ -15,7 +16,7 @@ ui.analysis_caption(row)
 # --- centroids -------------------------------------------------------------------------------------------------------
 st.subheader("Centroids")
 kind = st.radio(
-    "Group voices by", CENTROID_KINDS, key="groups_kind", horizontal=True,
+    "Group voices by", CENTROID_KINDS, key=state.GROUPS_KIND, horizontal=True,
     format_func=lambda k: {"group": "group (name prefix, e.g. bf)", "language": "language", "gender": "gender"}[k],
 )
 ui.show_chart(charts.centroid_distance_chart(analysis, kind))
@@ -50,13 +51,13 @@ ui.show_chart(charts.group_distance_heatmap(analysis))
 st.subheader("Nearest neighbours")
 voice_column, layer_column, k_column = st.columns([2, 2, 1])
 names = analysis.names
-default = names.index(ui.DEFAULT_VOICE) if ui.DEFAULT_VOICE in names else 0
-name = voice_column.selectbox("Voice", names, index=default, key="groups_voice")
+default = names.index(state.DEFAULT_VOICE) if state.DEFAULT_VOICE in names else 0
+name = voice_column.selectbox("Voice", names, index=default, key=state.GROUPS_VOICE)
 layer = layer_column.selectbox(
-    "Dims", tuple(LAYERS), key="groups_layer", format_func=lambda n: f"{n} ({LAYER_MEANING[n]})"
+    "Dims", tuple(LAYERS), key=state.GROUPS_LAYER, format_func=lambda n: f"{n} ({LAYER_MEANING[n]})"
 )
 k = k_column.number_input("How many", min_value=1, max_value=len(names) - 1, value=min(5, len(names) - 1),
-                          key="groups_k")
+                          key=state.GROUPS_K)
 vectors = analysis.vectors[:, layer_slice(layer)]
 target = vectors[names.index(name)]
 others = [n for n in names if n != name]

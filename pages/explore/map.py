@@ -3,25 +3,27 @@
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, ui
+from explorer import charts
+from explorer.app import state, ui
 from explorer.analysis import LAYER_MEANING, LAYERS, summary_vectors
 from explorer.errors import ExplorerError
-from explorer.lab import LabState
+from explorer.app.state import LabState
 from explorer.recipe import Recipe, apply_recipe
 
 st.title("Voice map")
-row = ui.analysis_row("map")
+row = ui.analysis_row(state.MAP_ROW)
 voices = ui.session_voices()
 analysis = ui.voice_analysis(voices, row)
 ui.analysis_caption(row)
 
 method_column, layer_column, x_column, y_column, color_column = st.columns([1.2, 1.4, 1, 1, 1])
-method = method_column.radio("Projection", ("PCA", "t-SNE"), key="map_method", horizontal=True)
+method = method_column.radio("Projection", ("PCA", "t-SNE"), key=state.MAP_METHOD, horizontal=True)
 layer = layer_column.selectbox(
-    "Layer", tuple(LAYERS), key="map_layer", format_func=lambda name: f"{name} ({LAYER_MEANING[name].split(',')[0]})",
+    "Layer", tuple(LAYERS), key=state.MAP_LAYER,
+    format_func=lambda name: f"{name} ({LAYER_MEANING[name].split(',')[0]})",
     help="decoder: dims 0-127 (timbre); prosody: dims 128-255 (rhythm, pitch, duration); both: all 256.",
 )
-color_by = color_column.selectbox("Colour by", charts.COLOR_FIELDS, key="map_color")
+color_by = color_column.selectbox("Colour by", charts.COLOR_FIELDS, key=state.MAP_COLOR)
 
 if method == "PCA":
     ratio = analysis.pca[layer].explained_variance_ratio
@@ -30,15 +32,15 @@ if method == "PCA":
     def label(component: int) -> str:
         return f"PC{component} ({ratio[component - 1]:.1%})"
 
-    x_component = x_column.selectbox("x axis", components, index=0, key="map_x", format_func=label)
-    y_component = y_column.selectbox("y axis", components, index=1, key="map_y", format_func=label)
+    x_component = x_column.selectbox("x axis", components, index=0, key=state.MAP_X, format_func=label)
+    y_component = y_column.selectbox("y axis", components, index=1, key=state.MAP_Y, format_func=label)
 
     # The Lab's current voice, projected into the same space as its own marker.
     markers = []
-    token = st.session_state.get("recipe_token")
+    token = st.session_state.get(state.RECIPE_TOKEN)
     try:
         recipe = (Recipe.from_token(token) if token
-                  else LabState.default(st.session_state["lab_voices"], voices).to_recipe())
+                  else LabState.default(st.session_state[state.LAB_VOICES], voices).to_recipe())
         pack = apply_recipe(recipe, voices, context=ui.recipe_context())
         markers.append(charts.Marker("Lab voice", summary_vectors(pack[None], row)[0]))
     except ExplorerError as error:
@@ -52,15 +54,15 @@ else:
 
 map_column, side_column = st.columns([3, 1])
 with map_column:
-    event = ui.show_chart(chart, on_select="rerun", key="map_chart")
+    event = ui.show_chart(chart, on_select="rerun", key=state.MAP_CHART)
 picked = charts.selected_voice_names(event, chart)
 if picked:
-    st.session_state["lab_voices"] = tuple(picked)
+    st.session_state[state.LAB_VOICES] = tuple(picked)
 with side_column:
-    in_lab = st.session_state.get("lab_voices", ())
+    in_lab = st.session_state.get(state.LAB_VOICES, ())
     st.markdown("**Picked for the Lab**" if picked else "**In the Lab**")
     st.markdown(ui.escape_markdown(", ".join(in_lab)) or "none")
-    if st.button("Open in Voice Lab", key="map_open_lab", type="primary", disabled=not in_lab):
+    if st.button("Open in Voice Lab", key=state.MAP_OPEN_LAB, type="primary", disabled=not in_lab):
         st.switch_page("pages/listen/lab.py")
     if method == "PCA":
         st.caption("Hover a voice for its name. Click a voice (shift-click for more) or drag a box to pick voices "

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from explorer import charts, ui
+from explorer import charts
+from explorer.app import state, ui
 from explorer.analysis import row_trajectory
 from explorer.audio import wav_bytes
 from explorer.errors import ExplorerError
-from explorer.lab import synthesize_cached
 from explorer.voices import HUB_REPOS, SUPPORTED_SUFFIXES, load_bytes, load_hub
 
 st.title("Voices")
@@ -24,13 +24,13 @@ with st.expander("Add voices: upload packs or load a Hugging Face repo"):
             "Upload voicepacks",
             type=[suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES],
             accept_multiple_files=True,
-            key="voices_upload",
+            key=state.VOICES_UPLOAD,
             help="A .pt or .npy of shape [510, 1, 256] or [510, 256], a raw float32 .bin, or an .npz of several "
             "packs. The file name (or the npz entry) becomes the voice's name; a stock name replaces that voice.",
         )
         # Each file is read once per session: its outcome is remembered by file id, so reruns neither re-parse
         # nor re-add it.
-        outcomes = st.session_state.setdefault("voices_upload_outcomes", {})
+        outcomes = st.session_state.setdefault(state.VOICES_UPLOAD_OUTCOMES, {})
         for file in files or []:
             if file.file_id not in outcomes:
                 try:
@@ -42,15 +42,15 @@ with st.expander("Add voices: upload packs or load a Hugging Face repo"):
                 else:
                     ui.add_uploaded_voices(added)
                     outcomes[file.file_id] = tuple(voice.name for voice in added)
-                    st.session_state["voices_voice"] = added[0].name  # show what was just uploaded
+                    st.session_state[state.VOICES_VOICE] = added[0].name  # show what was just uploaded
             outcome = outcomes[file.file_id]
             if isinstance(outcome, ExplorerError):
                 ui.show_error(outcome)
             else:
                 st.success(f"Added from {ui.escape_markdown(file.name)}: {ui.escape_markdown(', '.join(outcome))}")
     with hub_column:
-        repo = st.selectbox("Hugging Face repo", HUB_REPOS, key="voices_hub_repo")
-        if st.button("Load from Hugging Face", key="voices_hub_load"):
+        repo = st.selectbox("Hugging Face repo", HUB_REPOS, key=state.VOICES_HUB_REPO)
+        if st.button("Load from Hugging Face", key=state.VOICES_HUB_LOAD):
             try:
                 with st.spinner(f"Fetching the voices of {repo}…"):
                     hub_voices = load_hub(repo)
@@ -67,7 +67,7 @@ table = voices.table()
 filters = st.columns(4)
 chosen = {
     column: filters[index].multiselect(
-        column.capitalize(), sorted(table[column].unique()), key=f"voices_filter_{column}", placeholder="all"
+        column.capitalize(), sorted(table[column].unique()), key=state.voices_filter_key(column), placeholder="all"
     )
     for index, column in enumerate(("language", "gender", "group", "source"))
 }
@@ -78,7 +78,7 @@ for column, values in chosen.items():
 picked = st.dataframe(
     shown.drop(columns=["language_code"]),
     hide_index=True,
-    key="voices_table",
+    key=state.VOICES_TABLE,
     on_select="rerun",
     selection_mode="single-row",
     column_config={"name": st.column_config.TextColumn("Voice", pinned=True)},
@@ -95,12 +95,12 @@ names = list(shown["name"])
 # A row clicked in the table picks that voice, once; the picker below stays free to choose another afterwards.
 rows = picked.selection.rows
 clicked = names[rows[0]] if rows and rows[0] < len(names) else None
-if clicked is not None and clicked != st.session_state.get("voices_clicked"):
-    st.session_state["voices_voice"] = clicked
-st.session_state["voices_clicked"] = clicked
-if st.session_state.get("voices_voice") not in names:
-    st.session_state["voices_voice"] = ui.DEFAULT_VOICE if ui.DEFAULT_VOICE in names else names[0]
-name = st.selectbox("Voice", names, key="voices_voice")
+if clicked is not None and clicked != st.session_state.get(state.VOICES_CLICKED):
+    st.session_state[state.VOICES_VOICE] = clicked
+st.session_state[state.VOICES_CLICKED] = clicked
+if st.session_state.get(state.VOICES_VOICE) not in names:
+    st.session_state[state.VOICES_VOICE] = state.DEFAULT_VOICE if state.DEFAULT_VOICE in names else names[0]
+name = st.selectbox("Voice", names, key=state.VOICES_VOICE)
 voice = voices[name]
 st.subheader(f"{ui.escape_markdown(name)}")
 st.caption(f"{ui.escape_markdown(voice.language)} · {voice.gender} · group {ui.escape_markdown(voice.group)} · "
@@ -108,20 +108,19 @@ st.caption(f"{ui.escape_markdown(voice.language)} · {voice.gender} · group {ui
 
 # Hear it: the sample text is shared with the other listening pages for the whole session. The player shows only
 # what was rendered for exactly the voice, text and settings now on screen.
-st.text_area("Sample text", height=80, **ui.shared_widget("sample_text", "voices_text"))
-request = (name, st.session_state["sample_text"], st.session_state["lang"], st.session_state["speed"],
-           st.session_state["engine_kind"])
-if st.button("▶ Hear it", key="voices_hear", type="primary"):
+st.text_area("Sample text", height=80, **ui.shared_widget(state.SAMPLE_TEXT, state.VOICES_TEXT))
+request = ui.speech_request()
+signature = request.signature(name)
+if st.button("▶ Hear it", key=state.VOICES_HEAR, type="primary"):
     try:
         with st.spinner(f"Speaking with {name}…"):
-            render = synthesize_cached(request[1], style=voice.pack, engine=ui.engine(), cache=ui.audio_cache(),
-                                       lang=request[2], speed=request[3])
-        st.session_state["voices_heard"] = (request, wav_bytes(render.audio, render.synthesis.sample_rate),
-                                            render.synthesis)
+            render = ui.speak(request, voice.pack)
+        st.session_state[state.VOICES_HEARD] = (signature, wav_bytes(render.audio, render.synthesis.sample_rate),
+                                                render.synthesis)
     except ExplorerError as error:
         ui.show_error(error)
-heard = st.session_state.get("voices_heard")
-if heard is not None and heard[0] == request:
+heard = st.session_state.get(state.VOICES_HEARD)
+if heard is not None and heard[0] == signature:
     _, wav, result = heard
     st.audio(wav, format="audio/wav")
     st.caption(

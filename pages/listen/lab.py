@@ -1,12 +1,14 @@
 """Voice Lab: mix voices, move along PCA axes and centroids, slice dims; hear, measure, export and share the result."""
 
+import dataclasses
 import uuid
 
 import pandas as pd
 import streamlit as st
 
-from explorer import lab, ui
+from explorer import charts, sweep
 from explorer.analysis import CENTROID_KINDS, LAYER_MEANING, LAYERS
+from explorer.app import listen, state, ui
 from explorer.audio import wav_bytes
 from explorer.charts import Marker, pca_scatter_chart
 from explorer.errors import ExplorerError
@@ -25,9 +27,6 @@ from explorer.recipe import (
 )
 from explorer.voices import STYLE_DIM
 
-ENGLISH = ("a", "b")
-"""The bundled recogniser knows English only: the word error rate is measured for these languages."""
-
 st.title("Voice Lab")
 st.caption(
     "Start from stock voices, then edit: mix them (with separate weights for timbre and prosody), step along the "
@@ -41,67 +40,67 @@ context = ui.recipe_context()
 
 def _restore() -> None:
     """Set the Lab's widgets from a shared link, from the session's recipe, or from voices picked on the Map."""
-    lab_voices = tuple(st.session_state["lab_voices"])
+    lab_voices = tuple(st.session_state[state.LAB_VOICES])
     query = st.query_params.get("recipe")
     restored = None
-    if query and query != st.session_state["recipe_token"]:
-        restored = lab.restore(query, voices, context, lab_voices)
-    elif lab.BASE_MODE not in st.session_state:
-        restored = lab.restore(st.session_state["recipe_token"], voices, context, lab_voices)
-    state = restored.state if restored else None
-    seen = st.session_state.get("lab_voices_seen")
+    if query and query != st.session_state[state.RECIPE_TOKEN]:
+        restored = state.restore(query, voices, context, lab_voices)
+    elif state.BASE_MODE not in st.session_state:
+        restored = state.restore(st.session_state[state.RECIPE_TOKEN], voices, context, lab_voices)
+    lab_state = restored.state if restored else None
+    seen = st.session_state.get(state.LAB_VOICES_SEEN)
     if seen is not None and seen != lab_voices:
         try:
-            state = (state or lab.LabState.from_widgets(st.session_state)).with_voices(lab_voices, voices)
+            lab_state = (lab_state or state.LabState.from_widgets(st.session_state)).with_voices(lab_voices, voices)
         except ExplorerError:
-            state = lab.LabState.default(lab_voices, voices)
-    st.session_state["lab_voices_seen"] = lab_voices
-    if state is not None:
-        st.session_state.update(state.widget_values())
+            lab_state = state.LabState.default(lab_voices, voices)
+    st.session_state[state.LAB_VOICES_SEEN] = lab_voices
+    if lab_state is not None:
+        st.session_state.update(lab_state.widget_values())
     if restored is not None and restored.warning:
         st.warning(ui.escape_markdown(restored.warning), icon=":material/warning:")
 
 
 def _picked_voices() -> None:
     """The Lab's voice picker and the Map's selection are one list: keep ``lab_voices`` in step."""
-    picked = tuple(st.session_state[lab.MIX_VOICES])
+    picked = tuple(st.session_state[state.MIX_VOICES])
     if picked:
-        st.session_state["lab_voices"] = picked
-        st.session_state["lab_voices_seen"] = picked
+        st.session_state[state.LAB_VOICES] = picked
+        st.session_state[state.LAB_VOICES_SEEN] = picked
 
 
 def _reset() -> None:
-    st.session_state.update(lab.LabState.default(st.session_state["lab_voices"], voices).widget_values())
+    st.session_state.update(state.LabState.default(st.session_state[state.LAB_VOICES], voices).widget_values())
 
 
 def _add_dim_edit() -> None:
-    state = st.session_state
+    values = st.session_state
     try:
-        edit = lab.dim_edit(state["lab_dim_op"], state["lab_dim_target"], dim=state["lab_dim_one"],
-                            dims=tuple(state["lab_dim_range"]), value=state["lab_dim_value"])
+        edit = state.dim_edit(values[state.LAB_DIM_OP], values[state.LAB_DIM_TARGET], dim=values[state.LAB_DIM_ONE],
+                              dims=tuple(values[state.LAB_DIM_RANGE]), value=values[state.LAB_DIM_VALUE])
     except ExplorerError as error:
-        state["lab_dim_error"] = error
+        values[state.LAB_DIM_ERROR] = error
         return
-    state["lab_dim_error"] = None
-    state[lab.EXTRA_EDITS] = (*state.get(lab.EXTRA_EDITS, ()), edit)
+    values[state.LAB_DIM_ERROR] = None
+    values[state.EXTRA_EDITS] = (*values.get(state.EXTRA_EDITS, ()), edit)
 
 
 def _remove_edit(index: int) -> None:
-    edits = list(st.session_state.get(lab.EXTRA_EDITS, ()))
+    edits = list(st.session_state.get(state.EXTRA_EDITS, ()))
     if 0 <= index < len(edits):
         del edits[index]
-    st.session_state[lab.EXTRA_EDITS] = tuple(edits)
+    st.session_state[state.EXTRA_EDITS] = tuple(edits)
 
 
 def _base_controls() -> None:
-    mode = st.radio("Start from", lab.BASE_MODES, key=lab.BASE_MODE, horizontal=True, persist_state="session",
+    mode = st.radio("Start from", state.BASE_MODES, key=state.BASE_MODE, horizontal=True, persist_state="session",
                     format_func={"mix": "a mix of voices", "interpolate": "between two voices"}.get)
     names = voices.names
     if mode == "mix":
-        current = list(st.session_state.get(lab.MIX_VOICES, ()))
+        current = list(st.session_state.get(state.MIX_VOICES, ()))
         if [n for n in current if n in voices] != current:
-            st.session_state[lab.MIX_VOICES] = [n for n in current if n in voices]
-        picked = st.multiselect("Voices", names, key=lab.MIX_VOICES, max_selections=MAX_COMPONENTS,
+            st.session_state[state.MIX_VOICES] = [n for n in current if n in voices]
+        picked = st.multiselect("Voices", names, key=state.MIX_VOICES, max_selections=MAX_COMPONENTS,
                                 on_change=_picked_voices, persist_state="session",
                                 help="Up to 8 voices. The Map's selection lands here too.")
         if picked:
@@ -109,116 +108,116 @@ def _base_controls() -> None:
             head[1].caption("timbre (decoder) weight")
             head[2].caption("prosody weight")
         for name in picked:
-            st.session_state.setdefault(lab.decoder_key(name), 1.0)
-            st.session_state.setdefault(lab.prosody_key(name), 1.0)
+            st.session_state.setdefault(state.decoder_key(name), 1.0)
+            st.session_state.setdefault(state.prosody_key(name), 1.0)
             row = st.columns([2, 1, 1], vertical_alignment="center")
             row[0].text(name)
-            row[1].number_input(f"Decoder weight of {name}", 0.0, MAX_WEIGHT, step=0.1, key=lab.decoder_key(name),
+            row[1].number_input(f"Decoder weight of {name}", 0.0, MAX_WEIGHT, step=0.1, key=state.decoder_key(name),
                                 label_visibility="collapsed", persist_state="session")
-            row[2].number_input(f"Prosody weight of {name}", 0.0, MAX_WEIGHT, step=0.1, key=lab.prosody_key(name),
+            row[2].number_input(f"Prosody weight of {name}", 0.0, MAX_WEIGHT, step=0.1, key=state.prosody_key(name),
                                 label_visibility="collapsed", persist_state="session")
         st.caption("Each half's weights are normalised to sum to 1: timbre of one voice with the prosody of another "
                    "is a decoder weight on the first and a prosody weight on the second.")
     else:
-        first = st.session_state.get(lab.MIX_VOICES) or list(st.session_state["lab_voices"])
-        st.session_state.setdefault(lab.INTERP_A, first[0] if first and first[0] in voices else names[0])
+        first = st.session_state.get(state.MIX_VOICES) or list(st.session_state[state.LAB_VOICES])
+        st.session_state.setdefault(state.INTERP_A, first[0] if first and first[0] in voices else names[0])
         other = [n for n in (first[1:] if first else []) if n in voices] or [n for n in names if n != names[0]]
-        st.session_state.setdefault(lab.INTERP_B, other[0] if other else names[0])
-        st.session_state.setdefault(lab.INTERP_T, 0.5)
+        st.session_state.setdefault(state.INTERP_B, other[0] if other else names[0])
+        st.session_state.setdefault(state.INTERP_T, 0.5)
         left, right = st.columns(2)
-        left.selectbox("Voice a (t = 0)", names, key=lab.INTERP_A, persist_state="session")
-        right.selectbox("Voice b (t = 1)", names, key=lab.INTERP_B, persist_state="session")
-        st.slider("t", float(T_RANGE[0]), float(T_RANGE[1]), step=0.05, key=lab.INTERP_T, persist_state="session",
+        left.selectbox("Voice a (t = 0)", names, key=state.INTERP_A, persist_state="session")
+        right.selectbox("Voice b (t = 1)", names, key=state.INTERP_B, persist_state="session")
+        st.slider("t", float(T_RANGE[0]), float(T_RANGE[1]), step=0.05, key=state.INTERP_T, persist_state="session",
                   help="0 is voice a, 1 is voice b; below 0 or above 1 extrapolates past them.")
-        st.radio("Method", METHODS, key=lab.INTERP_METHOD, horizontal=True, persist_state="session",
+        st.radio("Method", METHODS, key=state.INTERP_METHOD, horizontal=True, persist_state="session",
                  help="linear blends every value; slerp turns each half's direction along the great circle.")
 
 
 def _pca_controls() -> None:
-    layer = st.selectbox("Layer", tuple(LAYERS), key=lab.PCA_LAYER, persist_state="session",
+    layer = st.selectbox("Layer", tuple(LAYERS), key=state.PCA_LAYER, persist_state="session",
                          format_func=lambda name: f"{name}: {LAYER_MEANING[name]}")
     result = context.pca[layer]
     count = len(result.components)
-    chosen = list(st.session_state.get(lab.PCA_COMPONENTS, lab.DEFAULT_PCA_COMPONENTS))
-    if [c for c in chosen if 0 <= c < count] != chosen or lab.PCA_COMPONENTS not in st.session_state:
-        st.session_state[lab.PCA_COMPONENTS] = [c for c in chosen if 0 <= c < count]
+    chosen = list(st.session_state.get(state.PCA_COMPONENTS, state.DEFAULT_PCA_COMPONENTS))
+    if [c for c in chosen if 0 <= c < count] != chosen or state.PCA_COMPONENTS not in st.session_state:
+        st.session_state[state.PCA_COMPONENTS] = [c for c in chosen if 0 <= c < count]
     components = st.multiselect(
-        "Axes with a slider", list(range(count)), key=lab.PCA_COMPONENTS, persist_state="session",
+        "Axes with a slider", list(range(count)), key=state.PCA_COMPONENTS, persist_state="session",
         format_func=lambda c: f"PC{c + 1} ({result.explained_variance_ratio[c]:.0%})",
         help="Principal components of the stock voices' mean vectors on this layer, with the share of variance "
         "each explains.",
     )
     for component in sorted(components):
-        key = lab.pca_key(layer, component)
+        key = state.pca_key(layer, component)
         st.session_state.setdefault(key, 0.0)
-        st.slider(f"PC{component + 1}", -lab.PCA_SLIDER_LIMIT, lab.PCA_SLIDER_LIMIT, step=0.1, key=key,
+        st.slider(f"PC{component + 1}", -state.PCA_SLIDER_LIMIT, state.PCA_SLIDER_LIMIT, step=0.1, key=key,
                   format="%+.1f std", persist_state="session")
     st.caption(f"One step is one standard deviation of the stock voices along that axis; they lie within about ±3. "
                f"Recipes may go to ±{MAX_PCA_AMOUNT:g}.")
 
 
 def _centroid_controls() -> None:
-    mode = st.radio("Centroid move", lab.CENTROID_MODES, key=lab.CENTROID_MODE, horizontal=True,
+    mode = st.radio("Centroid move", state.CENTROID_MODES, key=state.CENTROID_MODE, horizontal=True,
                     persist_state="session",
                     format_func={"none": "off", "toward": "toward a centroid", "axis": "along an axis"}.get)
     if mode == "none":
         st.caption("Move the voice toward (or away from) the mean of a group, language or gender, or along the "
                    "axis from one such mean to another (male → female, American → British English).")
         return
-    st.session_state.setdefault(lab.CENTROID_KIND, "gender")
-    kind = st.selectbox("Centroids of", CENTROID_KINDS, key=lab.CENTROID_KIND, persist_state="session")
+    st.session_state.setdefault(state.CENTROID_KIND, "gender")
+    kind = st.selectbox("Centroids of", CENTROID_KINDS, key=state.CENTROID_KIND, persist_state="session")
     keys = context.centroid_keys(kind)
     if mode == "toward":
-        if st.session_state.get(lab.CENTROID_KEY) not in keys:
-            st.session_state[lab.CENTROID_KEY] = keys[0]
-        st.selectbox("Centroid", keys, key=lab.CENTROID_KEY, persist_state="session")
+        if st.session_state.get(state.CENTROID_KEY) not in keys:
+            st.session_state[state.CENTROID_KEY] = keys[0]
+        st.selectbox("Centroid", keys, key=state.CENTROID_KEY, persist_state="session")
         help_text = "1 lands on the centroid, 0.5 goes halfway, negative moves away from it."
     else:
-        start, end = lab.DEFAULT_AXES.get(kind, (keys[0], keys[-1]))
-        if st.session_state.get(lab.AXIS_FROM) not in keys:
-            st.session_state[lab.AXIS_FROM] = start if start in keys else keys[0]
-        if st.session_state.get(lab.AXIS_TO) not in keys:
-            st.session_state[lab.AXIS_TO] = end if end in keys else keys[-1]
+        start, end = state.DEFAULT_AXES.get(kind, (keys[0], keys[-1]))
+        if st.session_state.get(state.AXIS_FROM) not in keys:
+            st.session_state[state.AXIS_FROM] = start if start in keys else keys[0]
+        if st.session_state.get(state.AXIS_TO) not in keys:
+            st.session_state[state.AXIS_TO] = end if end in keys else keys[-1]
         left, right = st.columns(2)
-        left.selectbox("From", keys, key=lab.AXIS_FROM, persist_state="session")
-        right.selectbox("To", keys, key=lab.AXIS_TO, persist_state="session")
+        left.selectbox("From", keys, key=state.AXIS_FROM, persist_state="session")
+        right.selectbox("To", keys, key=state.AXIS_TO, persist_state="session")
         help_text = "1 moves the voice by the whole difference between the two centroids; negative goes the other way."
-    st.session_state.setdefault(lab.CENTROID_AMOUNT, 0.0)
-    st.slider("Amount", -MAX_CENTROID_AMOUNT, MAX_CENTROID_AMOUNT, step=0.05, key=lab.CENTROID_AMOUNT,
+    st.session_state.setdefault(state.CENTROID_AMOUNT, 0.0)
+    st.slider("Amount", -MAX_CENTROID_AMOUNT, MAX_CENTROID_AMOUNT, step=0.05, key=state.CENTROID_AMOUNT,
               persist_state="session", help=help_text)
 
 
 def _dims_controls() -> None:
     ops = st.columns([1, 2])
-    op = ops[0].selectbox("Operation", DIM_OPS, key="lab_dim_op", persist_state="session")
-    target = ops[1].radio("Dims", lab.DIM_TARGETS, key="lab_dim_target", horizontal=True, persist_state="session")
-    st.session_state.setdefault("lab_dim_one", 0)
-    st.session_state.setdefault("lab_dim_range", (0, 15))
-    st.session_state.setdefault("lab_dim_value", 0.0)
+    op = ops[0].selectbox("Operation", DIM_OPS, key=state.LAB_DIM_OP, persist_state="session")
+    target = ops[1].radio("Dims", state.DIM_TARGETS, key=state.LAB_DIM_TARGET, horizontal=True, persist_state="session")
+    st.session_state.setdefault(state.LAB_DIM_ONE, 0)
+    st.session_state.setdefault(state.LAB_DIM_RANGE, (0, 15))
+    st.session_state.setdefault(state.LAB_DIM_VALUE, 0.0)
     where, amount = st.columns(2)
     if target == "one dim":
-        where.number_input("Dim", 0, STYLE_DIM - 1, key="lab_dim_one", persist_state="session",
+        where.number_input("Dim", 0, STYLE_DIM - 1, key=state.LAB_DIM_ONE, persist_state="session",
                            help="0-127 condition the decoder (timbre), 128-255 the prosody predictor.")
     elif target == "range":
-        where.slider("Dims (both ends included)", 0, STYLE_DIM - 1, key="lab_dim_range", persist_state="session")
+        where.slider("Dims (both ends included)", 0, STYLE_DIM - 1, key=state.LAB_DIM_RANGE, persist_state="session")
     amount.number_input("Value" if op == "set" else "Offset" if op == "offset" else "Factor",
-                        -MAX_DIM_VALUE, MAX_DIM_VALUE, step=0.1, key="lab_dim_value", disabled=op == "zero",
+                        -MAX_DIM_VALUE, MAX_DIM_VALUE, step=0.1, key=state.LAB_DIM_VALUE, disabled=op == "zero",
                         persist_state="session")
-    st.button("Add this edit", key="lab_dim_add", on_click=_add_dim_edit)
-    error = st.session_state.get("lab_dim_error")
+    st.button("Add this edit", key=state.LAB_DIM_ADD, on_click=_add_dim_edit)
+    error = st.session_state.get(state.LAB_DIM_ERROR)
     if error is not None:
         ui.show_error(error)
-    edits = st.session_state.get(lab.EXTRA_EDITS, ())
+    edits = st.session_state.get(state.EXTRA_EDITS, ())
     if edits:
         st.caption("Applied after the sliders, in this order:")
     for index, edit in enumerate(edits):
         row = st.columns([5, 1], vertical_alignment="center")
         row[0].text(edit.describe())
-        row[1].button("Remove", key=f"lab_remove_{index}", on_click=_remove_edit, args=(index,))
+        row[1].button("Remove", key=state.edit_remove_key(index), on_click=_remove_edit, args=(index,))
 
 
 def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
-    readout = lab.readout(pack, voices, context)
+    readout = listen.readout(pack, voices, context)
     st.markdown("**Recipe**")
     st.code(describe(recipe), language=None)
     if readout.ood.out_of_distribution:
@@ -227,25 +226,21 @@ def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
         st.success(ui.escape_markdown(readout.ood.summary()))
     st.markdown("**Nearest stock voices** (cosine of mean vectors)")
     st.dataframe(pd.DataFrame(readout.nearest, columns=["voice", "cosine"]), hide_index=True,
-                 column_config={"cosine": st.column_config.NumberColumn(format="%.3f")}, key="lab_nearest")
+                 column_config={"cosine": st.column_config.NumberColumn(format="%.3f")}, key=state.LAB_NEAREST)
     shown = sorted(components)[:2] or [0]
     x, y = shown[0] + 1, (shown[1] + 1 if len(shown) > 1 else (2 if shown[0] != 1 else 1))
     chart = pca_scatter_chart(context.pca[layer], ui.bundled_voices(), x_component=x, y_component=y,
                               color_by="gender", markers=[Marker("Lab voice", readout.vector)], select=False)
-    ui.show_chart(chart, key="lab_map")
+    ui.show_chart(chart, key=state.LAB_MAP)
     st.caption("The pink cross is the Lab's voice on the axes you are sliding (the first two with a slider).")
 
 
 def _listen(recipe: Recipe, pack, token: str) -> None:
     st.subheader("Listen")
-    text_column, settings_column = st.columns([3, 1])
-    text = text_column.text_area("Sample text", key="sample_text", persist_state="session", height=80)
-    lang = settings_column.selectbox("Language", list(ui.LANGUAGE_CHOICES), key="lang", persist_state="session",
-                                     format_func=ui.LANGUAGE_CHOICES.get)
-    speed = settings_column.slider("Speed", 0.5, 2.0, step=0.05, key="speed", persist_state="session")
-    clicked = st.button("Synthesize", key="lab_synthesize", type="primary")
-    signature = (token, text, lang, speed, st.session_state["engine_kind"])
-    if not clicked and st.session_state.get("lab_rendered") != signature:
+    request = ui.speech_settings()
+    clicked = st.button("Synthesize", key=state.LAB_SYNTHESIZE, type="primary")
+    signature = request.signature(token)
+    if not clicked and not ui.rendered_before(state.LAB_RENDERED, signature):
         st.caption("Press Synthesize to hear this voice; what you have heard replays without rendering again.")
         return
     player, stream_box = st.empty(), st.empty().container()
@@ -258,12 +253,11 @@ def _listen(recipe: Recipe, pack, token: str) -> None:
     try:
         engine = ui.engine()
         with st.spinner("Speaking…"):
-            render = lab.synthesize_cached(text, style=pack, engine=engine, cache=ui.audio_cache(), lang=lang,
-                                           speed=speed, on_chunk=play if clicked else None)
+            render = ui.speak(request, pack, on_chunk=play if clicked else None, engine=engine)
     except ExplorerError as error:
         ui.show_error(error)
         return
-    st.session_state["lab_rendered"] = signature
+    st.session_state[state.LAB_RENDERED] = signature
     result = render.synthesis
     streamed = clicked and not render.cached and len(result.chunks) > 1
     player.audio(wav_bytes(result.audio, result.sample_rate), format="audio/wav", autoplay=clicked and not streamed)
@@ -277,17 +271,15 @@ def _listen(recipe: Recipe, pack, token: str) -> None:
     try:
         with st.spinner("Rendering the base voices to compare with…"):
             references = {
-                name: lab.synthesize_cached(text, style=voices[name].pack, engine=engine, cache=ui.audio_cache(),
-                                            lang=lang, speed=speed)
-                for name in recipe.voice_names
+                name: ui.speak(request, voices[name].pack, engine=engine) for name in recipe.voice_names
             }
-        measured = ui.render_meters(render, text if lang in ENGLISH else None, references)
+        measured = ui.render_meters(render, request.recognisable_text, references)
     except ExplorerError as error:
         ui.show_error(error)
         return
     st.markdown("**Meters**")
-    st.dataframe(lab.meters_table({"this voice": measured}), key="lab_meters")
-    if lang not in ENGLISH:
+    st.dataframe(listen.meters_table({"this voice": measured}), key=state.LAB_METERS)
+    if request.recognisable_text is None:
         st.caption("The word error rate needs English text: the bundled recogniser knows English only.")
     st.caption("\"Sounds like\" compares this render with renders of the base voices (resemblyzer similarity, "
                "1 = the same voice).")
@@ -295,10 +287,10 @@ def _listen(recipe: Recipe, pack, token: str) -> None:
 
 def _export(recipe: Recipe, pack, token: str) -> None:
     st.subheader("Export and share")
-    st.session_state.setdefault("lab_export_name", "lab_voice")
-    name = st.text_input("Voice name", key="lab_export_name", persist_state="session", max_chars=64)
+    st.session_state.setdefault(state.LAB_EXPORT_NAME, "lab_voice")
+    name = st.text_input("Voice name", key=state.LAB_EXPORT_NAME, persist_state="session", max_chars=64)
     try:
-        files = lab.export_files(pack, recipe, name)
+        files = listen.export_files(pack, recipe, name)
     except ExplorerError as error:
         ui.show_error(error)
     else:
@@ -308,12 +300,12 @@ def _export(recipe: Recipe, pack, token: str) -> None:
             column.download_button(
                 f"⬇ {suffix.upper()}" if suffix != "json" else "⬇ recipe JSON", build, file_name=filename,
                 mime="application/json" if suffix == "json" else "application/octet-stream",
-                key=f"lab_download_{suffix}", on_click="ignore",
+                key=state.download_key(suffix), on_click="ignore",
             )
         st.caption(".pt and .npz hold a [510, 1, 256] float32 pack, as kokoro's KPipeline and kokoro-onnx load "
                    "them; the JSON is the recipe that rebuilds it from the stock voices.")
     st.markdown("**Share link** (the recipe is in the URL; anyone with these voices hears the same voice)")
-    st.code(lab.share_url(st.context.url or "", token), language=None, wrap_lines=True)
+    st.code(listen.share_url(st.context.url or "", token), language=None, wrap_lines=True)
 
 
 @st.fragment
@@ -329,22 +321,22 @@ def _panel() -> None:
             _centroid_controls()
         with dims_tab:
             _dims_controls()
-        st.button("Reset the Lab", key="lab_reset", on_click=_reset,
+        st.button("Reset the Lab", key=state.LAB_RESET, on_click=_reset,
                   help="Back to an equal mix of the picked voices, with no edits.")
     try:
-        state = lab.LabState.from_widgets(st.session_state)
-        recipe = state.to_recipe()
+        lab_state = state.LabState.from_widgets(st.session_state)
+        recipe = lab_state.to_recipe()
         pack = apply_recipe(recipe, voices, context)
     except ExplorerError as error:
         with readouts:
             ui.show_error(error)
         return
     token = recipe.to_token()
-    st.session_state["recipe_token"] = token
+    st.session_state[state.RECIPE_TOKEN] = token
     if st.query_params.get("recipe") != token:
         st.query_params["recipe"] = token
     with readouts:
-        _readouts(recipe, pack, state.pca_layer, list(st.session_state.get(lab.PCA_COMPONENTS, [])))
+        _readouts(recipe, pack, lab_state.pca_layer, list(st.session_state.get(state.PCA_COMPONENTS, [])))
     st.divider()
     _listen(recipe, pack, token)
     st.divider()
@@ -352,27 +344,27 @@ def _panel() -> None:
 
 
 def _sweep_controls(recipe: Recipe):
-    axis = st.radio("Sweep along", lab.SWEEP_AXES, key="lab_sweep_axis", horizontal=True, persist_state="session")
+    axis = st.radio("Sweep along", sweep.SWEEP_AXES, key=state.LAB_SWEEP_AXIS, horizontal=True, persist_state="session")
     columns = st.columns(3)
     if axis == "PCA component":
-        layer = columns[0].selectbox("Layer", tuple(LAYERS), key="lab_sweep_layer", persist_state="session")
+        layer = columns[0].selectbox("Layer", tuple(LAYERS), key=state.LAB_SWEEP_LAYER, persist_state="session")
         count = len(context.pca[layer].components)
-        component = columns[1].selectbox("Component", list(range(count)), key="lab_sweep_component",
+        component = columns[1].selectbox("Component", list(range(count)), key=state.LAB_SWEEP_COMPONENT,
                                          format_func=lambda c: f"PC{c + 1}", persist_state="session")
         bounds, default = (-MAX_PCA_AMOUNT, MAX_PCA_AMOUNT), (-3.0, 3.0)
     elif axis in ("Centroid move", "Centroid axis"):
-        kind = columns[0].selectbox("Centroids of", CENTROID_KINDS, key="lab_sweep_kind", index=2,
+        kind = columns[0].selectbox("Centroids of", CENTROID_KINDS, key=state.LAB_SWEEP_KIND, index=2,
                                     persist_state="session")
         keys = context.centroid_keys(kind)
-        start, end = lab.DEFAULT_AXES.get(kind, (keys[0], keys[-1]))
+        start, end = state.DEFAULT_AXES.get(kind, (keys[0], keys[-1]))
         if axis == "Centroid move":
-            key = columns[1].selectbox("Centroid", keys, key=f"lab_sweep_key_{kind}", index=keys.index(end)
-                                       if end in keys else 0, persist_state="session")
+            key = columns[1].selectbox("Centroid", keys, key=state.sweep_centroid_key("key", kind),
+                                       index=keys.index(end) if end in keys else 0, persist_state="session")
             default = (0.0, 1.0)
         else:
-            from_key = columns[1].selectbox("From", keys, key=f"lab_sweep_from_{kind}",
+            from_key = columns[1].selectbox("From", keys, key=state.sweep_centroid_key("from", kind),
                                             index=keys.index(start) if start in keys else 0, persist_state="session")
-            to_key = columns[2].selectbox("To", keys, key=f"lab_sweep_to_{kind}",
+            to_key = columns[2].selectbox("To", keys, key=state.sweep_centroid_key("to", kind),
                                           index=keys.index(end) if end in keys else len(keys) - 1,
                                           persist_state="session")
             default = (-1.0, 1.0)
@@ -380,27 +372,27 @@ def _sweep_controls(recipe: Recipe):
     else:
         names = voices.names
         base = list(recipe.voice_names)
-        a = columns[0].selectbox("Voice a (t = 0)", names, key="lab_sweep_a", persist_state="session",
+        a = columns[0].selectbox("Voice a (t = 0)", names, key=state.LAB_SWEEP_A, persist_state="session",
                                  index=names.index(base[0]) if base and base[0] in names else 0)
         others = [n for n in names if n != a]
         b_default = next((n for n in base[1:] if n in others), others[0] if others else a)
-        b = columns[1].selectbox("Voice b (t = 1)", names, key="lab_sweep_b", persist_state="session",
+        b = columns[1].selectbox("Voice b (t = 1)", names, key=state.LAB_SWEEP_B, persist_state="session",
                                  index=names.index(b_default))
-        method = columns[2].radio("Method", METHODS, key="lab_sweep_method", horizontal=True,
+        method = columns[2].radio("Method", METHODS, key=state.LAB_SWEEP_METHOD, horizontal=True,
                                   persist_state="session")
         bounds, default = T_RANGE, (0.0, 1.0)
     low, high = st.slider("Amounts from … to …", float(bounds[0]), float(bounds[1]), value=default, step=0.1,
-                          key=f"lab_sweep_range_{lab.SWEEP_AXES.index(axis)}", persist_state="session")
-    steps = st.slider("Steps", lab.MIN_SWEEP_STEPS, lab.MAX_SWEEP_STEPS, value=5, key="lab_sweep_steps",
+                          key=state.sweep_range_key(axis), persist_state="session")
+    steps = st.slider("Steps", sweep.MIN_SWEEP_STEPS, sweep.MAX_SWEEP_STEPS, value=5, key=state.LAB_SWEEP_STEPS,
                       persist_state="session")
-    amounts = lab.sweep_amounts(low, high, steps)
+    amounts = sweep.sweep_amounts(low, high, steps)
     if axis == "PCA component":
-        return lab.pca_sweep(recipe, layer, component, amounts)
+        return sweep.pca_sweep(recipe, layer, component, amounts)
     if axis == "Centroid move":
-        return lab.centroid_sweep(recipe, kind, key, amounts)
+        return sweep.centroid_sweep(recipe, kind, key, amounts)
     if axis == "Centroid axis":
-        return lab.centroid_axis_sweep(recipe, kind, from_key, to_key, amounts)
-    return lab.interpolation_sweep(recipe, a, b, amounts, method)
+        return sweep.centroid_axis_sweep(recipe, kind, from_key, to_key, amounts)
+    return sweep.interpolation_sweep(recipe, a, b, amounts, method)
 
 
 @st.fragment
@@ -408,44 +400,43 @@ def _sweep() -> None:
     st.caption("Render one short sentence at several amounts along an axis, starting from the Lab's current voice, "
                "and plot the word error rate and the similarity to the start and end voices: where does the edit "
                "stop being speech, or stop being the voice?")
-    token = st.session_state.get("recipe_token")
+    token = st.session_state.get(state.RECIPE_TOKEN)
     try:
-        recipe = Recipe.from_token(token) if token else lab.LabState.default(st.session_state["lab_voices"],
+        recipe = Recipe.from_token(token) if token else state.LabState.default(st.session_state[state.LAB_VOICES],
                                                                                voices).to_recipe()
         plan = _sweep_controls(recipe)
     except ExplorerError as error:
         ui.show_error(error)
         return
-    text = st.text_input("Sentence", value=lab.SWEEP_TEXT, key="lab_sweep_text", persist_state="session")
-    if st.button(f"Run the sweep ({len(plan.steps)} renders)", key="lab_sweep_run"):
+    text = st.text_input("Sentence", value=sweep.SWEEP_TEXT, key=state.LAB_SWEEP_TEXT, persist_state="session")
+    if st.button(f"Run the sweep ({len(plan.steps)} renders)", key=state.LAB_SWEEP_RUN):
         bar = st.progress(0.0, text="Rendering…")
+        request = dataclasses.replace(ui.speech_request(), text=text)
         try:
             engine = ui.engine()
-            lang, speed = st.session_state["lang"], st.session_state["speed"]
 
             def render(pack):
-                return lab.synthesize_cached(text, style=pack, engine=engine, cache=ui.audio_cache(), lang=lang,
-                                             speed=speed).audio
+                return ui.speak(request, pack, engine=engine).audio
 
             with st.spinner("Measuring every step (speech recognition and voice similarity)…"):
-                st.session_state["lab_sweep_result"] = lab.run_sweep(
+                st.session_state[state.LAB_SWEEP_RESULT] = sweep.run_sweep(
                     plan, voices=voices, context=context, render=render, text=text,
                     progress=lambda done, what: bar.progress(done, text=what))
         except ExplorerError as error:
             ui.show_error(error)
         finally:
             bar.empty()
-    result = st.session_state.get("lab_sweep_result")
+    result = st.session_state.get(state.LAB_SWEEP_RESULT)
     if result is None:
         return
     if result.measured:
-        ui.show_chart(lab.sweep_chart(result), key="lab_sweep_chart")
+        ui.show_chart(charts.sweep_chart(result.table(), result.plan.axis), key=state.LAB_SWEEP_CHART)
         st.caption("Word error rate: 0 means every word was heard. Similarity: 1 means the same voice as the start "
                    "(or end) of the sweep.")
     else:
         st.info("No meter could run here (the recogniser and the speaker encoder are optional packages): "
                 "listen to each step below.")
-    st.dataframe(result.table(), hide_index=True, key="lab_sweep_table", column_config={
+    st.dataframe(result.table(), hide_index=True, key=state.LAB_SWEEP_TABLE, column_config={
         "wer": st.column_config.NumberColumn("WER", format="%.2f"),
         "similarity_to_start": st.column_config.NumberColumn("similarity to start", format="%.3f"),
         "similarity_to_end": st.column_config.NumberColumn("similarity to end", format="%.3f"),

@@ -6,7 +6,8 @@ Everything is measured on the real ``kokoro.KModel`` (built once, shared by ever
 import pandas as pd
 import streamlit as st
 
-from explorer import charts, ui
+from explorer import charts
+from explorer.app import state, ui
 from explorer.engines import HUB_REPO, TORCH_WEIGHTS, available_engines, offline_torch_weights
 from explorer.errors import ExplorerError
 from explorer.hub import cached_hub_file
@@ -23,7 +24,7 @@ if any(kind.startswith("torch") for kind, _ in available_engines()):
 cached = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
 if cached is not None:
     sources[HUB] = f"{TORCH_WEIGHTS} from your Hugging Face cache"
-source = st.selectbox("Weights", list(sources), format_func=sources.get, key="arch_weights_source",
+source = st.selectbox("Weights", list(sources), format_func=sources.get, key=state.ARCH_WEIGHTS_SOURCE,
                       help="Parameter counts, the module tree, the style routing and the data flow are the same for "
                       "any weights; weight statistics and the predicted durations are the trained model's only with "
                       "real weights. The offline weights are imported once (a few seconds) and cached.")
@@ -105,7 +106,7 @@ st.markdown(
 if weights is None:
     st.caption("With random weights the predicted durations (and so the frame and sample counts) are arbitrary; "
                "the shapes and the order of the steps are the model's own.")
-detail = st.toggle("Show the sub-modules each step calls", key="arch_flow_detail")
+detail = st.toggle("Show the sub-modules each step calls", key=state.ARCH_FLOW_DETAIL)
 st.dataframe(
     pd.DataFrame(
         [
@@ -127,7 +128,7 @@ st.dataframe(
 
 # --- module tree -----------------------------------------------------------------------------------------------------
 st.subheader("Module tree")
-depth = st.slider("Depth to show", 1, max(node.depth for node in summary.nodes), 2, key="arch_depth")
+depth = st.slider("Depth to show", 1, max(node.depth for node in summary.nodes), 2, key=state.ARCH_DEPTH)
 for module in summary.modules:
     with st.expander(f"{module.name} ({module.module_type}): {module.params:,} parameters, {module.share:.1%}"):
         st.dataframe(

@@ -4,7 +4,7 @@ Every app server the tests start and every page they open is registered here. Wh
 out included), :func:`collect` writes to ``test-artifacts/diagnostics/<test>/``:
 
 - ``<server log name>``: the server's whole log, ending in every thread's Python stack: the server dumps them when
-  it receives ``SIGUSR1`` (``explorer.ui.enable_stack_dumps``), which says where a hung server waits;
+  it receives ``SIGUSR1`` (``explorer.app.ui.enable_stack_dumps``), which says where a hung server waits;
 - ``page-<n>.png``, ``page-<n>.txt``: a screenshot of each open page, and its address, the app's connection and
   script-run state, the script runs counted, and everything the page wrote to its console.
 """

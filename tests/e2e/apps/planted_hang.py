@@ -5,7 +5,7 @@
 
 import threading
 
-from explorer import ui
+from explorer.app import ui
 
 ui.enable_stack_dumps()
 

@@ -1,4 +1,4 @@
-"""Specification of explorer.bench's machinery: what a worker measures, how rows become a report and a table.
+"""Specification of explorer.bench.speed's machinery: what a worker measures, how rows become a report and a table.
 
 Benchmarks report figures and never assert them; these tests check the structure on the tiny ONNX engine (conftest)
 with a one-sentence corpus, and the quality columns with stand-in meters, never a timing.
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer import bench
-from explorer.bench import (
+from explorer.bench import speed
+from explorer.bench.speed import (
     BenchRow,
     Turns,
     compare_speed,
@@ -31,10 +31,10 @@ from explorer.errors import ExplorerError
 @pytest.fixture
 def small_bench(monkeypatch):
     """One sentence, one voice, two first-chunk sizes, one repeat each: the same code paths, a few renders."""
-    monkeypatch.setattr(bench, "CORPUS", ("Hello there.",))
-    monkeypatch.setattr(bench, "BENCH_VOICES", ("af_heart",))
-    monkeypatch.setattr(bench, "FIRST_CHUNK_SWEEP", (0,))
-    monkeypatch.setattr(bench, "SWEEP_REPEATS", 1)
+    monkeypatch.setattr(speed, "CORPUS", ("Hello there.",))
+    monkeypatch.setattr(speed, "BENCH_VOICES", ("af_heart",))
+    monkeypatch.setattr(speed, "FIRST_CHUNK_SWEEP", (0,))
+    monkeypatch.setattr(speed, "SWEEP_REPEATS", 1)
 
 
 def a_row(config: str, **changes) -> BenchRow:
@@ -56,8 +56,8 @@ def test_a_worker_measures_its_engine_alone_and_keeps_each_render(small_bench, t
     assert row.rtf is None and row.first_audio_seconds is None  # the comparison phase's figures
     assert row.wer is None and row.similarity_to_reference is None
     names = sorted(path.name for path in tmp_path.glob("*.npy"))
-    assert names == [f"{voice}-0.npy" for voice in bench.BENCH_VOICES]
-    assert sorted(path.name for path in (tmp_path / bench.REPEAT_FOLDER).glob("*.npy")) == names
+    assert names == [f"{voice}-0.npy" for voice in speed.BENCH_VOICES]
+    assert sorted(path.name for path in (tmp_path / speed.REPEAT_FOLDER).glob("*.npy")) == names
     assert np.load(tmp_path / names[0]).dtype == np.float32
     assert BenchRow.from_json(json.loads(json.dumps(asdict(row)))) == row
 
@@ -72,7 +72,7 @@ def test_taking_turns_times_every_configuration_against_the_reference(small_benc
     for measured in figures.values():
         assert measured.rtf > 0 and measured.time_vs_reference > 0 and measured.first_audio_seconds > 0
         assert measured.edit_rtf > 0
-        assert set(measured.first_audio_by_chunk) == {str(bench.FIRST_CHUNK_PHONEMES), "0"}
+        assert set(measured.first_audio_by_chunk) == {str(speed.FIRST_CHUNK_PHONEMES), "0"}
     assert compare_speed(["tiny-torch"], configs, rounds=1)["tiny-torch"].time_vs_reference is None
 
 
@@ -87,11 +87,11 @@ def fake_run(folder_rows: dict[str, BenchRow]):
 
     def run(name: str, renders: Path, repeat: bool) -> BenchRow:
         calls.append((name, repeat))
-        folders = [renders, renders / bench.REPEAT_FOLDER] if repeat else [renders]
+        folders = [renders, renders / speed.REPEAT_FOLDER] if repeat else [renders]
         for folder in folders:
             folder.mkdir(exist_ok=True)
-            for voice in bench.BENCH_VOICES:
-                for index in range(len(bench.CORPUS)):
+            for voice in speed.BENCH_VOICES:
+                for index in range(len(speed.CORPUS)):
                     np.save(folder / f"{voice}-{index}.npy", np.zeros(2400, np.float32))
         return folder_rows[name]
 
@@ -100,8 +100,8 @@ def fake_run(folder_rows: dict[str, BenchRow]):
 
 @pytest.fixture
 def three_configs(monkeypatch):
-    monkeypatch.setattr(bench, "engine_configs", lambda: dict.fromkeys(("onnx-int8", "onnx-float", "torch-fp32")))
-    monkeypatch.setattr(bench, "default_config", lambda: "onnx-int8")
+    monkeypatch.setattr(speed, "engine_configs", lambda: dict.fromkeys(("onnx-int8", "onnx-float", "torch-fp32")))
+    monkeypatch.setattr(speed, "default_config", lambda: "onnx-int8")
 
 
 def test_a_speed_report_lists_each_configuration_asked_for_in_order(three_configs):
@@ -117,8 +117,8 @@ def test_a_speed_report_lists_each_configuration_asked_for_in_order(three_config
         assert (row["cpu_rtf"], row["rtf"], row["first_audio_seconds"]) == (0.7, 0.3, 0.45)
         assert row["load_average"] == (0.3, 0.5)
     assert report["reference"] is None and report["default"] == "onnx-int8"
-    assert report["corpus_sentences"] == len(bench.CORPUS) and report["voices"] == list(bench.BENCH_VOICES)
-    assert report["first_chunk_phonemes"] == bench.FIRST_CHUNK_PHONEMES and "cores" in report["machine"]
+    assert report["corpus_sentences"] == len(speed.CORPUS) and report["voices"] == list(speed.BENCH_VOICES)
+    assert report["first_chunk_phonemes"] == speed.FIRST_CHUNK_PHONEMES and "cores" in report["machine"]
     json.dumps(report)  # all of it is plain JSON
 
 
@@ -141,7 +141,7 @@ def test_quality_runs_the_reference_first_and_fills_wer_and_similarity(three_con
     assert report["reference"] == "onnx-int8"
     for row in report["rows"]:
         assert row["wer"] == 0.25 and row["similarity_to_reference"] == 0.9
-    assert len(compared) == 2 * len(bench.BENCH_VOICES) * len(bench.CORPUS)
+    assert len(compared) == 2 * len(speed.BENCH_VOICES) * len(speed.CORPUS)
 
 
 def test_unknown_configurations_are_refused_before_anything_runs(three_configs):
@@ -182,7 +182,7 @@ def test_the_command_prints_the_report_or_its_json(three_configs, monkeypatch, c
               "first_chunk_phonemes": 20, "reference": "onnx-int8", "default": "onnx-int8",
               "rows": [asdict(a_row("onnx-int8", default=True, **(asdict(turns()) | {"load_average": (0.3, 0.5)})))]}
     asked = []
-    monkeypatch.setattr(bench, "run_benchmarks", lambda quality, names: asked.append((quality, names)) or report)
+    monkeypatch.setattr(speed, "run_benchmarks", lambda quality, names: asked.append((quality, names)) or report)
 
     assert main(["bench", "synth", "--configs", "onnx-int8, onnx-float", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(report))
@@ -190,35 +190,3 @@ def test_the_command_prints_the_report_or_its_json(three_configs, monkeypatch, c
     assert capsys.readouterr().out.strip() == format_report(report)
     assert asked == [(False, ["onnx-int8", "onnx-float"]), (True, None)]
     assert format_report(report).startswith("machine: test machine")
-
-
-# ----------------------------------------------------------------------------------------------------- the app
-
-
-def test_the_app_bench_fills_the_disk_caches_first_then_times_every_page(monkeypatch, capsys):
-    """One unmeasured start writes t-SNE and the analysis to disk; each page is then timed in its own process."""
-    started = []
-
-    def time_page(page):
-        started.append(page)
-        return bench.AppRow(page, cold_start_seconds=2.5, first_run_seconds=1.0, rerun_ms=80.0, load_average=0.4)
-
-    report = bench.run_app_benchmark(("voices", "lab"), time_page=time_page)
-    assert started == ["map", "voices", "lab"]
-    assert [row["page"] for row in report["app_rows"]] == ["voices", "lab"]
-    header, *lines = bench.format_app_report(report).splitlines()[1:]
-    assert header.split() == ["page", "cold", "start", "s", "first", "run", "s", "warm", "rerun", "ms", "load", "avg"]
-    assert lines[1].split() == ["lab", "2.5", "1.0", "80.0", "0.4"]
-
-
-def test_a_page_is_opened_in_the_real_app_and_rerun_after_a_widget_move(monkeypatch, tmp_path):
-    """The Lab opens through app.py and reruns after a PCA slider move; Streamlit's disk cache lands in HOME."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    times = bench.time_app_page("lab", reruns=2)
-    assert times["first_run_seconds"] > 0 and times["rerun_ms"] > 0
-    assert list((tmp_path / ".streamlit" / "cache").glob("*.memo"))  # the analysis caches persisted, as the server does
-
-
-def test_an_unknown_page_is_refused_naming_the_pages():
-    with pytest.raises(ExplorerError, match="voices, map, groups, dimensions, lab"):
-        bench.time_app_page("settings")

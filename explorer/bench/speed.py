@@ -1,4 +1,4 @@
-"""Benchmarks, not tests: ``python -m explorer bench [synth|quality|all|app] [--configs A,B] [--json]``.
+"""The engines' benchmark, not a test: ``python -m explorer bench [synth|quality|all] [--configs A,B] [--json]``.
 
 The machine these figures come from is usually shared, so the bench has two phases:
 
@@ -15,54 +15,57 @@ The machine these figures come from is usually shared, so the bench has two phas
 and speaker similarity to the same sentence rendered by the reference configuration (the official int8 model as it
 is); the reference's own figure is its similarity to a second render of itself (1.0 when the model is
 deterministic, as the official ONNX export is; below 1 for torch, whose vocoder draws random noise).
-
-``app`` times the Streamlit app itself through ``streamlit.testing``'s ``AppTest`` (the app's own script runs,
-without a browser): for each page, a cold start in a new Python process, and warm reruns after a widget move.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import perf_counter, process_time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explorer.engines import PRELOAD_VARIABLE
+from explorer.audio import AudioCache, audio_cache_key, wav_bytes
+from explorer.bench.runs import (
+    last_json_line,
+    load_average_now,
+    machine_description,
+    peak_rss_mb,
+    table_cell,
+    text_table,
+)
+from explorer.engines import (
+    DEFAULT_ONNX_VARIANT,
+    DEFAULT_TORCH_PRECISION,
+    TORCH_PRECISIONS,
+    Engine,
+    OnnxEngine,
+    auto_kind,
+    available_engines,
+    load_engine,
+    onnx_variant,
+    runnable_precision,
+    torch_precision,
+)
 from explorer.errors import ExplorerError
-from explorer.synth import FIRST_CHUNK_PHONEMES
-
-if TYPE_CHECKING:
-    from explorer.engines import Engine
+from explorer.synth import FIRST_CHUNK_PHONEMES, prepare, synthesize, synthesize_stream
+from explorer.voices import load_bundled
 
 __all__ = [
-    "AppRow",
     "BenchRow",
     "Turns",
     "compare_speed",
     "default_config",
     "engine_configs",
-    "format_app_report",
     "format_first_audio",
     "format_report",
     "format_table",
-    "load_average_now",
-    "machine_description",
-    "run_app_benchmark",
     "run_benchmarks",
     "run_worker",
-    "text_table",
-    "time_app_page",
     "timbre_edit",
 ]
 
@@ -158,8 +161,6 @@ def engine_configs() -> dict[str, Callable[[], Engine]]:
     ``torch-fp32`` and ``torch-bf16`` (where the CPU computes bf16 natively) when torch has weights here: the Hub's
     ``kokoro-v1_0.pth`` from the Hugging Face cache, else the offline int8 model's weights imported into KModel.
     """
-    from explorer.engines import TORCH_PRECISIONS, OnnxEngine, available_engines, load_engine
-
     kinds = {kind for kind, _ in available_engines()}
     configs: dict[str, Callable[[], Engine]] = {}
     if "onnx-int8" in kinds:
@@ -177,34 +178,14 @@ def engine_configs() -> dict[str, Callable[[], Engine]]:
 
 def default_config() -> str:
     """Name of the configuration ``load_engine("auto")`` builds here."""
-    from explorer.engines import (
-        DEFAULT_ONNX_VARIANT,
-        DEFAULT_TORCH_PRECISION,
-        auto_kind,
-        onnx_variant,
-        runnable_precision,
-        torch_precision,
-    )
-
     kind = auto_kind()
     if kind.startswith("onnx"):
         return f"onnx-{onnx_variant(kind) or DEFAULT_ONNX_VARIANT}"
     return f"torch-{runnable_precision(torch_precision(kind) or DEFAULT_TORCH_PRECISION)}"
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def load_average_now() -> float:
-    """Return the machine's 1-minute load average (0 where the OS has none): other work slows every timing."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else 0.0
-
-
 def _first_audio_seconds(engine: Engine, style: np.ndarray, first_chunk_phonemes: int | None) -> float:
     """Time from asking for ``TWO_SENTENCES`` to holding its first chunk's audio (text conversion included)."""
-    from explorer.synth import synthesize_stream
-
     engine.clear_cache()
     started = perf_counter()
     next(iter(synthesize_stream(TWO_SENTENCES, style=style, engine=engine,
@@ -232,10 +213,6 @@ def run_worker(
     Raises:
         ExplorerError: the configuration is not available here.
     """
-    from explorer.audio import AudioCache, audio_cache_key, wav_bytes
-    from explorer.synth import synthesize
-    from explorer.voices import load_bundled
-
     configs = engine_configs() if configs is None else configs
     if config not in configs:
         raise ExplorerError(f"Configuration '{config}' is not available here; available: {', '.join(configs)}.")
@@ -278,7 +255,7 @@ def run_worker(
         load_seconds=round(load_seconds, 3),
         cpu_rtf=round(cpu_seconds / audio_seconds, 4),
         replay_ms=round(max(replays) * 1000, 2),
-        peak_rss_mb=round(_peak_rss_mb(), 1),
+        peak_rss_mb=round(peak_rss_mb(), 1),
         load_average=(load_start, load_start),
     )
 
@@ -300,9 +277,6 @@ def compare_speed(
     Returns:
         The figures by configuration name.
     """
-    from explorer.synth import prepare, synthesize
-    from explorer.voices import load_bundled
-
     configs = engine_configs() if configs is None else configs
     voices = load_bundled()
     built = {name: configs[name]() for name in names}
@@ -360,7 +334,7 @@ def timbre_edit(pack: np.ndarray) -> np.ndarray:
 
     Example:
         >>> import numpy as np
-        >>> from explorer.bench import timbre_edit
+        >>> from explorer.bench.speed import timbre_edit
         >>> pack = np.ones((510, 1, 256), dtype=np.float32)
         >>> edited = timbre_edit(pack)
         >>> bool(np.allclose(edited[..., :128], 0.9)), bool((edited[..., 128:] == pack[..., 128:]).all())
@@ -380,19 +354,12 @@ def _run_in_subprocess(config: str, renders: Path, repeat: bool) -> BenchRow:
     command = [sys.executable, "-m", "explorer", "bench", "--worker", config, "--renders", str(renders)]
     if repeat:
         command.append("--repeat")
-    return BenchRow.from_json(_last_json_line(command, f"Benchmark of '{config}'"))
+    return BenchRow.from_json(last_json_line(command, f"Benchmark of '{config}'"))
 
 
 def _compare_in_subprocess(names: Sequence[str]) -> dict[str, Turns]:
     command = [sys.executable, "-m", "explorer", "bench", "--compare", ",".join(names)]
-    return {name: Turns(**turns) for name, turns in _last_json_line(command, "The comparison").items()}
-
-
-def _last_json_line(command: list[str], what: str, environment: dict[str, str] | None = None) -> dict:
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(environment or {})})
-    if done.returncode != 0:
-        raise ExplorerError(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {name: Turns(**turns) for name, turns in last_json_line(command, "The comparison").items()}
 
 
 def _add_quality(rows: list[BenchRow], folders: dict[str, Path], reference: str = REFERENCE_CONFIG) -> list[BenchRow]:
@@ -423,32 +390,6 @@ def _add_quality(rows: list[BenchRow], folders: dict[str, Path], reference: str 
     return result
 
 
-def machine_description() -> str:
-    """Return the CPU model, its vector extensions that matter here, and the core count."""
-    model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    vector = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
-              if name in flags]
-    extensions = f" ({', '.join(vector)})" if vector else ""
-    return f"{model}{extensions}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, tuple):
-        return "/".join(_cell(item) for item in value)
-    return str(value)
-
-
 def format_table(rows: Sequence[BenchRow]) -> str:
     """Return the rows as a fixed-width text table; ``*`` marks the configuration ``auto`` uses here."""
     columns = [
@@ -465,23 +406,15 @@ def format_table(rows: Sequence[BenchRow]) -> str:
         ("sim. to ref", lambda r: r.similarity_to_reference),
         ("load avg", lambda r: r.load_average),
     ]
-    return text_table([name for name, _ in columns], [[_cell(get(row)) for _, get in columns] for row in rows])
+    return text_table([name for name, _ in columns], [[table_cell(get(row)) for _, get in columns] for row in rows])
 
 
 def format_first_audio(rows: Sequence[BenchRow]) -> str:
     """Return time to first audio per first-chunk size, one row per configuration (0: no short first chunk)."""
     sizes = list(dict.fromkeys(size for row in rows for size in row.first_audio_by_chunk))
     headers = ["config", *(f"first {size}" if size != "0" else "whole sentence" for size in sizes)]
-    return text_table(headers, [[row.config, *(_cell(row.first_audio_by_chunk.get(size)) for size in sizes)]
+    return text_table(headers, [[row.config, *(table_cell(row.first_audio_by_chunk.get(size)) for size in sizes)]
                             for row in rows])
-
-
-def text_table(headers: list[str], cells: list[list[str]]) -> str:
-    """Return ``cells`` under ``headers`` as plain-text columns padded to their widest entry."""
-    widths = [max(len(header), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
-    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip()]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join(lines)
 
 
 def run_benchmarks(
@@ -555,111 +488,3 @@ def format_report(report: dict) -> str:
     ])
 
 
-APP_FILE = Path(__file__).resolve().parents[1] / "app.py"
-APP_PAGES = {
-    "voices": "pages/explore/voices.py",
-    "map": "pages/explore/map.py",
-    "groups": "pages/explore/groups.py",
-    "dimensions": "pages/explore/dimensions.py",
-    "lab": "pages/listen/lab.py",
-}
-"""The pages whose start the app benchmark times: the four that show all voices and their analysis, and the Lab."""
-APP_RERUNS = 7
-
-
-@dataclass(frozen=True)
-class AppRow:
-    """How fast one page of the app opens and reacts.
-
-    Attributes:
-        page: the page's name (``APP_PAGES``).
-        cold_start_seconds: from starting a new Python process to the end of the page's first script run (imports,
-            voices, analysis; caches on disk, such as t-SNE's, already written by an earlier run).
-        first_run_seconds: the first script run alone, imports excluded.
-        rerun_ms: median time of a warm script run after a widget move, no synthesis (the Lab: a PCA slider; the
-            analysis pages: the summary-vector choice set to what it was; Voices: a plain rerun).
-        load_average: the machine's 1-minute load average when the page's process started.
-    """
-
-    page: str
-    cold_start_seconds: float
-    first_run_seconds: float
-    rerun_ms: float
-    load_average: float
-
-
-def time_app_page(page: str, reruns: int = APP_RERUNS) -> dict[str, float]:
-    """Open ``app.py`` on ``page`` in ``AppTest`` in this process, then move a widget ``reruns`` times.
-
-    AppTest keeps ``st.cache_data`` in memory only; for these runs it reads and writes the ``persist="disk"`` caches
-    the way the server does, so a cold start finds what an earlier run stored.
-
-    Returns:
-        ``{"first_run_seconds": ..., "rerun_ms": ...}``.
-
-    Raises:
-        ExplorerError: unknown page, or the page raised an exception.
-    """
-    from streamlit.runtime.caching.storage.local_disk_cache_storage import LocalDiskCacheStorageManager
-    from streamlit.testing.v1 import AppTest, app_test
-
-    from explorer.lab import pca_key
-
-    if page not in APP_PAGES:
-        raise ExplorerError(f"Unknown page '{page}'; pages: {', '.join(APP_PAGES)}.")
-    memory_storage = app_test.MemoryCacheStorageManager
-    app_test.MemoryCacheStorageManager = LocalDiskCacheStorageManager
-    try:
-        app = AppTest.from_file(str(APP_FILE), default_timeout=600)
-        app.switch_page(APP_PAGES[page])
-        started = perf_counter()
-        app.run()
-        first = perf_counter() - started
-        if app.exception:
-            raise ExplorerError(f"The {page} page failed: {app.exception[0].message}")
-        times = []
-        for move in range(reruns):
-            if page == "lab":
-                app.slider(key=pca_key("decoder", 0)).set_value(round(0.1 * (move + 1), 1))
-            elif page != "voices":  # the Voices page has no such widget: a plain rerun
-                app.selectbox(key=f"{page}_row").set_value("mean")
-            started = perf_counter()
-            app.run()
-            times.append(perf_counter() - started)
-    finally:
-        app_test.MemoryCacheStorageManager = memory_storage
-    return {"first_run_seconds": round(first, 3), "rerun_ms": round(statistics.median(times) * 1000, 1)}
-
-
-def _time_page_in_subprocess(page: str) -> AppRow:
-    load = load_average_now()
-    started = perf_counter()
-    # Steady state: no engine loading behind the reruns (a page that speaks would start one, see ui.preload_engine).
-    times = _last_json_line([sys.executable, "-m", "explorer", "bench", "--app-worker", page], f"The {page} page",
-                            {PRELOAD_VARIABLE: "0"})
-    return AppRow(page=page, cold_start_seconds=round(perf_counter() - started, 3), load_average=load, **times)
-
-
-def run_app_benchmark(pages: Sequence[str] = tuple(APP_PAGES),
-                      time_page: Callable[[str], AppRow] = _time_page_in_subprocess) -> dict:
-    """Time every page's cold start and warm reruns, each page in a new process, after one run that fills the
-    on-disk caches (its figures are dropped: a person's first ever visit computes t-SNE once).
-
-    Returns:
-        The report: machine and one row per page.
-    """
-    print("filling the on-disk caches with one unmeasured start…", file=sys.stderr)
-    time_page("map")
-    rows = []
-    for page in pages:
-        print(f"timing the {page} page… (load average {load_average_now()})", file=sys.stderr)
-        rows.append(time_page(page))
-    return {"machine": machine_description(), "app_rows": [asdict(row) for row in rows]}
-
-
-def format_app_report(report: dict) -> str:
-    """Return the app report as a table, one line per page."""
-    headers = ["page", "cold start s", "first run s", "warm rerun ms", "load avg"]
-    cells = [[row["page"], _cell(row["cold_start_seconds"]), _cell(row["first_run_seconds"]), _cell(row["rerun_ms"]),
-              _cell(row["load_average"])] for row in report["app_rows"]]
-    return f"machine: {report['machine']}\n" + text_table(headers, cells)

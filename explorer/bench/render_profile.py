@@ -1,7 +1,7 @@
 """Where a torch render's time goes, and the floor its convolutions alone set: ``python -m explorer bench profile``.
 
-The torch engine renders the bench corpus (``explorer.bench.CORPUS`` x ``BENCH_VOICES``) once after a warm-up, its
-prosody recomputed every time, through :func:`explorer.synth.synthesize`, so RTF and kept audio are the ones
+The torch engine renders the bench corpus (``explorer.bench.speed.CORPUS`` x ``BENCH_VOICES``) once after a warm-up,
+its prosody recomputed every time, through :func:`explorer.synth.synthesize`, so RTF and kept audio are the ones
 ``bench`` reports. Forward hooks on the model's modules (removed afterwards) time:
 
 - the parts: the prosody side (``bert``, ``bert_encoder``, ``predictor``, ``text_encoder``), the decoder's body
@@ -26,20 +26,16 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from explorer.bench import (
-    BENCH_VOICES,
-    CORPUS,
-    engine_configs,
-    load_average_now,
-    machine_description,
-    text_table,
-)
+from explorer.audio import SAMPLE_RATE
+from explorer.bench.runs import load_average_now, machine_description, text_table
+from explorer.bench.speed import BENCH_VOICES, CORPUS, engine_configs
+from explorer.engines import TorchEngine, runnable_precision
 from explorer.errors import SynthesisError
+from explorer.synth import synthesize
+from explorer.voices import load_bundled
 
 if TYPE_CHECKING:
     import torch
-
-    from explorer.engines import TorchEngine
 
 __all__ = [
     "MATMUL_SIZE",
@@ -135,7 +131,7 @@ def conv_flops(conv: torch.nn.Module, input: torch.Tensor, output: torch.Tensor)
 
     Example:
         >>> import torch
-        >>> from explorer.render_profile import conv_flops
+        >>> from explorer.bench.render_profile import conv_flops
         >>> conv = torch.nn.Conv1d(4, 6, kernel_size=3, padding=1, groups=2)
         >>> x = torch.zeros(1, 4, 10)
         >>> conv_flops(conv, x, conv(x))  # 2 * 6 * 2 * 3 * 10
@@ -298,11 +294,6 @@ def profile_renders(
     """
     import torch
 
-    from explorer.audio import SAMPLE_RATE
-    from explorer.engines import TorchEngine
-    from explorer.synth import synthesize
-    from explorer.voices import load_bundled
-
     if not isinstance(engine, TorchEngine):
         raise SynthesisError(f"Profiling times the torch engine's modules; '{config}' runs the {engine.name} engine.")
     packs = load_bundled()
@@ -349,8 +340,6 @@ def profile_renders(
 def default_profile_config() -> str:
     """Return the torch configuration profiled by default: ``torch-bf16`` where the CPU computes bf16 natively,
     else ``torch-fp32``."""
-    from explorer.engines import runnable_precision
-
     return f"torch-{runnable_precision('bf16')}"
 
 
@@ -358,7 +347,7 @@ def profile_config(config: str | None = None) -> RenderProfile:
     """Build the engine of a bench configuration and profile it (:func:`profile_renders`).
 
     Args:
-        config: a torch configuration of ``explorer.bench.engine_configs()``; None for
+        config: a torch configuration of ``explorer.bench.speed.engine_configs()``; None for
             :func:`default_profile_config`.
 
     Raises:

@@ -1,7 +1,8 @@
-"""Thin Streamlit glue shared by the pages: session state, cached loaders and the sidebar.
+"""Thin Streamlit glue shared by the pages: session state, cached loaders, the sidebar and speaking.
 
-The only module of the package that imports Streamlit. Every computation it triggers lives elsewhere in
-``explorer`` and is tested there; this module decides what is cached and for whom:
+With ``explorer.app.timing`` (which drives pages through ``streamlit.testing``), the only Streamlit code of the
+package. Every computation it triggers lives elsewhere in ``explorer`` and is tested there; this module decides what
+is cached and for whom:
 
 - ``st.cache_data`` (a copy per call) for voices and analysis results; the analysis, t-SNE and the recipe context
   are also kept on disk (Streamlit's ``persist="disk"``, keyed by the voices' fingerprint), so a restarted server
@@ -21,7 +22,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,15 +33,19 @@ from explorer import analysis as analysis_module
 from explorer import recipe as recipe_module
 from explorer import voices as voices_module
 from explorer.analysis import VoiceAnalysis, analyze, summary_label, tsne
+from explorer.app import state
+from explorer.app.listen import Render, SpeechRequest, synthesize_cached
 from explorer.audio import AudioCache, wav_bytes
-from explorer.engines import ENGINE_KINDS, PRELOAD_VARIABLE, Engine, SharedEngines
+from explorer.engines import ENGINE_KINDS, PRELOAD_VARIABLE, Engine, SharedEngines, auto_kind, available_engines
 from explorer.errors import ExplorerError, ModelFilesError
+from explorer.g2p import g2p_description
 from explorer.recipe import RecipeContext
 from explorer.voices import LANGUAGES, PACK_ROWS, Voice, VoiceSet, load_bundled
 
 if TYPE_CHECKING:  # torch is imported only when a page asks for the architecture
+    import numpy as np
+
     from explorer.architecture import ArchitectureSummary
-    from explorer.lab import Render
     from explorer.meters import Meters
     from explorer.synth import RenderedChunk
 
@@ -58,8 +63,12 @@ __all__ = [
     "preload_engine",
     "recipe_context",
     "render_meters",
+    "rendered_before",
     "session_voices",
     "shared_widget",
+    "speak",
+    "speech_request",
+    "speech_settings",
     "show_chart",
     "show_error",
     "sidebar",
@@ -69,21 +78,8 @@ __all__ = [
     "with_tsne",
 ]
 
-DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. How does this voice sound to you?"
-DEFAULT_VOICE = "af_heart"
 AUDIO_CACHE_BYTES = 256 * 2**20
 LANGUAGE_CHOICES = LANGUAGES
-
-STATE_DEFAULTS: dict[str, object] = {
-    "sample_text": DEFAULT_TEXT,
-    "engine_kind": "auto",
-    "lang": "a",
-    "speed": 1.0,
-    "uploaded_voices": (),
-    "lab_voices": (DEFAULT_VOICE,),
-    "recipe_token": None,
-    "blind_tally": {"trials": 0, "correct": 0},
-}
 
 
 def enable_stack_dumps() -> None:
@@ -98,7 +94,7 @@ def enable_stack_dumps() -> None:
 
 def init_state() -> None:
     """Put every key that must survive page changes into ``st.session_state``, once per session."""
-    for key, value in STATE_DEFAULTS.items():
+    for key, value in state.STATE_DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value.copy() if isinstance(value, dict) else value
 
@@ -117,13 +113,13 @@ def bundled_voices() -> VoiceSet:
 
 def session_voices() -> VoiceSet:
     """Bundled voices plus what this session uploaded (an upload with a stock name replaces that voice)."""
-    return bundled_voices().with_voices(st.session_state.get("uploaded_voices", ()))
+    return bundled_voices().with_voices(st.session_state.get(state.UPLOADED_VOICES, ()))
 
 
 def add_uploaded_voices(voices: list[Voice]) -> None:
     """Add uploaded voices to this session (replacing same-named uploads)."""
-    kept = [v for v in st.session_state.get("uploaded_voices", ()) if v.name not in {u.name for u in voices}]
-    st.session_state["uploaded_voices"] = tuple(kept + list(voices))
+    kept = [v for v in st.session_state.get(state.UPLOADED_VOICES, ()) if v.name not in {u.name for u in voices}]
+    st.session_state[state.UPLOADED_VOICES] = tuple(kept + list(voices))
 
 
 @st.cache_data(show_spinner="Analysing voices…", max_entries=8, persist="disk")
@@ -171,7 +167,7 @@ def escape_markdown(text: object) -> str:
     dot: ``https://x`` and ``www.x.com`` read as before, but are no longer links.
 
     Example:
-        >>> from explorer.ui import WORD_JOINER, escape_markdown
+        >>> from explorer.app.ui import WORD_JOINER, escape_markdown
         >>> print(escape_markdown("[click](https://evil.example) **b** $x$").replace(WORD_JOINER, "+"))
         \\[click\\](https:+//evil.example) \\*\\*b\\*\\* \\$x\\$
     """
@@ -205,20 +201,60 @@ def _engine(kind: str) -> Engine:
 
 def engine(kind: str | None = None) -> Engine:
     """The shared engine for ``kind`` (the session's choice by default); assembling the offline model shows a bar."""
-    return _engine(kind or st.session_state["engine_kind"])
+    return _engine(kind or st.session_state[state.ENGINE_KIND])
 
 
 def preload_engine() -> None:
     """Start loading the session's engine in the background, for a page that speaks, so that its first synthesis
     does not wait for the load (about 5 s for torch); ``EXPLORER_PRELOAD=0`` turns this off."""
     if os.environ.get(PRELOAD_VARIABLE, "").strip() != "0":
-        _shared_engines().preload(st.session_state["engine_kind"])
+        _shared_engines().preload(st.session_state[state.ENGINE_KIND])
 
 
 @st.cache_resource
 def audio_cache() -> AudioCache:
     """One byte-bounded audio cache for the whole server, so replaying anything already heard costs no synthesis."""
     return AudioCache(AUDIO_CACHE_BYTES)
+
+
+def speech_request() -> SpeechRequest:
+    """What the session asks the listening pages to say: its sample text, language, speed and engine kind."""
+    return SpeechRequest(st.session_state[state.SAMPLE_TEXT], st.session_state[state.LANG],
+                         st.session_state[state.SPEED], st.session_state[state.ENGINE_KIND])
+
+
+def speech_settings() -> SpeechRequest:
+    """Show the sample text, language and speed (the same widgets on the Lab and A/B pages, kept for the session)
+    and return the request they describe."""
+    text_column, settings_column = st.columns([3, 1])
+    text_column.text_area("Sample text", key=state.SAMPLE_TEXT, persist_state="session", height=80)
+    settings_column.selectbox("Language", list(LANGUAGE_CHOICES), key=state.LANG, persist_state="session",
+                              format_func=LANGUAGE_CHOICES.get)
+    settings_column.slider("Speed", 0.5, 2.0, step=0.05, key=state.SPEED, persist_state="session")
+    return speech_request()
+
+
+def speak(request: SpeechRequest, style: np.ndarray, on_chunk: Callable[[RenderedChunk], None] | None = None,
+          engine: Engine | None = None) -> Render:
+    """Say ``request`` with ``style`` through the server's audio cache: what was heard before replays at once.
+
+    Args:
+        request: the text, language, speed and engine kind.
+        style: a voicepack or a 256-vector.
+        on_chunk: called with each chunk as it is rendered (see ``stream_chunk``); never on a cache hit.
+        engine: the engine, when the page already holds it for several renders; else the request's kind (loaded
+            with a spinner when it is not yet).
+
+    Raises:
+        ExplorerError: the engine could not be loaded, or refused the text, style or speed.
+    """
+    return synthesize_cached(request.text, style=style, engine=engine or _engine(request.engine_kind),
+                             cache=audio_cache(), lang=request.lang, speed=request.speed, on_chunk=on_chunk)
+
+
+def rendered_before(state_key: str, signature: tuple[object, ...]) -> bool:
+    """True when this page's last render (kept under ``state_key``) had ``signature``: it replays without a click."""
+    return st.session_state.get(state_key) == signature
 
 
 @st.cache_data(show_spinner="Measuring the render…", max_entries=64)
@@ -260,17 +296,14 @@ def recipe_context() -> RecipeContext:
 
 def sidebar() -> None:
     """Show, on every page, the engine and weights in use, the G2P in use and where the voices come from."""
-    from explorer.engines import auto_kind, available_engines
-    from explorer.g2p import g2p_description
-
     with st.sidebar:
         st.subheader("Session")
-        st.selectbox("Engine", ENGINE_KINDS, key="engine_kind", help="auto: torch when kokoro-v1_0.pth is in the "
+        st.selectbox("Engine", ENGINE_KINDS, key=state.ENGINE_KIND, help="auto: torch when kokoro-v1_0.pth is in the "
                      "Hugging Face cache or the CPU computes bf16 natively (torch-bf16, the fastest), else the "
                      "offline int8 ONNX model (the EXPLORER_ENGINE environment variable overrides). torch runs the "
                      "offline model's weights in kokoro's own KModel; onnx needs a third of its memory (see "
                      "python -m explorer bench).")
-        chosen = st.session_state["engine_kind"]
+        chosen = st.session_state[state.ENGINE_KIND]
         try:
             kind = auto_kind() if chosen == "auto" else chosen
         except ExplorerError as error:  # EXPLORER_ENGINE names no engine: say so here, and again at Synthesize
@@ -281,7 +314,7 @@ def sidebar() -> None:
             st.caption(f"**Engine:** {kind} · **weights:** {escape_markdown(described[kind])}")
         else:
             st.caption(f"**Engine:** {kind} is not available here: install requirements.txt (make run).")
-        st.caption(f"**G2P:** {escape_markdown(g2p_description(st.session_state['lang']))}")
+        st.caption(f"**G2P:** {escape_markdown(g2p_description(st.session_state[state.LANG]))}")
 
 
 def sidebar_voice_sources() -> None:
@@ -302,7 +335,7 @@ def shared_widget(state_key: str, widget_key: str, default: object = None) -> di
     from it on every run.
 
     Example:
-        >>> st.text_area("Sample text", **shared_widget("sample_text", "voices_text"))  # doctest: +SKIP
+        >>> st.text_area("Sample text", **shared_widget(state.SAMPLE_TEXT, state.VOICES_TEXT))  # doctest: +SKIP
     """
     st.session_state[widget_key] = st.session_state.setdefault(state_key, default)
     return {"key": widget_key, "on_change": _copy_state, "args": (widget_key, state_key)}
@@ -313,11 +346,11 @@ ROW_CHOICES: tuple[str | int, ...] = (MEAN_ROW, *range(PACK_ROWS))
 """What the analysis pages can summarise each voice by: the mean over rows, or one row 0-509."""
 
 
-def analysis_row(prefix: str) -> int | None:
+def analysis_row(widget_key: str) -> int | None:
     """Show the summary-vector choice every analysis page shares, and return it (None: the mean over rows).
 
-    The choice is kept for the session in ``st.session_state["analysis_row"]`` (``"mean"`` or a row), so the Map,
-    Groups and Dimensions pages always analyse the same vectors; ``prefix`` is the page's widget-key prefix.
+    The choice is kept for the session under ``state.ANALYSIS_ROW`` (``"mean"`` or a row), so the Map, Groups and
+    Dimensions pages always analyse the same vectors; ``widget_key`` is the page's own key for the widget.
     """
     choice = st.selectbox(
         "Summary vector",
@@ -326,7 +359,7 @@ def analysis_row(prefix: str) -> int | None:
         "phonemes)",
         help="Kokoro styles an utterance of n phonemes with row n - 1 of the voicepack. Analyse the mean over all "
         "rows, or the one row a given utterance length uses.",
-        **shared_widget("analysis_row", f"{prefix}_row", MEAN_ROW),
+        **shared_widget(state.ANALYSIS_ROW, widget_key, MEAN_ROW),
     )
     return None if choice == MEAN_ROW else int(choice)
 

@@ -1,0 +1,315 @@
+"""What the listening pages (Voices, Voice Lab, A/B) compute, free of Streamlit so it can be tested on its own.
+
+- Live readouts and renders: ``readout`` (nearest stock voices, out-of-distribution report, the map position),
+  ``synthesize_cached`` (a render through a shared ``AudioCache``, so replaying never synthesises again), exports,
+  the share link and the meters as a table.
+- A/B: which recipe each side plays, a seeded hidden X for blind trials, and the session's tally.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import pandas as pd
+
+from explorer.analysis import nearest_voices, summary_vectors
+from explorer.audio import AudioCache, audio_cache_key
+from explorer.errors import ExplorerError, RecipeError
+from explorer.recipe import MAX_TOKEN_CHARS, OODReport, Recipe, RecipeContext, ood_report
+from explorer.synth import FIRST_CHUNK_PHONEMES, RenderedChunk, Synthesis, prepare, synthesize
+from explorer.voices import VoiceSet, pack_bytes, validate_voice_name
+
+if TYPE_CHECKING:
+    from explorer.engines import Engine
+    from explorer.meters import Meters
+
+RECOGNISED_LANGUAGES = ("a", "b")
+"""The bundled recogniser knows English only: the word error rate is measured for these languages."""
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    """What a listening page is asked to say and how: the session's text, language, speed and engine kind."""
+
+    text: str
+    lang: str
+    speed: float
+    engine_kind: str
+
+    @property
+    def recognisable_text(self) -> str | None:
+        """The text the word error rate is measured against, or None where the recogniser cannot follow it."""
+        return self.text if self.lang in RECOGNISED_LANGUAGES else None
+
+    def signature(self, *voices: object) -> tuple[object, ...]:
+        """Return what identifies a render of ``voices`` (recipes' share strings) for this request: a page replays
+        its last render while the signature stays the same."""
+        return (*voices, self.text, self.lang, self.speed, self.engine_kind)
+
+__all__ = [
+    "AB_SOURCES",
+    "RECOGNISED_LANGUAGES",
+    "SpeechRequest",
+    "BlindTally",
+    "BlindTrial",
+    "Readout",
+    "Render",
+    "blind_x_audio",
+    "draw_trial",
+    "export_files",
+    "meter_rows",
+    "meters_table",
+    "readout",
+    "share_url",
+    "side_recipe",
+    "synthesize_cached",
+]
+
+@dataclass(frozen=True)
+class Readout:
+    """What the Lab shows while sliding: where the pack sits among the stock voices.
+
+    Attributes:
+        vector: the pack's mean over rows (the summary vector the PCA map and OOD report use).
+        nearest: the stock voices most similar in direction, ``(name, cosine)``, best first.
+        ood: the out-of-distribution report.
+    """
+
+    vector: np.ndarray = field(repr=False)
+    nearest: tuple[tuple[str, float], ...]
+    ood: OODReport
+
+
+def readout(pack: np.ndarray, voices: VoiceSet, context: RecipeContext, k: int = 5) -> Readout:
+    """Return the live readout of ``pack`` against the stock voices of ``context``."""
+    vector = summary_vectors(np.asarray(pack)[None])[0]
+    nearest = nearest_voices(vector, context.vectors, list(context.names), k=k, metric="cosine")
+    return Readout(vector, tuple(nearest), ood_report(pack, voices, context))
+
+
+@dataclass(frozen=True)
+class Render:
+    """One synthesis and its audio-cache key (which identifies the audio for meters and replays)."""
+
+    synthesis: Synthesis
+    key: str
+    cached: bool
+
+    @property
+    def audio(self) -> np.ndarray:
+        """The rendered audio (float32, 24 kHz)."""
+        return self.synthesis.audio
+
+
+def synthesize_cached(
+    text: str,
+    *,
+    style: np.ndarray,
+    engine: Engine,
+    cache: AudioCache,
+    lang: str = "a",
+    speed: float = 1.0,
+    on_chunk: Callable[[RenderedChunk], None] | None = None,
+) -> Render:
+    """Speak ``text`` with ``style``, or return the cached synthesis of exactly this request.
+
+    Every render of the app starts with a short first chunk (``FIRST_CHUNK_PHONEMES``): ``on_chunk`` gets it as soon
+    as it is rendered, to play while the rest renders, and the Lab, A/B and Voices pages share one chunking, so one
+    page's render replays on another. The key is ``audio_cache_key`` of the engine, its weights, the chunks'
+    phonemes, the style and the speed: the same text in two languages, or two packs, never share audio. The cached
+    audio is read-only, as every session replaying it gets the same array. (The text is converted to phonemes once
+    for the key and again inside ``synthesize``: cheap next to rendering, and it keeps one synthesis path.)
+
+    Args:
+        text: what to say, in language ``lang``.
+        style: a voicepack or a 256-vector.
+        engine: renders on a cache miss.
+        cache: the shared audio cache.
+        lang: Kokoro language code.
+        speed: speaking rate, 0.25-4.
+        on_chunk: called with each chunk as it is rendered; never called on a cache hit (the whole audio is there).
+
+    Returns:
+        The synthesis, its cache key, and whether it came from the cache.
+
+    Raises:
+        SynthesisError: text, style or speed the engine refuses.
+    """
+    plan = prepare(text, engine=engine, lang=lang, first_chunk_phonemes=FIRST_CHUNK_PHONEMES)
+    key = audio_cache_key(engine.name, engine.weights, [chunk.phonemes for chunk in plan.chunks], style, speed)
+    hit = cache.get(key)
+    if isinstance(hit, Synthesis):
+        return Render(hit, key, True)
+    result = synthesize(text, style=style, engine=engine, lang=lang, speed=speed,
+                        first_chunk_phonemes=FIRST_CHUNK_PHONEMES, on_chunk=on_chunk)
+    result.audio.setflags(write=False)  # shared with every session that replays it
+    cache.put(key, result)
+    return Render(result, key, False)
+
+
+def export_files(pack: np.ndarray, recipe: Recipe, name: str) -> dict[str, Callable[[], bytes]]:
+    """Return ``{filename: build}`` for the pack as ``.pt`` and ``.npz`` ([510, 1, 256]) and its recipe as JSON.
+
+    Each file is built only when its ``build()`` is called (a download button calls it on the click): writing a
+    ``.pt`` imports torch, which would otherwise add a second to the Lab's first run and time to every rerun. The
+    name is checked at once, so a bad one is refused before any button shows.
+
+    Raises:
+        VoiceError: ``name`` is not a valid voice name (letters, digits, ``_.-``, at most 64).
+    """
+    name = validate_voice_name(name)
+    pack = np.array(pack, dtype=np.float32)  # a copy: later edits of the caller's array do not change the download
+    text = recipe.to_json()
+    return {
+        f"{name}.pt": lambda: pack_bytes(pack, ".pt", name),
+        f"{name}.npz": lambda: pack_bytes(pack, ".npz", name),
+        f"{name}.recipe.json": lambda: text.encode("utf-8"),
+    }
+
+
+def share_url(page_url: str, token: str) -> str:
+    """Return ``page_url`` with its query string replaced by ``recipe=<token>`` (fragment dropped)."""
+    parts = urlsplit(page_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode({"recipe": token}), ""))
+
+
+def _number(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def meter_rows(result: Meters) -> dict[str, str]:
+    """Return the meters of one render as ``{measure: text}``, every measure present, in display order.
+
+    A meter that could not run reads ``unavailable: <reason>``; one not asked for reads "not measured".
+    """
+    sound = result.acoustics
+    pitch_range = (f"{sound.f0_low_hz:.0f}–{sound.f0_high_hz:.0f} Hz"
+                   if sound.f0_low_hz is not None and sound.f0_high_hz is not None else "–")
+    rows = {
+        "Duration": _number(sound.duration_s, " s", 2),
+        "Median F0": _number(sound.f0_median_hz, " Hz", 0),
+        "F0 range (5–95 %)": pitch_range,
+        "Voiced share": f"{sound.voiced_fraction:.0%}",
+        "Spectral centroid": _number(sound.spectral_centroid_hz, " Hz", 0),
+        "Loudness": _number(sound.loudness_lufs, " LUFS", 1),
+    }
+    if result.intelligibility is not None:
+        rows["Word error rate"] = f"{result.intelligibility.wer:.0%}"
+        rows["Transcript"] = result.intelligibility.transcript or "(nothing heard)"
+    else:
+        reason = result.unavailable.get("intelligibility")
+        rows["Word error rate"] = f"unavailable: {reason}" if reason else "not measured"
+    if result.similarity:
+        rows["Sounds like"] = ", ".join(f"{name} {score:.2f}" for name, score in result.similarity)
+    else:
+        reason = result.unavailable.get("similarity")
+        rows["Sounds like"] = f"unavailable: {reason}" if reason else "not measured"
+    return rows
+
+
+def meters_table(results: Mapping[str, Meters]) -> pd.DataFrame:
+    """Return the meters of several renders side by side: one row per measure, one column per render."""
+    return pd.DataFrame({label: meter_rows(result) for label, result in results.items()})
+
+
+AB_SOURCES = ("stock voice", "Lab recipe", "recipe string")
+"""What an A/B side can play: a stock voice, the Lab's current recipe, or a pasted share string or link."""
+MAX_TOKEN_INPUT_CHARS = MAX_TOKEN_CHARS + 1024
+"""Longest pasted recipe string or share link (a share string is at most 8 KiB; a link adds the address)."""
+SIDES = ("A", "B")
+BLIND_X_GAIN = 10 ** (-0.05 / 20)
+"""X plays 0.05 dB quieter than its side: inaudible, but its WAV differs, so the page source does not give X away
+(Streamlit names media files by their content)."""
+
+
+def side_recipe(source: str, *, voice: str | None = None, token: str | None = None,
+                lab_token: str | None = None) -> Recipe:
+    """Return the recipe one A/B side plays.
+
+    Args:
+        source: one of ``AB_SOURCES``.
+        voice: the stock voice, for "stock voice".
+        token: the pasted share string, for "recipe string".
+        lab_token: the Lab's current share string (session ``recipe_token``), for "Lab recipe".
+
+    Raises:
+        RecipeError: unknown source, a malformed string, or no Lab recipe yet.
+    """
+    if source == "stock voice":
+        return Recipe.single(voice)
+    if source == "Lab recipe":
+        if not lab_token:
+            raise RecipeError("The Voice Lab has no recipe yet: open the Voice Lab and make one first.")
+        return Recipe.from_token(lab_token)
+    if source == "recipe string":
+        if not token or not token.strip():
+            raise RecipeError("Paste a recipe string (the Lab's share link holds one after 'recipe=').")
+        return Recipe.from_token(token.strip().rsplit("recipe=", 1)[-1].split("&", 1)[0])
+    raise RecipeError(f"A/B source {str(source)[:40]!r} is not one of {', '.join(AB_SOURCES)}.")
+
+
+@dataclass(frozen=True)
+class BlindTrial:
+    """One blind trial: which side the hidden X plays."""
+
+    index: int
+    x_is: str
+
+
+def draw_trial(seed: int, index: int) -> BlindTrial:
+    """Return trial ``index`` of a session seeded with ``seed``: the same pair always hides the same X."""
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index)])
+    return BlindTrial(int(index), SIDES[int(rng.integers(2))])
+
+
+def blind_x_audio(audio: np.ndarray) -> np.ndarray:
+    """Return X's audio: its side's audio at ``BLIND_X_GAIN`` (see there)."""
+    return (np.asarray(audio, dtype=np.float32) * BLIND_X_GAIN).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BlindTally:
+    """The session's blind trials: how many, and how many times the listener matched X to its side."""
+
+    trials: int = 0
+    correct: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object] | None) -> BlindTally:
+        """Return the tally kept in session state (``{"trials": n, "correct": k}``); anything else is a fresh one."""
+        try:
+            trials, correct = int(data["trials"]), int(data["correct"])  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            return cls()
+        return cls(trials, correct) if 0 <= correct <= trials else cls()
+
+    def to_dict(self) -> dict[str, int]:
+        """Return the form kept in session state."""
+        return {"trials": self.trials, "correct": self.correct}
+
+    def record(self, trial: BlindTrial, choice: str) -> BlindTally:
+        """Return the tally after the listener said X is ``choice`` ("A" or "B") in ``trial``.
+
+        Raises:
+            ExplorerError: ``choice`` is not "A" or "B".
+        """
+        if choice not in SIDES:
+            raise ExplorerError(f"A blind choice is A or B, not {str(choice)[:10]!r}.")
+        return BlindTally(self.trials + 1, self.correct + (choice == trial.x_is))
+
+    @property
+    def p_value(self) -> float:
+        """Chance of doing at least this well by guessing (one-sided binomial, p = 1/2); 1.0 before any trial."""
+        return sum(math.comb(self.trials, k) for k in range(self.correct, self.trials + 1)) / 2**self.trials
+
+    def summary(self) -> str:
+        """Return e.g. "7 of 8 correct (88 %); guessing does this well with probability 0.035"."""
+        if not self.trials:
+            return "No blind trials yet."
+        return (f"{self.correct} of {self.trials} correct ({self.correct / self.trials:.0%}); guessing does this "
+                f"well with probability {self.p_value:.3g}.")

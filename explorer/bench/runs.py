@@ -1,0 +1,72 @@
+"""What every benchmark shares: a worker run in a fresh process, the machine it ran on, and plain-text tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+
+__all__ = ["last_json_line", "load_average_now", "machine_description", "peak_rss_mb", "table_cell", "text_table"]
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_average_now() -> float:
+    """Return the machine's 1-minute load average (0 where the OS has none): other work slows every timing."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else 0.0
+
+
+def last_json_line(command: list[str], what: str, environment: dict[str, str] | None = None) -> dict:
+    """Run ``command`` (a benchmark worker in a fresh process, so its memory and start-up are its own) and return
+    the JSON on the last line it printed.
+
+    Raises:
+        ExplorerError: the worker failed; the message ends with its last error line.
+    """
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(environment or {})})
+    if done.returncode != 0:
+        raise ExplorerError(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine_description() -> str:
+    """Return the CPU model, its vector extensions that matter here, and the core count."""
+    model = platform.processor() or platform.machine()
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    vector = [name for name in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+              if name in flags]
+    extensions = f" ({', '.join(vector)})" if vector else ""
+    return f"{model}{extensions}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+
+
+def table_cell(value: object) -> str:
+    """Return how a table shows ``value``: ``-`` for None, ``a/b`` for a tuple."""
+    if value is None:
+        return "-"
+    if isinstance(value, tuple):
+        return "/".join(table_cell(item) for item in value)
+    return str(value)
+
+
+def text_table(headers: list[str], cells: list[list[str]]) -> str:
+    """Return ``cells`` under ``headers`` as plain-text columns padded to their widest entry."""
+    widths = [max(len(header), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
+    lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)

@@ -1,0 +1,206 @@
+"""explorer.app.listen: readouts, renders cached and replayed, exports that load back, meters side by side, the share
+link, and A/B blind trials that are fair and counted."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.app import listen
+from explorer.audio import AudioCache, audio_cache_key, rms_dbfs, wav_bytes
+from explorer.engines import Engine, load_vocab
+from explorer.errors import ExplorerError, RecipeError, VoiceError
+from explorer.meters import Acoustics, Intelligibility, Meters
+from explorer.recipe import (
+    Component,
+    Mix,
+    PCAStep,
+    Recipe,
+    apply_recipe,
+)
+from explorer.synth import FIRST_CHUNK_PHONEMES, prepare
+from explorer.voices import load_bytes
+from tests.conftest import full_lab_state
+
+
+class ToneEngine(Engine):
+    """A fast stand-in engine: a tone whose pitch follows style dim 0, 50 ms per token; counts its renders."""
+
+    name = "tone"
+
+    def __init__(self) -> None:
+        super().__init__(load_vocab(), "tone test weights")
+        self.renders = 0
+
+    def _run(self, tokens, style, speed):
+        self.renders += 1
+        t = np.arange(int(tokens.shape[1] * 1200 / speed)) / 24000
+        return (0.3 * np.sin(2 * np.pi * (150 + 50 * style[0]) * t)).astype(np.float32), None
+
+
+def test_the_share_link_holds_only_the_recipe():
+    url = listen.share_url("https://example.org:8501/lab?recipe=old&x=1#top", "abc-_123")
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc, parts.path, parts.fragment) == ("https", "example.org:8501", "/lab", "")
+    assert parse_qs(parts.query) == {"recipe": ["abc-_123"]}
+
+
+# ----------------------------------------------------------------------------------------------- readouts
+
+
+def test_an_unedited_stock_voice_reads_as_itself_and_in_distribution(bundled_voices, stock_context):
+    readout = listen.readout(bundled_voices["bf_emma"].pack, bundled_voices, stock_context)
+    assert readout.nearest[0][0] == "bf_emma" and readout.nearest[0][1] == pytest.approx(1.0)
+    assert len(readout.nearest) == 5
+    assert not readout.ood.out_of_distribution
+    np.testing.assert_allclose(readout.vector, bundled_voices["bf_emma"].pack.mean(axis=0), atol=1e-6)
+
+
+def test_a_far_pca_step_reads_as_out_of_distribution(bundled_voices, stock_context):
+    pack = apply_recipe(Recipe(Mix((Component("bf_emma"),)), (PCAStep("both", 0, 9.0),)), bundled_voices, stock_context)
+    assert listen.readout(pack, bundled_voices, stock_context).ood.out_of_distribution
+
+
+# ----------------------------------------------------------------------------------------------- renders, exports
+
+
+def test_a_render_is_synthesised_once_and_replayed_from_the_cache(bundled_voices):
+    engine, cache = ToneEngine(), AudioCache(10**8)
+    pack = bundled_voices["af_heart"].pack
+    first = listen.synthesize_cached("Hello there.", style=pack, engine=engine, cache=cache)
+    again = listen.synthesize_cached("Hello there.", style=pack, engine=engine, cache=cache)
+    assert (first.cached, again.cached, engine.renders) == (False, True, 1)
+    np.testing.assert_array_equal(first.audio, again.audio)
+    assert not again.audio.flags.writeable
+    chunks = [chunk.phonemes for chunk in
+              prepare("Hello there.", engine=engine, first_chunk_phonemes=FIRST_CHUNK_PHONEMES).chunks]
+    assert first.key == audio_cache_key("tone", "tone test weights", chunks, pack, 1.0)
+
+
+def test_a_render_streams_its_short_first_chunk_and_a_replay_streams_nothing(bundled_voices):
+    """The Lab plays the first clause while the rest renders; a replay has the whole audio at once."""
+    engine, cache, streamed = ToneEngine(), AudioCache(10**8), []
+    text = "Hello there, and welcome to the voice explorer. Move a slider and listen to what changes."
+    pack = bundled_voices["af_heart"].pack
+    first = listen.synthesize_cached(text, style=pack, engine=engine, cache=cache, on_chunk=streamed.append)
+    assert [chunk.index for chunk in streamed] == list(range(len(first.synthesis.chunks)))
+    assert streamed[0].chunk.text == "Hello there," and len(streamed[0].chunk.phonemes) <= FIRST_CHUNK_PHONEMES
+    np.testing.assert_array_equal(np.concatenate([chunk.padded_audio for chunk in streamed]), first.audio)
+    again = listen.synthesize_cached(text, style=pack, engine=engine, cache=cache, on_chunk=streamed.append)
+    assert again.cached and len(streamed) == len(first.synthesis.chunks)
+
+
+@pytest.mark.parametrize("change", [{"speed": 1.5}, {"lang": "b"}, {"style": "am_adam"}, {"text": "Hello."}])
+def test_any_change_of_text_language_voice_or_speed_renders_again(bundled_voices, change):
+    engine, cache = ToneEngine(), AudioCache(10**8)
+    request = {"text": "Hello there.", "style": "af_heart", "lang": "a", "speed": 1.0}
+    for values in (request, {**request, **change}):
+        listen.synthesize_cached(values["text"], style=bundled_voices[values["style"]].pack, engine=engine, cache=cache,
+                              lang=values["lang"], speed=values["speed"])
+    assert engine.renders == 2
+
+
+def test_an_export_loads_back_as_the_same_pack_with_its_recipe(bundled_voices, stock_context):
+    recipe = full_lab_state().to_recipe()
+    pack = apply_recipe(recipe, bundled_voices, stock_context)
+    editable = pack.copy()
+    builders = listen.export_files(editable, recipe, "my_voice")
+    editable[:] = 0  # the downloads keep the pack as it was when the buttons were made
+    files = {filename: build() for filename, build in builders.items()}
+    assert sorted(files) == ["my_voice.npz", "my_voice.pt", "my_voice.recipe.json"]
+    assert tuple(torch.load(io.BytesIO(files["my_voice.pt"]), weights_only=True).shape) == (510, 1, 256)
+    assert np.load(io.BytesIO(files["my_voice.npz"]))["my_voice"].shape == (510, 1, 256)
+    for suffix in (".pt", ".npz"):
+        (voice,) = load_bytes(files[f"my_voice{suffix}"], f"my_voice{suffix}")
+        np.testing.assert_array_equal(voice.pack, pack)
+    assert Recipe.from_json(files["my_voice.recipe.json"]) == recipe
+
+
+@pytest.mark.parametrize("name", ["", "../evil", "a/b", "x" * 65, "<b>"])
+def test_an_export_name_that_is_no_voice_name_is_refused(name):
+    with pytest.raises(VoiceError):
+        listen.export_files(np.zeros((510, 256), np.float32), Recipe.single("af_heart"), name)
+
+
+SOUND = Acoustics(2.0, 180.0, 150.0, 220.0, 0.6, 2100.0, -20.0, -23.0)
+
+
+def test_meter_rows_name_every_measure_and_say_why_one_is_missing():
+    rows = listen.meter_rows(Meters(SOUND, unavailable={"intelligibility": "faster-whisper is not installed."}))
+    assert rows["Word error rate"] == "unavailable: faster-whisper is not installed."
+    assert rows["Sounds like"] == "not measured"
+    assert rows["Median F0"] == "180 Hz" and rows["F0 range (5–95 %)"] == "150–220 Hz"
+    heard = listen.meter_rows(Meters(SOUND, Intelligibility("hello there", 0.25), (("A", 0.91),)))
+    assert (heard["Word error rate"], heard["Transcript"], heard["Sounds like"]) == ("25%", "hello there", "A 0.91")
+
+
+def test_meters_of_two_sides_sit_side_by_side():
+    table = listen.meters_table({"A": Meters(SOUND), "B": Meters(Acoustics(1.0, None, None, None, 0.0, None, None,
+                                                                       None))})
+    assert list(table.columns) == ["A", "B"]
+    assert table.loc["Median F0", "B"] == "–" and table.loc["Duration", "B"] == "1.00 s"
+
+
+# ----------------------------------------------------------------------------------------------- A/B
+
+
+def test_each_ab_source_gives_its_recipe():
+    lab_recipe = full_lab_state().to_recipe()
+    token = lab_recipe.to_token()
+    assert listen.side_recipe("stock voice", voice="bf_emma") == Recipe.single("bf_emma")
+    assert listen.side_recipe("Lab recipe", lab_token=token) == lab_recipe
+    assert listen.side_recipe("recipe string", token=f"  {token} ") == lab_recipe
+    assert listen.side_recipe("recipe string", token=f"http://localhost:8501/lab?recipe={token}&x=1") == lab_recipe
+
+
+@pytest.mark.parametrize(
+    "source, kwargs, message",
+    [("Lab recipe", {}, "no recipe yet"), ("recipe string", {"token": " "}, "Paste a recipe"),
+     ("recipe string", {"token": "!!"}, "URL-safe"), ("stock voice", {"voice": "../x"}, "voice"),
+     ("somewhere", {}, "not one of")],
+)
+def test_an_ab_side_that_cannot_play_says_why(source, kwargs, message):
+    with pytest.raises(RecipeError, match=message):
+        listen.side_recipe(source, **kwargs)
+
+
+def test_the_hidden_x_is_seeded_and_not_always_the_same_side():
+    trials = [listen.draw_trial(1234, index) for index in range(200)]
+    assert trials == [listen.draw_trial(1234, index) for index in range(200)]
+    assert [t.index for t in trials] == list(range(200))
+    share = sum(t.x_is == "A" for t in trials) / 200
+    assert 0.35 < share < 0.65
+    assert [t.x_is for t in trials] != [listen.draw_trial(99, index).x_is for index in range(200)]
+
+
+def test_the_tally_counts_trials_and_right_answers():
+    tally = listen.BlindTally()
+    assert tally.summary() == "No blind trials yet." and tally.p_value == 1.0
+    for index, choice in enumerate("AABB"):
+        tally = tally.record(listen.BlindTrial(index, "A"), choice)
+    assert (tally.trials, tally.correct) == (4, 2)
+    assert listen.BlindTally(8, 8).p_value == pytest.approx(1 / 256)
+    assert listen.BlindTally(3, 0).p_value == 1.0
+    assert "7 of 8 correct" in listen.BlindTally(8, 7).summary()
+    with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'X'\.$"):
+        tally.record(listen.BlindTrial(5, "A"), "X")
+    with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'aaaaaaaaaa'\.$"):  # cut to 10
+        tally.record(listen.BlindTrial(5, "A"), "a" * 500)
+
+
+@pytest.mark.parametrize("stored", [None, {}, {"trials": "x", "correct": 0}, {"trials": 1, "correct": 2},
+                                    {"trials": -1, "correct": -2}, "junk"])
+def test_a_damaged_tally_in_session_state_starts_afresh(stored):
+    assert listen.BlindTally.from_dict(stored) == listen.BlindTally()
+    assert listen.BlindTally.from_dict(listen.BlindTally(5, 3).to_dict()) == listen.BlindTally(5, 3)
+
+
+def test_x_sounds_like_its_side_but_is_not_the_same_file():
+    audio = (0.5 * np.sin(np.linspace(0, 2000, 24000))).astype(np.float32)
+    x = listen.blind_x_audio(audio)
+    assert wav_bytes(x) != wav_bytes(audio)
+    assert abs(rms_dbfs(x) - rms_dbfs(audio)) < 0.1

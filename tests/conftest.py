@@ -9,6 +9,7 @@ CI run means every test ran. The browser tests follow the same rule for Chromium
 from __future__ import annotations
 
 import collections
+import copy
 import contextlib
 import os
 
@@ -205,3 +206,46 @@ def offline_onnx_engine():
     from explorer.engines import OnnxEngine
 
     return OnnxEngine()
+
+
+def small_config() -> dict:
+    """The v1.0 config with a tiny PL-BERT, one layer per stack and a one-stage vocoder (the decoder's blocks keep
+    their fixed sizes)."""
+    from explorer.paths import CONFIG_PATH, load_config
+
+    config = copy.deepcopy(load_config(CONFIG_PATH))
+    config["plbert"] = {
+        "hidden_size": 64,
+        "num_attention_heads": 2,
+        "intermediate_size": 128,
+        "max_position_embeddings": 64,
+        "num_hidden_layers": 1,
+        "dropout": 0.1,
+    }
+    config["n_layer"] = 1
+    config["istftnet"].update(
+        upsample_rates=[10], upsample_kernel_sizes=[20], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3, 5]]
+    )
+    return config
+
+
+def one_frame_per_token(model) -> None:
+    """Random weights predict about 25 frames per token; a silent duration head gives 1, so traces stay short."""
+    import torch
+
+    with torch.no_grad():
+        model.predictor.duration_proj.linear_layer.weight.zero_()
+        model.predictor.duration_proj.linear_layer.bias.fill_(-30.0)
+
+
+@pytest.fixture(scope="module")
+def offline(tmp_path_factory):
+    """A private cache folder for the tests of one module, and any attempt to reach the Hub fails the test."""
+
+    def no_download(*args, **kwargs):
+        raise AssertionError(f"tried to download {args} {kwargs}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXPLORER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.setattr("kokoro.model.hf_hub_download", no_download)
+        yield

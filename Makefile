@@ -7,6 +7,11 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 RUNTIME_REQS := requirements.txt requirements-meters.txt
 TEST_REQS := $(RUNTIME_REQS) requirements-test.txt
+# requirements.txt as this machine installs it: the same file, except that where pip's configured index serves
+# torch's CPU build itself (`torch==2.13.0+cpu`: this project's machines, which cannot reach download.pytorch.org),
+# its direct-URL torch lines become that pin, markers kept. Elsewhere the URLs stay (see requirements.txt).
+HERE_REQS := $(VENV)/requirements-here.txt
+TORCH_URL := ^torch @ https://download\.pytorch\.org/whl/cpu/torch-([^-%]+)%2Bcpu-[^ ;]*
 
 .PHONY: run test setup setup-test browser bench clean
 
@@ -27,13 +32,21 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime-installed: $(RUNTIME_REQS) pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet $(addprefix -r ,$(RUNTIME_REQS))
+$(HERE_REQS): requirements.txt | $(PY)
+	@version=$$(sed -nE 's|$(TORCH_URL).*|\1|p' requirements.txt | head -n 1); \
+	if [ -n "$$version" ] && \
+	   $(PY) -m pip install --quiet --dry-run --no-deps "torch==$$version+cpu" >/dev/null 2>&1; then \
+	  echo "torch $$version+cpu comes from pip's configured index (in place of download.pytorch.org)"; \
+	  sed -E 's|$(TORCH_URL)|torch==\1+cpu|' requirements.txt > $@; \
+	else cp requirements.txt $@; fi
+
+$(VENV)/.runtime-installed: $(RUNTIME_REQS) $(HERE_REQS) pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -r $(HERE_REQS) -r requirements-meters.txt
 	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 $(VENV)/.test-installed: $(TEST_REQS) $(VENV)/.runtime-installed
-	$(PY) -m pip install --quiet $(addprefix -r ,$(TEST_REQS))
+	$(PY) -m pip install --quiet -r $(HERE_REQS) -r requirements-meters.txt -r requirements-test.txt
 	touch $@
 
 # Browser tests drive Debian's Chromium through Playwright (Playwright's own browser download cannot work offline).

@@ -21,6 +21,9 @@ __all__ = [
     "CENTROID_KINDS",
     "LAYERS",
     "LAYER_MEANING",
+    "LOADING_COMPONENTS",
+    "LOADING_DIMS",
+    "LOW_VARIANCE_FRACTION",
     "MIN_VOICES",
     "Centroid",
     "CentroidAnalysis",
@@ -32,11 +35,14 @@ __all__ = [
     "VoiceAnalysis",
     "analyze",
     "centroids",
+    "check_perplexity",
+    "default_perplexity",
     "dimension_variance",
     "interlayer_correlation",
     "layer_slice",
     "nearest_voices",
     "pca",
+    "perplexity_bounds",
     "row_trajectory",
     "summary_label",
     "summary_vectors",
@@ -70,6 +76,15 @@ MIN_VOICES = 3
 """Fewest voices PCA, correlation, variance and t-SNE can say anything about."""
 CENTROID_KINDS = ("group", "language", "gender")
 """What voices are grouped by for centroids: the name prefix (``af``), the language, the gender."""
+LOW_VARIANCE_FRACTION = 0.25
+"""A dim has low variance when its variance across voices is below this fraction of the mean per-dim variance (the
+one rule behind ``DimensionVariance.low_variance`` and the seed check "many dimensions have low variance")."""
+LOADING_COMPONENTS = 5
+"""How many components per layer ``analysis.json`` lists the driving dims of (``PCAResult.to_json``)."""
+LOADING_DIMS = 10
+"""How many dims per component ``analysis.json`` lists, largest absolute loading first."""
+MAX_DEFAULT_PERPLEXITY = 30
+"""The default t-SNE perplexity grows with the voice count up to this (scikit-learn's own default)."""
 
 
 def layer_slice(layer: str) -> slice:
@@ -125,6 +140,14 @@ class PCAResult:
 
     ``components_needed[p]`` is how many components explain at least ``p`` of the variance (None if all together
     do not). ``component_std`` is each component's standard deviation across voices, the unit of Lab steps.
+    ``components[i]`` is component ``i + 1`` as a unit vector over the layer's dims: its weights are the loadings
+    that ``top_loadings`` ranks ("which dims drive this component").
+
+    Example:
+        >>> import explorer
+        >>> decoder = explorer.pca(explorer.summary_vectors(explorer.load_voices().packs()), "decoder")
+        >>> [(dim, round(weight, 3)) for dim, weight in decoder.top_loadings(1, top=2)]
+        [(127, 0.213), (8, -0.207)]
     """
 
     layer: str
@@ -143,8 +166,46 @@ class PCAResult:
             vector = vector[..., layer_slice(self.layer)]
         return (vector - self.mean) @ self.components.T
 
+    @property
+    def dims(self) -> np.ndarray:
+        """The style dims (0-255) of this layer, in the order of the components' weights."""
+        return np.arange(STYLE_DIM)[layer_slice(self.layer)]
+
+    def top_loadings(self, component: int, top: int = LOADING_DIMS) -> list[tuple[int, float]]:
+        """Return the dims that drive ``component`` (1 = PC1): ``(style dim, loading)``, largest ``|loading|`` first.
+
+        A loading is the component's weight on a dim (the component is a unit vector, so the squared loadings of all
+        the layer's dims sum to 1). A positive loading means voices with more of that dim sit on the component's
+        positive side. Dims are numbered 0-255 on every layer (prosody dims are 128-255), as the Lab's dim edits
+        number them. Ties keep dim order.
+
+        Args:
+            component: 1 to the number of components kept.
+            top: how many dims to return (at most the layer's dims).
+
+        Raises:
+            AnalysisError: a component that does not exist, or ``top`` below 1.
+        """
+        count = len(self.components)
+        whole = (int, np.integer)
+        if isinstance(component, bool) or not isinstance(component, whole) or not 1 <= component <= count:
+            named = component if isinstance(component, whole) else shown(component, 20)
+            raise AnalysisError(f"Component {named} does not exist: the {self.layer} PCA has 1-{count}.")
+        if isinstance(top, bool) or not isinstance(top, whole) or top < 1:
+            named = top if isinstance(top, whole) else shown(top, 20)
+            raise AnalysisError(f"The number of dims to list must be a whole number from 1; got {named}.")
+        weights = self.components[component - 1]
+        order = np.argsort(-np.abs(weights), kind="stable")[:top]
+        dims = self.dims
+        return [(int(dims[i]), float(weights[i])) for i in order]
+
     def to_json(self) -> dict:
-        """Return the JSON-ready figures (no per-voice projections)."""
+        """Return the JSON-ready figures (no per-voice projections).
+
+        ``top_loadings`` maps ``PC1``... (the first ``LOADING_COMPONENTS`` components, fewer when fewer were kept) to
+        their ``LOADING_DIMS`` driving dims: ``{"dim": style dim 0-255, "loading": weight}``, largest ``|loading|``
+        first.
+        """
         return {
             "layer": self.layer,
             "dims": LAYER_MEANING[self.layer],
@@ -153,6 +214,12 @@ class PCAResult:
             "components_needed": {f"{int(p * 100)}%": n for p, n in self.components_needed.items()},
             "pc1_share": round(float(self.explained_variance_ratio[0]), 6),
             "first10_share": round(float(self.cumulative[min(9, len(self.cumulative) - 1)]), 6),
+            "top_loadings": {
+                f"PC{component}": [
+                    {"dim": dim, "loading": round(weight, 6)} for dim, weight in self.top_loadings(component)
+                ]
+                for component in range(1, min(LOADING_COMPONENTS, len(self.components)) + 1)
+            },
         }
 
 
@@ -397,52 +464,134 @@ def interlayer_correlation(vectors: np.ndarray, top: int = 20) -> InterlayerCorr
 
 @dataclass(frozen=True)
 class DimensionVariance:
-    """Variance of each of the 256 dims across voices, the most variable dims, and how much of the total variance
-    the top 10 and top 20 dims hold."""
+    """Variance of each of the 256 dims across voices, the most variable dims, how much of the total variance the
+    top 10 and top 20 dims hold, and the low-variance dims.
+
+    ``low_variance`` lists, in dim order, the dims whose variance is below ``low_variance_threshold``:
+    ``LOW_VARIANCE_FRACTION`` of the mean per-dim variance (none when the voices are identical).
+    """
 
     variance: np.ndarray
     top: list[tuple[int, str, float]]
     top10_share: float
     top20_share: float
     layer_share: dict[str, float]
+    low_variance_threshold: float
+    low_variance: list[int]
 
     def to_json(self) -> dict:
-        """Return the JSON-ready figures."""
+        """Return the JSON-ready figures; ``low_variance`` holds the rule (``fraction`` of the mean per-dim variance,
+        ``threshold``), ``n_dims``, the count ``by_layer`` and the ``dims`` themselves."""
+        low = np.asarray(self.low_variance, dtype=int)
         return {
             "per_dim": self.variance.round(8).tolist(),
             "top": [{"dim": d, "layer": layer, "variance": round(v, 8)} for d, layer, v in self.top],
             "top10_share": round(self.top10_share, 6),
             "top20_share": round(self.top20_share, 6),
             "layer_share": {k: round(v, 6) for k, v in self.layer_share.items()},
+            "low_variance": {
+                "fraction": LOW_VARIANCE_FRACTION,
+                "threshold": round(self.low_variance_threshold, 10),
+                "n_dims": len(self.low_variance),
+                "by_layer": {"decoder": int((low < HALF).sum()), "prosody": int((low >= HALF).sum())},
+                "dims": list(self.low_variance),
+            },
         }
 
 
 def dimension_variance(vectors: np.ndarray, top: int = 20) -> DimensionVariance:
-    """Return the per-dim variance of ``vectors`` ``[N, 256]`` across voices, and the ``top`` most variable dims.
+    """Return the per-dim variance of ``vectors`` ``[N, 256]`` across voices, the ``top`` most variable dims, and the
+    low-variance dims (below ``LOW_VARIANCE_FRACTION`` of the mean per-dim variance).
+
+    On the bundled voices no dim is that flat: the least variable, dim 135, still has 0.27 of the mean per-dim
+    variance (pinned by tests/test_analysis.py).
 
     Example:
         >>> import explorer
         >>> result = explorer.dimension_variance(explorer.summary_vectors(explorer.load_voices().packs()), top=3)
         >>> result.top[0][:2], {layer: round(share, 2) for layer, share in result.layer_share.items()}
         ((202, 'prosody'), {'decoder': 0.55, 'prosody': 0.45})
+        >>> result.low_variance, round(float(result.low_variance_threshold / result.variance.mean()), 2)
+        ([], 0.25)
     """
     _require_voices(len(vectors))
     variance = np.asarray(vectors, dtype=np.float64).var(axis=0)
     total = max(float(variance.sum()), 1e-30)
     order = np.argsort(-variance, kind="stable")
+    threshold = LOW_VARIANCE_FRACTION * float(variance.mean())
     return DimensionVariance(
         variance=variance,
         top=[(int(d), "decoder" if d < HALF else "prosody", float(variance[d])) for d in order[:top]],
         top10_share=float(variance[order[:10]].sum() / total),
         top20_share=float(variance[order[:20]].sum() / total),
         layer_share={name: float(variance[LAYERS[name]].sum() / total) for name in ("decoder", "prosody")},
+        low_variance_threshold=threshold,
+        low_variance=[int(d) for d in np.nonzero(variance < threshold)[0]],
     )
+
+
+def default_perplexity(count: int) -> float:
+    """Return the t-SNE perplexity used for ``count`` voices when none is chosen: ``(count - 1) / 3`` rounded to a
+    whole number, kept within 1-30.
+
+    Example:
+        >>> from explorer.analysis import default_perplexity
+        >>> default_perplexity(54), default_perplexity(20), default_perplexity(3)
+        (18.0, 6.0, 1.0)
+    """
+    return float(min(MAX_DEFAULT_PERPLEXITY, max(1, math.floor((count - 1) / 3 + 0.5))))
+
+
+def perplexity_bounds(count: int) -> tuple[float, float]:
+    """Return the lowest and highest t-SNE perplexity allowed for ``count`` voices: 1 and ``count - 1``.
+
+    Perplexity is roughly how many neighbours each voice keeps close; scikit-learn needs it below the number of
+    voices, and below 1 a voice has no neighbour at all. The CLI, the API and the Map page all check against these.
+
+    Example:
+        >>> from explorer.analysis import perplexity_bounds
+        >>> perplexity_bounds(54)
+        (1.0, 53.0)
+    """
+    return 1.0, float(max(count - 1, 1))
+
+
+def check_perplexity(perplexity: float | None, count: int) -> float:
+    """Return the t-SNE perplexity to use for ``count`` voices: ``default_perplexity(count)`` for None, else
+    ``perplexity`` as a float once it is known to lie within ``perplexity_bounds(count)``.
+
+    Raises:
+        AnalysisError: a perplexity that is not a number, or one outside the bounds.
+
+    Example:
+        >>> from explorer.analysis import check_perplexity
+        >>> check_perplexity(None, 54), check_perplexity(5, 54)
+        (18.0, 5.0)
+        >>> check_perplexity(60, 54)
+        Traceback (most recent call last):
+        ...
+        explorer.errors.AnalysisError: Perplexity must be between 1 and 53 for 54 voices; got 60.
+    """
+    if perplexity is None:
+        return default_perplexity(count)
+    try:
+        value = math.nan if isinstance(perplexity, bool) else float(perplexity)
+    except (TypeError, ValueError):
+        value = math.nan
+    if math.isnan(value):
+        raise AnalysisError(f"Perplexity must be a number; got {shown(perplexity, 40)}.")
+    low, high = perplexity_bounds(count)
+    if not low <= value <= high:
+        raise AnalysisError(f"Perplexity must be between {low:g} and {high:g} for {count} voices; got {value:g}.")
+    return value
 
 
 def tsne(vectors: np.ndarray, layer: str = "both", seed: int = 0, perplexity: float | None = None) -> np.ndarray:
     """Return seeded 2-D t-SNE coordinates ``[N, 2]`` of ``layer``.
 
-    The perplexity defaults to ``min(30, (N - 1) / 3)`` and is always kept below the number of voices.
+    The perplexity defaults to ``default_perplexity(N)`` (18 for the 54 bundled voices); a chosen one must lie within
+    ``perplexity_bounds(N)``, 1 to ``N - 1``. Low values keep only each voice's nearest neighbours together (many
+    small clusters); high values weigh the overall layout more.
 
     The layer is shifted and scaled to span 0-1 before scikit-learn sees it. t-SNE does not depend on scale, but
     scikit-learn's Barnes-Hut code computes in float32: voices that differ by less than about 1e-19, or values near
@@ -450,26 +599,21 @@ def tsne(vectors: np.ndarray, layer: str = "both", seed: int = 0, perplexity: fl
     have nothing to separate: they all sit at the origin.
 
     Raises:
-        AnalysisError: fewer than 3 voices, an unknown layer, a perplexity that is not a number, or values that are
-            not finite.
+        AnalysisError: fewer than 3 voices, an unknown layer, a perplexity that is not a number or is outside
+            ``perplexity_bounds``, or values that are not finite.
 
     Example:
         >>> import explorer
-        >>> explorer.tsne(explorer.summary_vectors(explorer.load_voices().packs()), "decoder").shape
-        (54, 2)
+        >>> vectors = explorer.summary_vectors(explorer.load_voices().packs())
+        >>> explorer.tsne(vectors, "decoder").shape, explorer.tsne(vectors, "prosody", perplexity=5).shape
+        ((54, 2), (54, 2))
     """
     from sklearn.manifold import TSNE
 
     _require_voices(len(vectors))
     data = np.asarray(vectors, dtype=np.float64)[:, layer_slice(layer)]
     count = len(data)
-    try:
-        chosen = min(30.0, (count - 1) / 3) if perplexity is None else float(perplexity)
-    except (TypeError, ValueError):
-        chosen = math.nan
-    if math.isnan(chosen):
-        raise AnalysisError(f"Perplexity must be a number; got {shown(perplexity, 40)}.")
-    chosen = min(max(chosen, 1.0), count - 1.0)
+    chosen = check_perplexity(perplexity, count)
     if not np.isfinite(data).all():
         raise AnalysisError("t-SNE needs finite values; these vectors hold NaN or infinite ones.")
     low = data.min(axis=0)
@@ -572,7 +716,8 @@ class VoiceAnalysis:
     """Every analysis of a voice set on one kind of summary vector: what ``analyze`` writes and the app shows.
 
     The results are kept as typed objects (``pca``, ``centroids``, ``correlation``...) and read as DataFrames
-    through ``explained_variance``, ``centroid_distances``, ``top_pairs`` and ``top_dimensions``.
+    through ``explained_variance``, ``loadings``, ``centroid_distances``, ``top_pairs``, ``top_dimensions`` and
+    ``low_variance_dimensions``. ``tsne_perplexity`` is the perplexity the t-SNE maps were (or would be) made with.
 
     Example:
         >>> import explorer
@@ -585,6 +730,10 @@ class VoiceAnalysis:
         [{'key': 'male', 'members': 25}, {'key': 'female', 'members': 29}]
         >>> result.top_dimensions().head(2)[["dim", "layer"]].values.tolist()
         [[202, 'prosody'], [180, 'prosody']]
+        >>> result.loadings("decoder", 1, top=3).dim.tolist()
+        [127, 8, 80]
+        >>> len(result.low_variance_dimensions()), result.tsne_perplexity
+        (0, 18.0)
     """
 
     names: list[str]
@@ -596,6 +745,7 @@ class VoiceAnalysis:
     variance: DimensionVariance = field(repr=False)
     tsne: dict[str, np.ndarray] = field(repr=False)
     distributions: dict[str, ValueDistribution] = field(repr=False)
+    tsne_perplexity: float
 
     @property
     def summary(self) -> str:
@@ -610,6 +760,16 @@ class VoiceAnalysis:
                 for layer, result in self.pca.items()
                 for i, (r, c) in enumerate(zip(result.explained_variance_ratio, result.cumulative))
             ]
+        )
+
+    def loadings(self, layer: str, component: int, top: int = LOADING_DIMS) -> pd.DataFrame:
+        """Return the dims that drive ``component`` (1 = PC1) of ``layer``'s PCA, largest ``|loading|`` first:
+        ``dim`` (0-255), ``layer`` (the half it belongs to), ``loading`` (see ``PCAResult.top_loadings``)."""
+        layer_slice(layer)  # an unknown layer is an AnalysisError, not a KeyError
+        rows = self.pca[layer].top_loadings(component, top)
+        return pd.DataFrame(
+            [{"dim": d, "layer": "decoder" if d < HALF else "prosody", "loading": w} for d, w in rows],
+            columns=["dim", "layer", "loading"],
         )
 
     def centroid_distances(self, kind: str = "group") -> pd.DataFrame:
@@ -638,6 +798,14 @@ class VoiceAnalysis:
         """Return the most variable dims across voices: ``dim, layer, variance``."""
         return pd.DataFrame(self.variance.top, columns=["dim", "layer", "variance"])
 
+    def low_variance_dimensions(self) -> pd.DataFrame:
+        """Return the low-variance dims (``DimensionVariance.low_variance``) in dim order: ``dim, layer, variance``."""
+        variance = self.variance.variance
+        return pd.DataFrame(
+            [(d, "decoder" if d < HALF else "prosody", float(variance[d])) for d in self.variance.low_variance],
+            columns=["dim", "layer", "variance"],
+        )
+
     def to_json(self) -> dict:
         """Return ``analysis.json``'s content (keys documented in the README)."""
         return {
@@ -645,6 +813,7 @@ class VoiceAnalysis:
             "summary": self.summary,
             "row": self.row,
             "voices": self.names,
+            "tsne_perplexity": self.tsne_perplexity,
             "pca": {layer: result.to_json() for layer, result in self.pca.items()},
             "interlayer_correlation": self.correlation.to_json(),
             "dimension_variance": self.variance.to_json(),
@@ -657,16 +826,25 @@ class VoiceAnalysis:
         }
 
 
-def analyze(voices: VoiceSet, row: int | None = None, tsne_layers: tuple[str, ...] = tuple(LAYERS)) -> VoiceAnalysis:
+def analyze(
+    voices: VoiceSet,
+    row: int | None = None,
+    tsne_layers: tuple[str, ...] = tuple(LAYERS),
+    tsne_perplexity: float | None = None,
+) -> VoiceAnalysis:
     """Return every analysis of ``voices`` on the mean over rows (``row=None``) or on one row.
 
     Args:
         voices: at least three voices.
         row: ``None`` for the mean over each pack's rows, else the row 0-509 to analyse.
         tsne_layers: layers to embed with t-SNE (the slowest step; pass ``()`` to skip it).
+        tsne_perplexity: the t-SNE perplexity, 1 to the number of voices - 1 (``perplexity_bounds``); ``None`` for
+            ``default_perplexity``. Checked even when no layer is embedded; the value used is ``tsne_perplexity``
+            of the result.
 
     Raises:
-        AnalysisError: fewer than three voices, or ``row`` outside 0-509.
+        AnalysisError: fewer than three voices, ``row`` outside 0-509, or a perplexity that is not a number within
+            the bounds.
 
     Example:
         >>> import explorer
@@ -677,6 +855,7 @@ def analyze(voices: VoiceSet, row: int | None = None, tsne_layers: tuple[str, ..
         (['both', 'decoder', 'prosody'], (54, 2), (20, 3))
     """
     _require_voices(len(voices))
+    perplexity = check_perplexity(tsne_perplexity, len(voices))
     vectors = summary_vectors(voices.packs(), row)
     return VoiceAnalysis(
         names=voices.names,
@@ -686,6 +865,7 @@ def analyze(voices: VoiceSet, row: int | None = None, tsne_layers: tuple[str, ..
         centroids=centroids(voices, vectors),
         correlation=interlayer_correlation(vectors),
         variance=dimension_variance(vectors),
-        tsne={layer: tsne(vectors, layer) for layer in tsne_layers},
+        tsne={layer: tsne(vectors, layer, perplexity=perplexity) for layer in tsne_layers},
         distributions=value_distributions(vectors),
+        tsne_perplexity=perplexity,
     )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArchitectureSummary",
+    "BertFigures",
     "DataFlow",
     "ExpectationCheck",
     "FlowStep",
@@ -63,6 +64,13 @@ SEED_EXPECTATIONS: tuple[tuple[str, tuple[str, ...], float, float], ...] = (
 )
 """Parameter shares the seed analysis suite expected (label, top-level modules, low, high). Reports compare the
 measured shares against these; nothing here is a measurement."""
+
+SEED_BERT_CLAIMS: tuple[tuple[str, str, str, int | None], ...] = (
+    ("vocab_size", "Vocabulary size", "configurable", None),
+    ("hidden_size", "Hidden size", "768 (typical)", 768),
+)
+"""What the seed suite said of its BERT encoder (figure, label, the seed's words, the number they give if any).
+Reports set the measured figures against these; nothing here is a measurement."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +205,111 @@ class ExpectationCheck:
 
 
 @dataclass(frozen=True)
+class BertFigures:
+    """PL-BERT, KModel's ALBERT text encoder, as measured on its modules and config.
+
+    ALBERT shares parameters between layers: ``layers`` transformer layers run on every pass (``layer_calls`` is how
+    many the traced pass ran), but only ``hidden_groups`` x ``layers_per_group`` distinct layers hold parameters, and
+    each group's are reused by ``layers // hidden_groups`` consecutive layers. ``unshared_params`` is what BERT would
+    hold if every layer run had its own parameters, and ``unshared_share`` its share of a model that size.
+
+    Example:
+        >>> import explorer
+        >>> from explorer.architecture import summarize
+        >>> bert = summarize(explorer.build_model()).bert
+        >>> bert.vocab_size, bert.hidden_size, bert.layers, bert.attention_heads, bert.distinct_layers
+        (178, 768, 12, 12, 1)
+        >>> [(row["figure"], row["measured"], row["verdict"]) for row in bert.seed_comparison()]
+        [('vocab_size', 178, 'the seed gives no number'), ('hidden_size', 768, 'as the seed says')]
+    """
+
+    module_type: str
+    vocab_size: int
+    vocab_symbols: int
+    embedding_size: int
+    hidden_size: int
+    layers: int
+    layer_calls: int
+    attention_heads: int
+    head_size: int
+    intermediate_size: int
+    max_positions: int
+    hidden_groups: int
+    layers_per_group: int
+    params: int
+    shared_layer_params: int
+    pooler_params: int
+    unshared_params: int
+    unshared_share: float
+
+    @property
+    def distinct_layers(self) -> int:
+        """Transformer layers that hold parameters of their own (ALBERT's groups times the layers in each)."""
+        return self.hidden_groups * self.layers_per_group
+
+    @property
+    def layers_per_shared_set(self) -> int:
+        """How many of the layers run reuse each group's parameters."""
+        return self.layers // self.hidden_groups
+
+    def seed_comparison(self) -> list[dict[str, Any]]:
+        """Return, per figure the seed suite described, what it said, what was measured and a verdict.
+
+        Returns:
+            One dict per entry of ``SEED_BERT_CLAIMS``: ``figure``, ``label``, ``seed`` (its words), ``measured``
+            and ``verdict`` ("as the seed says", "differs", or "the seed gives no number").
+        """
+        rows = []
+        for figure, label, words, number in SEED_BERT_CLAIMS:
+            measured = getattr(self, figure)
+            if number is None:
+                verdict = "the seed gives no number"
+            else:
+                verdict = "as the seed says" if measured == number else "differs"
+            rows.append({"figure": figure, "label": label, "seed": words, "measured": measured, "verdict": verdict})
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the figures, ``distinct_layers``, ``layers_per_shared_set`` and ``seed`` (the seed comparison)."""
+        return {
+            **asdict(self),
+            "distinct_layers": self.distinct_layers,
+            "layers_per_shared_set": self.layers_per_shared_set,
+            "seed": self.seed_comparison(),
+        }
+
+    def _unshared_against_seed(self) -> str:
+        """Say where the unshared share falls against the seed's expected BERT share, if it had one."""
+        for label, names, low, high in SEED_EXPECTATIONS:
+            if names == ("bert",):
+                verdict = ExpectationCheck(label, names, low, high, self.unshared_share).verdict
+                return f" ({verdict} the {100 * low:.0f}-{100 * high:.0f} % the seed suite expected of {label})"
+        return ""
+
+    def report_lines(self) -> list[str]:
+        """Return the report's lines on BERT: its figures, the layer sharing, and the comparison with the seed."""
+        groups = f"{self.hidden_groups} group{'s' if self.hidden_groups != 1 else ''} of {self.layers_per_group}"
+        lines = [
+            f"PL-BERT text encoder (bert, {self.module_type}, an ALBERT): {self.params:,} parameters",
+            f"  Vocabulary: {self.vocab_size} token ids ({self.vocab_symbols} assigned to phoneme symbols), each "
+            f"embedded in {self.embedding_size} values",
+            f"  Hidden size {self.hidden_size}; {self.attention_heads} attention heads of {self.head_size} values; "
+            f"feed-forward {self.intermediate_size}; up to {self.max_positions} positions",
+            f"  Layers: {self.layers} run per pass ({self.layer_calls} in the traced pass), sharing the parameters of "
+            f"{self.distinct_layers} distinct layer{'s' if self.distinct_layers != 1 else ''} ({groups}; "
+            f"{self.shared_layer_params:,} parameters)",
+            f"  Without the sharing BERT would hold {self.unshared_params:,} parameters: "
+            f"{100 * self.unshared_share:.1f} % of a model that size{self._unshared_against_seed()}.",
+            f"  Pooler: {self.pooler_params:,} parameters; it runs, but bert hands KModel only the per-token states.",
+            "  Against the seed suite's description:",
+        ]
+        for row in self.seed_comparison():
+            lines.append(f"    {row['label']}: the seed says {row['seed']!r}; measured {row['measured']}; "
+                         f"{row['verdict']}")
+        return lines
+
+
+@dataclass(frozen=True)
 class ArchitectureSummary:
     """Everything the explorer reports about the model's structure, all measured on one KModel.
 
@@ -223,6 +336,7 @@ class ArchitectureSummary:
     halves: tuple[StyleHalf, ...] = field(repr=False)
     data_flow: DataFlow = field(repr=False)
     weight_stats: tuple[WeightStats, ...] = field(repr=False)
+    bert: BertFigures = field(repr=False)
 
     def tree(self, max_depth: int | None = None) -> tuple[ModuleNode, ...]:
         """Return the module tree in pre-order, down to ``max_depth`` (0 is the model itself; None for all)."""
@@ -259,7 +373,7 @@ class ArchitectureSummary:
             ``style_halves`` (per half: start, stop, top_level, entry_points, consumer_types, consumers),
             ``data_flow`` (phonemes, n_tokens, n_frames, n_samples, sample_rate, samples_per_frame, frame_ms,
             steps), ``weight_stats`` (name, count, mean, std, abs_max) and ``tree`` (path, module_type, depth,
-            own_params, total_params, children).
+            own_params, total_params, children), ``bert`` (:meth:`BertFigures.to_json`).
         """
         flow = asdict(self.data_flow)
         flow["samples_per_frame"] = self.data_flow.samples_per_frame
@@ -285,6 +399,7 @@ class ArchitectureSummary:
             "data_flow": flow,
             "weight_stats": [asdict(stats) for stats in self.weight_stats],
             "tree": [asdict(node) for node in self.nodes],
+            "bert": self.bert.to_json(),
         }
         return json.loads(json.dumps(data))  # tuples become lists: the dict equals what a reader of the file gets
 
@@ -296,8 +411,8 @@ class ArchitectureSummary:
             flow_depth: 1 lists the modules KModel calls itself; 2 adds the modules those call.
 
         Returns:
-            The report: parameter shares and how they compare with the seed suite's expectations, the style
-            routing, the data flow, weight statistics and the module tree.
+            The report: parameter shares and how they compare with the seed suite's expectations, BERT's figures
+            (and the seed's), the style routing, the data flow, weight statistics and the module tree.
         """
         lines = [
             f"Kokoro architecture (kokoro {self.kokoro_version}; weights: {self.weights})",
@@ -309,7 +424,8 @@ class ArchitectureSummary:
         for module in self.modules:
             label = f"{module.name} ({module.module_type})"
             lines.append(f"  {label:<{width}}  {module.params:>12,}  {100 * module.share:5.1f} %")
-        lines += ["", *self._expectation_lines(), "", *self._style_lines(), "", *self._flow_lines(flow_depth)]
+        lines += ["", *self._expectation_lines(), "", *self.bert.report_lines()]
+        lines += ["", *self._style_lines(), "", *self._flow_lines(flow_depth)]
         lines += ["", f"Weight statistics ({self.weights}):"]
         lines.append(f"  {'module':<14} {'values':>12} {'mean':>10} {'std':>10} {'|max|':>10}")
         for stats in self.weight_stats:
@@ -545,6 +661,49 @@ def _style_halves(model: torch.nn.Module, calls: list[_Call], style_dim: int) ->
     return tuple(halves)
 
 
+def _bert_figures(model: KModel, calls: list[_Call], total_params: int) -> BertFigures:
+    """Read PL-BERT's figures off its modules, and count the transformer layers the traced pass ran.
+
+    Sizes come from the weight shapes where a module holds them (embeddings, projections); the number of layers run
+    per pass and of hidden groups come from ALBERT's config, and each distinct layer's use is counted in the trace.
+    """
+    bert = model.bert
+    embeddings, encoder = bert.embeddings, bert.encoder
+    layers = {
+        f"bert.encoder.albert_layer_groups.{group}.albert_layers.{index}": layer
+        for group, layer_group in enumerate(encoder.albert_layer_groups)
+        for index, layer in enumerate(layer_group.albert_layers)
+    }
+    if not layers:
+        raise AnalysisError("The model's BERT has no transformer layer.")
+    uses = {path: sum(call.path == path for call in calls) for path in layers}
+    counts = {path: sum(param.numel() for param in layer.parameters()) for path, layer in layers.items()}
+    params = sum(param.numel() for param in bert.parameters())
+    unshared = params + sum(counts[path] * (used - 1) for path, used in uses.items() if used > 1)
+    first = next(iter(layers.values()))
+    pooler = getattr(bert, "pooler", None)
+    return BertFigures(
+        module_type=type(bert).__name__,
+        vocab_size=int(embeddings.word_embeddings.num_embeddings),
+        vocab_symbols=len(model.vocab),
+        embedding_size=int(embeddings.word_embeddings.embedding_dim),
+        hidden_size=int(encoder.embedding_hidden_mapping_in.out_features),
+        layers=int(bert.config.num_hidden_layers),
+        layer_calls=sum(uses.values()),
+        attention_heads=int(first.attention.num_attention_heads),
+        head_size=int(first.attention.attention_head_size),
+        intermediate_size=int(first.ffn.out_features),
+        max_positions=int(embeddings.position_embeddings.num_embeddings),
+        hidden_groups=len(encoder.albert_layer_groups),
+        layers_per_group=len(encoder.albert_layer_groups[0].albert_layers),
+        params=params,
+        shared_layer_params=sum(counts.values()),
+        pooler_params=sum(param.numel() for param in pooler.parameters()) if pooler is not None else 0,
+        unshared_params=unshared,
+        unshared_share=unshared / (total_params - params + unshared),
+    )
+
+
 def _sample_rate(model: torch.nn.Module) -> int:
     """Return the audio rate the vocoder's source module is built for."""
     rates = {int(module.sampling_rate) for module in model.modules() if hasattr(module, "sampling_rate")}
@@ -590,7 +749,7 @@ def _data_flow(
 def summarize(
     model: KModel, weights_description: str = "random initialisation", phonemes: str = TRACE_PHONEMES
 ) -> ArchitectureSummary:
-    """Measure ``model``: counts, tree, style routing, data flow and weight statistics.
+    """Measure ``model``: counts, tree, BERT's figures, style routing, data flow and weight statistics.
 
     Args:
         model: a ``kokoro.KModel`` (from :func:`build_model`).
@@ -626,6 +785,7 @@ def summarize(
         halves=_style_halves(model, calls, style_dim),
         data_flow=_data_flow(model, calls, input_ids, durations, audio, phonemes),
         weight_stats=module_weight_stats(model),
+        bert=_bert_figures(model, calls, root.total_params),
     )
 
 

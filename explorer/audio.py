@@ -2,11 +2,12 @@
 
 Four responsibilities:
 
-1. WAV encoding and decoding through ``soundfile`` (:func:`wav_bytes`, :func:`read_wav`).
+1. WAV encoding and decoding through ``soundfile`` (:func:`wav_bytes`, :func:`read_wav`), and reading an audio file
+   a person named, refused before decoding when it is not audio, empty or huge (:func:`read_audio_file`).
 2. :class:`AudioCache`, a thread-safe LRU bounded by bytes, keyed by :func:`audio_cache_key`, so replaying an A/B
    pair never synthesises twice.
-3. :func:`play` through ``sounddevice``, which reports (never raises) when PortAudio or an output device is missing,
-   as on servers, CI and Streamlit Community Cloud.
+3. :func:`play` through ``sounddevice`` (imported only when playing), which reports (never raises) when PortAudio or
+   an output device is missing, as on servers, CI and Streamlit Community Cloud.
 4. :func:`loudness_match` and :func:`rms_dbfs`, so two voices are compared at the same loudness.
 
 Example:
@@ -34,11 +35,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from explorer.errors import SynthesisError
+from explorer.errors import SynthesisError, printable, shown
 
 __all__ = [
     "SAMPLE_RATE",
@@ -48,6 +50,7 @@ __all__ = [
     "audio_cache_key",
     "loudness_match",
     "play",
+    "read_audio_file",
     "read_wav",
     "rms_dbfs",
     "style_sha256",
@@ -58,6 +61,11 @@ SAMPLE_RATE = 24_000
 """Kokoro's output rate, the default everywhere here."""
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+_MAX_AUDIO_FILE_BYTES = 64 * 1024 * 1024
+"""Largest audio file :func:`read_audio_file` reads (23 minutes of 16-bit mono at 24 kHz)."""
+_MAX_AUDIO_SAMPLES = 32 * 1024 * 1024
+"""Most samples (frames times channels) it decodes, checked from the header first: 128 MiB as float32, whatever the
+compression (a small FLAC file of silence can hold hours)."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,12 @@ class PlaybackResult:
     Attributes:
         played: True when the audio was handed to an output device.
         reason: one sentence for a person: the device used, or what is missing.
+        device: the output device's name when played, else empty.
     """
 
     played: bool
     reason: str
+    device: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +151,55 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
         raise SynthesisError(f"These bytes are not a readable audio file ({exc}).") from exc
     return audio, int(sample_rate)
+
+
+def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read an audio file a person named (WAV, or any format libsndfile reads), for playback.
+
+    The file is checked before anything is decoded: it must exist, hold 1 byte to 64 MiB, be audio by its header, and
+    hold 1 to 32 Mi samples (frames times channels).
+
+    Returns:
+        ``(audio, sample_rate)`` as :func:`read_wav` gives them.
+
+    Raises:
+        SynthesisError: no such file, an empty, oversize or unreadable file, or one holding no audio or too much.
+
+    Example:
+        >>> import numpy as np
+        >>> from pathlib import Path
+        >>> from explorer import audio
+        >>> _ = Path("beep.wav").write_bytes(audio.wav_bytes(np.full(2400, 0.25)))
+        >>> samples, rate = audio.read_audio_file("beep.wav")
+        >>> samples.shape, rate
+        ((2400,), 24000)
+    """
+    path = Path(path)
+    name = shown(path.name or str(path))
+    try:
+        if not path.is_file():
+            raise SynthesisError(f"No audio file at {shown(str(path), 200)}.")
+        size = path.stat().st_size
+        if size > _MAX_AUDIO_FILE_BYTES:
+            raise SynthesisError(f"Audio file {name} holds {size / 2**20:.0f} MiB; at most "
+                                 f"{_MAX_AUDIO_FILE_BYTES // 2**20} MiB are read.")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SynthesisError(f"Audio file {name} cannot be read ({shown(exc.strerror or exc, 120)}).") from None
+    if not data:
+        raise SynthesisError(f"Audio file {name} is empty.")
+    try:
+        info = soundfile.info(io.BytesIO(data))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
+        raise SynthesisError(f"{name} is not an audio file: libsndfile reads no audio format in it.") from None
+    samples = info.frames * info.channels
+    if info.frames <= 0 or info.channels <= 0:
+        raise SynthesisError(f"Audio file {name} holds no audio (0 samples).")
+    if samples > _MAX_AUDIO_SAMPLES:
+        minutes = info.frames / max(info.samplerate, 1) / 60
+        raise SynthesisError(f"Audio file {name} holds {minutes:.0f} minutes of {info.channels}-channel audio; at "
+                             f"most {_MAX_AUDIO_SAMPLES // 2**20} Mi samples are read (23 minutes of mono at 24 kHz).")
+    return read_wav(data)
 
 
 def style_sha256(style: object) -> str:
@@ -268,16 +327,18 @@ class AudioCache:
 def play(audio: object, sample_rate: int = SAMPLE_RATE, *, blocking: bool = False) -> PlaybackResult:
     """Play audio on the default output device, if there is one.
 
-    ``sounddevice`` raises OSError on import when the PortAudio library is missing, and PortAudio reports an error
-    when no output device exists: both are reported in the result, never raised.
+    ``sounddevice`` is imported here, not with this module: it raises OSError on import when the PortAudio library is
+    missing, and PortAudio reports an error when no output device exists; both are reported in the result, never
+    raised.
 
     Args:
         audio: float samples (clipped to [-1, 1]).
         sample_rate: samples per second.
-        blocking: wait until playback has finished.
+        blocking: wait until playback has finished (a command line must, or its exit cuts the sound off).
 
     Returns:
-        ``played`` and a sentence saying on which device, or what is missing.
+        ``played``, a sentence saying on which device (``Playing on ...`` or, when blocking, ``Played on ...``) or what
+        is missing, and the device's name.
 
     Raises:
         SynthesisError: the audio itself is unusable (empty, NaN, wrong shape).
@@ -285,16 +346,17 @@ def play(audio: object, sample_rate: int = SAMPLE_RATE, *, blocking: bool = Fals
     array = np.clip(_checked(audio), -1.0, 1.0)
     try:
         import sounddevice
-    except OSError as exc:
-        return PlaybackResult(False, f"No local playback: the PortAudio library is missing ({exc}).")
+    except OSError:
+        return PlaybackResult(False, "No local playback: the PortAudio library is missing (on Debian or Ubuntu: "
+                                     "apt install libportaudio2).")
     except ImportError:
         return PlaybackResult(False, "No local playback: the sounddevice package is not installed.")
     try:
-        device = sounddevice.query_devices(kind="output")
+        device = str(sounddevice.query_devices(kind="output")["name"])
         sounddevice.play(array, int(sample_rate), blocking=blocking)
     except (sounddevice.PortAudioError, ValueError) as exc:
-        return PlaybackResult(False, f"No local playback: no usable audio output device ({exc}).")
-    return PlaybackResult(True, f"Playing on {device['name']}.")
+        return PlaybackResult(False, f"No local playback: no usable audio output device ({printable(exc)[:120]}).")
+    return PlaybackResult(True, f"{'Played' if blocking else 'Playing'} on {device}.", device)
 
 
 def _rms(array: np.ndarray) -> float:

@@ -42,6 +42,8 @@ import pandas as pd
 from explorer.analysis import (
     LAYER_MEANING,
     LAYERS,
+    LOADING_DIMS,
+    LOW_VARIANCE_FRACTION,
     CentroidAnalysis,
     DimensionVariance,
     InterlayerCorrelation,
@@ -72,6 +74,7 @@ __all__ = [
     "pack_heatmap",
     "parameter_share_chart",
     "pca_layers_chart",
+    "pca_loadings_chart",
     "pca_scatter_chart",
     "pca_variance_chart",
     "row_trajectory_chart",
@@ -338,8 +341,92 @@ def tsne_chart(
     frame = _voice_frame(analysis.names, voices)
     coords = np.asarray(analysis.tsne[layer])
     frame["x"], frame["y"] = coords[:, 0], coords[:, 1]
-    title = _title(f"t-SNE of {_layer_words(layer)}", analysis)
+    title = alt.TitleParams(
+        f"t-SNE of {_layer_words(layer)}",
+        subtitle=[f"Summary vector: {analysis.summary}", f"Perplexity {analysis.tsne_perplexity:g}, seed 0"],
+    )
     return _voice_map(frame, "t-SNE 1", "t-SNE 2", color_by, select, None, title)
+
+
+def pca_loadings_chart(
+    source: VoiceAnalysis | PCAResult,
+    layer: str = "both",
+    components: Sequence[int] = (1, 2),
+    *,
+    top: int = LOADING_DIMS,
+) -> alt.HConcatChart:
+    """Return which dims drive each of ``components``: one panel per component, a bar per dim for its ``top`` dims by
+    absolute loading (largest at the top), coloured by sign.
+
+    Args:
+        source: the analysis (its PCA of ``layer`` is used) or one ``PCAResult``.
+        layer: "decoder", "prosody" or "both" (ignored for a ``PCAResult``, which knows its layer).
+        components: 1-based components (1 = PC1), e.g. a map's x and y components.
+        top: dims per component.
+
+    Returns:
+        Side-by-side panels; the chart's ``.data`` has one row per bar: ``component`` ("PC1"...), ``rank``, ``dim``
+        (0-255), ``half``, ``loading``, ``sign``.
+
+    Raises:
+        AnalysisError: an unknown layer, a component that does not exist, or ``top`` below 1.
+
+    Example:
+        >>> import explorer
+        >>> from explorer import charts
+        >>> result = explorer.analyze(explorer.load_voices(), tsne_layers=())
+        >>> chart = charts.pca_loadings_chart(result, "decoder", components=(1, 3), top=5)
+        >>> chart.data.query("component == 'PC1'").dim.tolist()
+        [127, 8, 80, 31, 113]
+    """
+    if isinstance(source, VoiceAnalysis):
+        layer_slice(layer)
+        result = source.pca[layer]
+    else:
+        result = source
+    rows = [
+        {
+            "component": f"PC{component}",
+            "rank": rank,
+            "dim": dim,
+            "half": "decoder" if dim < HALF else "prosody",
+            "loading": weight,
+            "sign": "positive" if weight >= 0 else "negative",
+        }
+        for component in components
+        for rank, (dim, weight) in enumerate(result.top_loadings(component, top), start=1)
+    ]
+    frame = pd.DataFrame(rows, columns=["component", "rank", "dim", "half", "loading", "sign"])
+    panels = []
+    for component in components:
+        ratio = float(result.explained_variance_ratio[component - 1])
+        panels.append(
+            alt.Chart()
+            .transform_filter(alt.datum.component == f"PC{component}")
+            .mark_bar()
+            .encode(
+                x=alt.X("loading:Q", title="Loading (weight of the dim)"),
+                y=alt.Y("dim:N", sort=alt.EncodingSortField("rank"), title="Style dim",
+                        axis=alt.Axis(labelOverlap=False)),  # every bar named, whatever the theme's font size
+                color=alt.Color(
+                    "sign:N", scale=alt.Scale(domain=["positive", "negative"], range=["#4393c3", "#d6604d"]),
+                    title="Sign",
+                ),
+                tooltip=[
+                    alt.Tooltip("dim:Q", title="Dim"),
+                    alt.Tooltip("half:N", title="Half"),
+                    alt.Tooltip("loading:Q", title="Loading", format="+.3f"),
+                    alt.Tooltip("rank:Q", title="Rank"),
+                ],
+            )
+            .properties(width=220, height=max(120, 24 * min(top, len(result.mean))),
+                        title=f"PC{component} ({ratio:.1%})")
+        )
+    title = alt.TitleParams(
+        f"Which dims drive each component of {_layer_words(result.layer)}",
+        subtitle="Top dims by absolute loading; + means voices with more of the dim sit on the component's + side",
+    )
+    return alt.hconcat(*panels, data=frame).properties(title=title)
 
 
 def _points_frame(points: pd.DataFrame | AnyChart) -> pd.DataFrame:
@@ -584,22 +671,27 @@ def embedding_distributions_chart(source: VoiceAnalysis | Mapping[str, ValueDist
 
 
 def dimension_variance_chart(source: VoiceAnalysis | DimensionVariance) -> alt.LayerChart:
-    """Return each dim's variance across voices as bars coloured by half, the top dims marked with their rank.
+    """Return each dim's variance across voices as bars coloured by half, the top dims marked with their rank and the
+    low-variance threshold as a dashed line.
 
     Returns:
-        A layered chart: 256 bars, and a triangle with the rank above each top dim.
+        A layered chart: 256 bars (``.data`` has ``dim, half, variance, rank, low``), a triangle above each top dim,
+        and the threshold rule.
     """
     variance = source.variance if isinstance(source, VoiceAnalysis) else source
     ranks = {dim: rank for rank, (dim, _, _) in enumerate(variance.top, start=1)}
+    low = set(variance.low_variance)
     frame = pd.DataFrame(
         {
             "dim": np.arange(STYLE_DIM),
             "half": ["decoder" if d < HALF else "prosody" for d in range(STYLE_DIM)],
             "variance": np.asarray(variance.variance, dtype=np.float64),
             "rank": [ranks.get(d) for d in range(STYLE_DIM)],
+            "low": [d in low for d in range(STYLE_DIM)],
         }
     )
-    tooltip = [alt.Tooltip("dim:Q", title="Dim"), "half:N", alt.Tooltip("variance:Q", format=".5f"), "rank:Q"]
+    tooltip = [alt.Tooltip("dim:Q", title="Dim"), "half:N", alt.Tooltip("variance:Q", format=".5f"), "rank:Q",
+               alt.Tooltip("low:N", title="Low variance")]
     x = alt.X(
         "dim:Q", title="Dimension", scale=alt.Scale(domain=[0, STYLE_DIM]), axis=alt.Axis(values=_ticks(0, 257, 32))
     )
@@ -617,12 +709,19 @@ def dimension_variance_chart(source: VoiceAnalysis | DimensionVariance) -> alt.L
         .mark_point(shape="triangle-down", filled=True, color=_HIGHLIGHT, size=40, yOffset=-6)
         .encode(x=x, y="variance:Q", tooltip=tooltip)
     )
+    threshold = (
+        alt.Chart(pd.DataFrame({"threshold": [variance.low_variance_threshold]}))
+        .mark_rule(strokeDash=[4, 3], color="#888888")
+        .encode(y="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", title="Low-variance threshold", format=".5f")])
+    )
     analysis = source if isinstance(source, VoiceAnalysis) else None
     subtitles = [
-        f"Top {len(variance.top)} dims marked; top 10 hold {variance.top10_share:.1%} and top 20 hold "
-        f"{variance.top20_share:.1%} of the total variance"
+        (f"Top {len(variance.top)} dims marked; top 10 hold {variance.top10_share:.1%} and top 20 hold "
+         f"{variance.top20_share:.1%} of the total variance"),
+        (f"Dashed line: {LOW_VARIANCE_FRACTION:g} of the mean per-dim variance; {len(variance.low_variance)} dims "
+         "lie below it (low variance)"),
     ] + ([f"Summary vector: {analysis.summary}"] if analysis else [])
-    return alt.layer(bars, top, data=frame).properties(
+    return alt.layer(bars, top, threshold, data=frame).properties(
         width=640, height=260, title=alt.TitleParams("Variance of each dimension across voices", subtitle=subtitles)
     )
 

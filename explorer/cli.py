@@ -10,8 +10,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from explorer import bench_cli, synth_cli
-from explorer.errors import ExplorerError, printable
+from explorer import bench_cli, check, synth_cli
+from explorer.errors import ExplorerError, HubError, printable
 from explorer.paths import check_output
 
 __all__ = ["main"]
@@ -44,7 +44,7 @@ def _cmd_analyze(args: argparse.Namespace) -> None:
     out = check_output(args.out, folder=True)
     voices = load_voices(args.voices)
     print(printable(f"Loaded {len(voices)} voices from {args.voices or 'bundled'}."), file=sys.stderr)
-    analysis = analyze(voices, row=args.row)
+    analysis = analyze(voices, row=args.row, tsne_perplexity=args.perplexity)
     architecture = analyze_architecture(args.weights)
     for path in write_analysis_reports(voices, analysis, out, architecture=architecture):
         print(printable(f"wrote {path}"))
@@ -57,6 +57,24 @@ def _cmd_architecture(args: argparse.Namespace) -> None:
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.report_text())
 
 
+def _cmd_weights_download(args: argparse.Namespace) -> None:
+    from explorer.engines.choice import resolve_engine
+    from explorer.engines.model_files import HUB_REPO, TORCH_WEIGHTS, download_torch_weights
+
+    fetched = download_torch_weights()
+    if fetched.replaced:
+        print(printable(f"The cached copy was removed and fetched again: {fetched.replaced}"), file=sys.stderr)
+    done = "was downloaded into" if fetched.downloaded else "is already in"
+    print(printable(f"{TORCH_WEIGHTS} from {HUB_REPO} {done} the Hugging Face cache: {fetched.path}"))
+    try:
+        kind, path = resolve_engine("auto")
+    except ExplorerError as error:  # EXPLORER_ENGINE names no engine
+        auto = f"auto cannot choose here ({str(error).rstrip('.')})"
+    else:
+        auto = "and so does auto" if (kind, path) == ("torch", fetched.path) else f"but auto chooses {kind} here"
+    print(printable(f"It reads as Kokoro's weights (loaded with weights_only=True); --engine torch uses it, {auto}."))
+
+
 def _cmd_voices_list(args: argparse.Namespace) -> None:
     from explorer.voices import load_voices
 
@@ -66,14 +84,24 @@ def _cmd_voices_list(args: argparse.Namespace) -> None:
 
 
 def _cmd_voices_download(args: argparse.Namespace) -> None:
-    from explorer.voices import load_hub, save_pack
+    """With ``--or-bundled``, a Hub that cannot give ``hexgrad/Kokoro-82M``'s voices is a one-line note, and the
+    bundled copies of the same v1.0 voices (checked against their manifest) are written instead."""
+    from explorer.voices import DEFAULT_HUB_REPO, load_bundled, load_hub, save_pack
 
     out = check_output(args.out, folder=True)
-    voices = load_hub(args.repo)
+    source = args.repo
+    try:
+        voices = load_hub(args.repo)
+    except HubError as error:
+        if not (args.or_bundled and args.repo == DEFAULT_HUB_REPO):
+            raise
+        voices, source = load_bundled(), "the bundled copies"
+        print(printable(f"note: {str(error).rstrip('.')}; writing the {len(voices)} bundled copies of its voices "
+                        "instead."), file=sys.stderr)
     out.mkdir(exist_ok=True)
     for voice in voices:
         save_pack(voice.pack, out / f"{voice.name}.pt")
-    print(printable(f"wrote {len(voices)} voices from {args.repo} to {out}"))
+    print(printable(f"wrote {len(voices)} voices from {source} to {out}"))
 
 
 def _add_voices_parser(commands: argparse._SubParsersAction) -> None:
@@ -87,6 +115,9 @@ def _add_voices_parser(commands: argparse._SubParsersAction) -> None:
     download = actions.add_parser("download", help="download a Hugging Face repo's voices/*.pt into a folder")
     download.add_argument("--repo", default=DEFAULT_HUB_REPO, help=f"one of {', '.join(HUB_REPOS)} or any repo")
     download.add_argument("--out", required=True, help="folder to write <name>.pt files into")
+    download.add_argument("--or-bundled", action="store_true",
+                          help=f"when the Hub cannot give {DEFAULT_HUB_REPO}'s voices, write the bundled copies of "
+                               "them instead, saying so in one line")
     download.set_defaults(handler=_cmd_voices_download)
 
 
@@ -98,6 +129,8 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="write every analysis report and chart into a folder")
     analyze.add_argument("--voices", help="bundled (default), hf:<owner/repo>, a folder or a file")
     analyze.add_argument("--row", type=_row, help="analyse this row (0-509) instead of the mean over rows")
+    analyze.add_argument("--perplexity", type=float, help="t-SNE perplexity, 1 to the number of voices - 1 "
+                         "(default: (voices - 1) / 3 rounded, at most 30)")
     analyze.add_argument("--weights", help="a local kokoro-v1_0.pth for the architecture report's weight statistics")
     analyze.add_argument("--out", required=True, help="output folder (created; its parent must exist)")
     analyze.set_defaults(handler=_cmd_analyze)
@@ -108,7 +141,13 @@ def _build_parser() -> argparse.ArgumentParser:
     architecture.set_defaults(handler=_cmd_architecture)
 
     _add_voices_parser(commands)
-    for register in (synth_cli.register, bench_cli.register):  # commands whose modules register themselves
+    weights = commands.add_parser("weights", help="fetch the official model weights")
+    weights_actions = weights.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    weights_download = weights_actions.add_parser(
+        "download", help="fetch hexgrad/Kokoro-82M's kokoro-v1_0.pth into the Hugging Face cache and check it"
+    )
+    weights_download.set_defaults(handler=_cmd_weights_download)
+    for register in (synth_cli.register, bench_cli.register, check.register):  # modules that register themselves
         register(commands)
     return parser
 

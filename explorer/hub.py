@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from explorer.errors import HubError
 
-__all__ = ["cached_hub_file", "hub_download", "hub_reachable", "hub_snapshot"]
+__all__ = ["cached_hub_file", "hub_download", "hub_reachable", "hub_snapshot", "remove_cached_hub_file"]
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -51,6 +51,32 @@ def cached_hub_file(repo_id: str, filename: str) -> Path | None:
 
     found = try_to_load_from_cache(repo_id=repo_id, filename=filename)
     return Path(found) if isinstance(found, str) else None
+
+
+def remove_cached_hub_file(repo_id: str, filename: str) -> bool:
+    """Remove ``filename`` of ``repo_id`` from the local Hugging Face cache: its snapshot entry and the blob behind it.
+
+    Only paths inside that repo's cache folder are touched, so a cache entry pointing elsewhere is left alone (and
+    nothing is removed). Never goes online.
+
+    Returns:
+        True when a cached copy was removed; False when there was none to remove.
+    """
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    cached = cached_hub_file(repo_id, filename)
+    if cached is None:
+        return False
+    folder = (Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model")).resolve()
+    entry = cached.parent.resolve() / cached.name  # the snapshot entry itself, not what it links to
+    blob = cached.resolve()
+    if not (entry.is_relative_to(folder) and blob.is_relative_to(folder)):
+        return False
+    entry.unlink(missing_ok=True)
+    if blob != entry:
+        blob.unlink(missing_ok=True)
+    return True
 
 
 def hub_download(repo_id: str, filename: str) -> Path:

@@ -14,8 +14,11 @@ stock voices), held by a ``RecipeContext`` the app can build once and cache.
 
 Bounds (anything outside raises ``RecipeError``):
 
-- mix: 1-8 components, distinct voices, weights in [0, 100]; each half's weights are divided by their sum, which must
-  not be zero (a half nobody contributes to has no value);
+- mix: 1-8 components, distinct voices, weights in [-100, 100] (a negative weight subtracts the voice); each half's
+  weights are divided by the sum of their sizes (absolute values), as Kokoro-FastAPI does, and that sum must not be
+  zero (a half nobody contributes to has no value). Without negative weights this is the plain weighted mean;
+  subtracting voices easily leaves the stock voices behind, which the out-of-distribution report (``ood_report``)
+  tells;
 - interpolation ``t`` in [-2, 3] (0 is voice ``a``, 1 is voice ``b``);
 - PCA step: amount in [-10, 10] standard deviations of the component across the reference voices;
 - centroid move and centroid axis: amount in [-3, 3] (1 lands on the centroid, or moves by the whole axis);
@@ -26,6 +29,20 @@ Bounds (anything outside raises ``RecipeError``):
   in-bounds edits that each scale by 10 would otherwise reach 1e4, where the engines render NaN or silence.
 
 Share strings (``to_token``) are compact JSON, compressed with zlib, in URL-safe base64 without padding.
+
+Other Kokoro tools name a blend of voices in one string (``Recipe.from_voice_string``, ``Recipe.to_voice_string``):
+
+- Kokoro-FastAPI (``api/src/services/tts_service.py``, ``TTSService.get_voices_path``, and the checks of
+  ``api/src/routers/openai_compatible.py``): terms ``NAME`` or ``NAME(WEIGHT)`` joined by ``+`` or ``-``
+  (``af_bella(2)+af_sky(1)``, ``af_bella-af_sky``); spaces are ignored, a missing weight is 1, the first term is
+  added, and every weight is divided by the sum of all the weights (``VOICE_WEIGHT_NORMALIZATION``, on by default),
+  so ``a(2)-b(1)`` is ``2/3 a - 1/3 b``: a mix here with weights 2 and -1.
+- hexgrad/kokoro (``KPipeline.load_voice``): names joined by ``,`` are averaged (``af_bella,af_sky``); a name given
+  twice counts twice, so ``af_bella,af_bella,af_sky`` is weights 2 and 1.
+
+Only a recipe that is a mix with the same weights in both halves (or a linear interpolation with ``t`` in [0, 1],
+which is one) has such a string: those tools weight a voice as a whole, and have no interpolation beyond the two
+voices, slerp or edits. For anything else export the ``.pt`` (``python -m explorer mix --recipe R --out VOICE.pt``).
 """
 
 from __future__ import annotations
@@ -46,7 +63,7 @@ from typing import ClassVar, Union
 import numpy as np
 
 from explorer.analysis import CENTROID_KINDS, LAYERS, MIN_VOICES, PCAResult, nearest_voices, pca, summary_vectors
-from explorer.errors import RecipeError, VoiceError
+from explorer.errors import RecipeError, VoiceError, shown
 from explorer.voices import HALF, MAX_PACK_VALUE, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, validate_voice_name
 
 __all__ = [
@@ -58,9 +75,11 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_PCA_AMOUNT",
     "MAX_TOKEN_CHARS",
+    "MAX_VOICE_STRING_CHARS",
     "MAX_WEIGHT",
     "METHODS",
     "T_RANGE",
+    "VOICE_STRING_STYLES",
     "Base",
     "CentroidAxis",
     "CentroidMove",
@@ -86,7 +105,8 @@ MAX_COMPONENTS = 8
 MAX_EDITS = 32
 """Most edits one recipe may hold."""
 MAX_WEIGHT = 100.0
-"""Largest weight of a voice in a mix, per half (weights are normalised to sum to 1)."""
+"""Largest size of a voice's weight in a mix, per half, either sign (a negative weight subtracts the voice); each
+half's weights are divided by the sum of their sizes."""
 T_RANGE = (-2.0, 3.0)
 """Interpolation ``t``: 0 is voice ``a``, 1 is voice ``b``; beyond them it extrapolates."""
 MAX_PCA_AMOUNT = 10.0
@@ -112,6 +132,18 @@ OOD_DISTANCE_FACTOR = 1.0
 """A pack farther from every stock voice than this times the stock spacing (the largest distance from a stock voice
 to its nearest neighbour) is OOD. Every 50/50 mix of two bundled voices stays inside both limits."""
 _RANGE_TOLERANCE = 1e-6
+
+VOICE_STRING_STYLES = ("fastapi", "kokoro")
+"""The voice strings of other Kokoro tools: Kokoro-FastAPI's ``af_bella(2)+af_sky(1)``, hexgrad/kokoro's
+``af_bella,af_sky`` (see ``Recipe.from_voice_string``)."""
+MAX_VOICE_STRING_CHARS = 1024
+"""Longest voice string read (eight 64-character names with their weights fit in under 700)."""
+_KOKORO_MAX_NAMES = 16
+"""Most names a hexgrad/kokoro string repeats to weight voices (``a,a,b`` is 2:1): weights must be multiples of 1/16."""
+_FASTAPI_WEIGHT = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+_FASTAPI_TERM = re.compile(r"(?P<name>[^()]*)(?:\((?P<weight>[^()]*)\))?")
+_WEIGHT_TOLERANCE = 1e-9
+_VOICE_STRING_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-+(),")
 
 _BOM = "\ufeff"
 """The byte-order mark some editors (Windows Notepad among them) put before JSON; it is read as nothing."""
@@ -224,13 +256,14 @@ class Component:
 
     def __post_init__(self) -> None:
         _set(self, "voice", _voice(self.voice, "Mix voice"))
-        _set(self, "decoder", _number(self.decoder, f"Decoder weight of '{self.voice}'", 0.0, MAX_WEIGHT))
-        _set(self, "prosody", _number(self.prosody, f"Prosody weight of '{self.voice}'", 0.0, MAX_WEIGHT))
+        _set(self, "decoder", _number(self.decoder, f"Decoder weight of '{self.voice}'", -MAX_WEIGHT, MAX_WEIGHT))
+        _set(self, "prosody", _number(self.prosody, f"Prosody weight of '{self.voice}'", -MAX_WEIGHT, MAX_WEIGHT))
 
 
 @dataclass(frozen=True)
 class Mix:
-    """A base that blends 1-8 voices row by row, each half with its own weights, normalised to sum to 1 per half.
+    """A base that blends 1-8 voices row by row, each half with its own weights, divided per half by the sum of their
+    sizes (a negative weight subtracts that voice, as in Kokoro-FastAPI's ``a(2)-b(1)``: 2/3 a - 1/3 b).
 
     Example:
         >>> import explorer
@@ -239,6 +272,8 @@ class Mix:
         ({'af_heart': 0.75, 'bf_emma': 0.25}, 'mix 75% af_heart + 25% bf_emma')
         >>> explorer.Mix.from_weights({"af_heart": 1}, {"am_adam": 1}).describe()   # timbre of one, prosody of another
         'timbre (decoder) 100% af_heart; prosody 100% am_adam'
+        >>> explorer.Mix.from_weights({"af_heart": 2, "am_adam": -1}).describe()   # subtract a voice
+        'mix 66.7% af_heart - 33.3% am_adam'
     """
 
     TYPE: ClassVar[str] = "mix"
@@ -257,7 +292,7 @@ class Mix:
             if names.count(name) > 1:
                 raise RecipeError(f"Voice '{name}' appears twice in the mix; give it one component.")
         for layer in HALVES:
-            if sum(getattr(c, layer) for c in components) <= 0:
+            if not sum(abs(getattr(c, layer)) for c in components) > 0:
                 raise RecipeError(f"Every {layer} weight of the mix is zero; give at least one voice a weight there.")
         _set(self, "components", components)
 
@@ -273,10 +308,10 @@ class Mix:
         return cls(tuple(Component(n, decoder.get(n, 0.0), prosody.get(n, 0.0)) for n in names))
 
     def weights(self, layer: str) -> dict[str, float]:
-        """Return ``{voice: normalised weight}`` for ``layer`` ("decoder" or "prosody"), summing to 1."""
+        """Return ``{voice: normalised weight}`` for ``layer`` ("decoder" or "prosody"), their sizes summing to 1."""
         layer = _choice(layer, "Mix layer", HALVES)
         raw = {c.voice: getattr(c, layer) for c in self.components}
-        total = sum(raw.values())
+        total = sum(abs(weight) for weight in raw.values())
         return {name: weight / total for name, weight in raw.items()}
 
     @property
@@ -297,11 +332,13 @@ class Mix:
         """Return one line, e.g. ``mix 70% af_heart + 30% bf_emma`` or ``voice af_heart``."""
 
         def listing(layer: str) -> str:
-            return " + ".join(f"{_percent(w)} {n}" for n, w in self.weights(layer).items() if w)
+            terms = [(w, f"{_percent(abs(w))} {n}") for n, w in self.weights(layer).items() if w]
+            text = ("-" if terms[0][0] < 0 else "") + terms[0][1]
+            return text + "".join(f" {'-' if w < 0 else '+'} {term}" for w, term in terms[1:])
 
         decoder, prosody = self.weights("decoder"), self.weights("prosody")
         if all(math.isclose(decoder[n], prosody[n], abs_tol=1e-9) for n in decoder):
-            if len([w for w in decoder.values() if w]) == 1:
+            if [w for w in decoder.values() if w] == [1.0]:
                 return f"voice {next(n for n, w in decoder.items() if w)}"
             return f"mix {listing('decoder')}"
         return f"timbre (decoder) {listing('decoder')}; prosody {listing('prosody')}"
@@ -623,8 +660,9 @@ def _components(items: object) -> tuple[Component, ...]:
 class Recipe:
     """A validated, immutable description of an edited voice: a base (mix or interpolation) and up to 32 edits.
 
-    Responsibilities: validate on construction (``RecipeError``), serialise (dict, JSON, share string), and give
-    functional updates for the Lab (``with_edit``, ``replace_edit``...). ``apply_recipe`` turns it into a pack.
+    Responsibilities: validate on construction (``RecipeError``), serialise (dict, JSON, share string, and the voice
+    strings of Kokoro-FastAPI and hexgrad/kokoro where one describes it), and give functional updates for the Lab
+    (``with_edit``, ``replace_edit``...). ``apply_recipe`` turns it into a pack.
 
     Example:
         >>> import explorer
@@ -635,6 +673,11 @@ class Recipe:
         True
         >>> explorer.Recipe.from_json(recipe.to_json()) == recipe
         True
+        >>> blend = explorer.Recipe.from_voice_string("af_bella(2)+af_sky(1)")    # Kokoro-FastAPI's weighted blend
+        >>> explorer.describe(blend), blend.to_voice_string("kokoro")
+        ('mix 66.7% af_bella + 33.3% af_sky', 'af_bella,af_bella,af_sky')
+        >>> explorer.Recipe.from_voice_string("af_bella - af_sky").to_voice_string()
+        'af_bella-af_sky'
     """
 
     base: Base
@@ -784,6 +827,158 @@ class Recipe:
         except (binascii.Error, ValueError):
             raise RecipeError("The recipe string is not URL-safe base64 (letters, digits, '-' and '_').") from None
         return cls.from_json(_inflate(compressed))
+
+    @classmethod
+    def from_voice_string(cls, text: str, style: str | None = None) -> Recipe:
+        """Return the mix another Kokoro tool's voice string names, the same voice that tool would make.
+
+        ``style`` "fastapi" reads Kokoro-FastAPI's ``af_bella(2)+af_sky(1)`` and ``af_bella-af_sky`` (each weight over
+        the sum of all the weights, so ``a(2)-b(1)`` is ``2/3 a - 1/3 b``; spaces are ignored), "kokoro" reads
+        hexgrad/kokoro's ``af_bella,af_sky`` (the mean; a name given twice counts twice); None reads a string with a
+        comma as kokoro's and any other as Kokoro-FastAPI's (where ``-`` always subtracts: a voice whose name holds a
+        ``-`` has no Kokoro-FastAPI string). A plain name is that voice. Unknown voices are found when the recipe is
+        applied.
+
+        Raises:
+            RecipeError: an empty, oversize or malformed string, a bad weight, a voice both added and subtracted, all
+                weights zero, or more than ``MAX_COMPONENTS`` voices; in one sentence.
+        """
+        if not isinstance(text, str):
+            raise RecipeError(f"A voice string must be text, not {_type_name(text)}.")
+        if len(text) > MAX_VOICE_STRING_CHARS:
+            raise RecipeError(f"The voice string is longer than {MAX_VOICE_STRING_CHARS} characters.")
+        if style is not None:
+            style = _choice(style, "Voice string style", VOICE_STRING_STYLES)
+        compact = "".join(text.split())
+        foreign = next((char for char in compact if char not in _VOICE_STRING_CHARS), None)
+        if foreign is not None:
+            raise RecipeError(f"The voice string holds {shown(foreign)}, which no voice string has: use voice names, "
+                              "numbers, '+', '-', '(', ')' and ','.")
+        if not compact:
+            raise RecipeError("The voice string is empty: name a voice, e.g. af_heart or af_bella(2)+af_sky(1).")
+        if style == "kokoro" or (style is None and "," in compact):
+            terms = [(name, 1.0) for name in _kokoro_names(compact, text)]
+        else:
+            terms = _fastapi_terms(compact, text)
+        weights: dict[str, float] = {}
+        for name, weight in terms:
+            if name in weights and weights[name] * weight < 0:
+                raise RecipeError(
+                    f"Voice string {shown(text, 40)} both adds and subtracts {shown(name)}; give each voice one term."
+                )
+            weights[name] = weights.get(name, 0.0) + weight
+        if len(weights) > MAX_COMPONENTS:
+            raise RecipeError(f"Voice string {shown(text, 40)} names {len(weights)} voices; a mix takes at most "
+                              f"{MAX_COMPONENTS}.")
+        if not any(weights.values()):
+            raise RecipeError(f"Every weight in voice string {shown(text, 40)} is zero; give at least one voice a "
+                              "weight.")
+        for name, weight in weights.items():
+            if abs(weight) > MAX_WEIGHT:
+                raise RecipeError(f"Voice string {shown(text, 40)} weighs {shown(name)} {abs(weight):g}, more than "
+                                  f"{MAX_WEIGHT:g}; weights are relative, so scale them all down.")
+        return cls(Mix(tuple(Component(name, weight, weight) for name, weight in weights.items())))
+
+    def to_voice_string(self, style: str = "fastapi") -> str:
+        """Return the voice string another Kokoro tool reads as this recipe's voice: ``style`` "fastapi" gives
+        Kokoro-FastAPI's ``af_bella(2)+af_sky`` (a weight of 1 is left out), "kokoro" hexgrad/kokoro's
+        ``af_bella,af_bella,af_sky`` (the mean, so a weight of 2 is the name twice).
+
+        Raises:
+            RecipeError: the recipe has no such string (edits, an interpolation other than linear with ``t`` in
+                [0, 1], halves weighted differently, a voice named with ``-`` for Kokoro-FastAPI, negative or
+                uneven weights for kokoro): the sentence says why and to export the ``.pt`` instead.
+        """
+        style = _choice(style, "Voice string style", VOICE_STRING_STYLES)
+        tool = "Kokoro-FastAPI" if style == "fastapi" else "hexgrad/kokoro"
+        export = "export the voice as a .pt file instead (python -m explorer mix --recipe R --out VOICE.pt)"
+        if self.edits:
+            count = len(self.edits)
+            edits = "edit beyond the mix exists" if count == 1 else f"{count} edits beyond the mix exist"
+            raise RecipeError(f"No {tool} voice string describes this recipe: its {edits} only here; {export}.")
+        weights = self._whole_voice_weights(tool, export)
+        if style == "kokoro":
+            return ",".join(_kokoro_repeats(weights, export))
+        for name in weights:
+            if "-" in name:
+                raise RecipeError(f"Kokoro-FastAPI reads the '-' in voice {shown(name)} as a subtraction; {export}.")
+        names = list(weights)
+        text = ""
+        if all(weight < 0 for weight in weights.values()):  # a leading '-' is refused: add a voice 0 times first
+            text = f"{names[0]}(0)"
+        elif weights[names[0]] < 0:  # the first added voice goes first
+            first = next(name for name in names if weights[name] > 0)
+            names = [first, *(name for name in names if name != first)]
+        for name in names:
+            weight = weights[name]
+            size = np.format_float_positional(abs(weight), trim="-")
+            text += ("-" if weight < 0 else "+" if text else "") + name + ("" if size == "1" else f"({size})")
+        return text
+
+    def _whole_voice_weights(self, tool: str, export: str) -> dict[str, float]:
+        """Return ``{voice: weight}`` of a base that weights each voice alike in both halves (zero weights left out)."""
+        base = self.base
+        if isinstance(base, Interpolation):
+            if base.method != "linear" or not 0 <= base.t <= 1:
+                what = "a slerp" if base.method != "linear" else f"an extrapolation (t={base.t:g})"
+                raise RecipeError(f"No {tool} voice string describes {what} between two voices; {export}.")
+            weights = {base.a: 1 - base.t}
+            weights[base.b] = weights.get(base.b, 0.0) + base.t
+            return {name: weight for name, weight in weights.items() if weight}
+        decoder, prosody = base.weights("decoder"), base.weights("prosody")
+        for name in decoder:
+            if not math.isclose(decoder[name], prosody[name], rel_tol=_WEIGHT_TOLERANCE, abs_tol=_WEIGHT_TOLERANCE):
+                raise RecipeError(f"{tool} weights a voice as a whole, and this mix weights {shown(name)} differently "
+                                  f"in its timbre and prosody halves; {export}.")
+        return {c.voice: c.decoder for c in base.components if decoder[c.voice]}
+
+
+def _fastapi_terms(compact: str, text: str) -> list[tuple[str, float]]:
+    """Return ``(voice, signed weight)`` per term of a Kokoro-FastAPI voice string without whitespace."""
+    if compact[0] in "+-" or compact[-1] in "+-" or re.search(r"[+-]{2}", compact):
+        raise RecipeError(f"Voice string {shown(text, 40)} has an empty term: put a voice between every '+' and '-'.")
+    if re.search(r"\([+-]", compact):
+        raise RecipeError(f"Voice string {shown(text, 40)} signs a weight; weights are sizes, and '-' before a voice "
+                          "subtracts it, e.g. af_bella(2)-af_sky(1).")
+    parts = re.split(r"([+-])", compact)
+    terms = []
+    for index in range(0, len(parts), 2):
+        sign = -1.0 if index and parts[index - 1] == "-" else 1.0
+        match = _FASTAPI_TERM.fullmatch(parts[index])
+        if match is None or not match["name"]:
+            raise RecipeError(f"Term {shown(parts[index], 40)} of voice string {shown(text, 40)} is not NAME or "
+                              "NAME(WEIGHT), e.g. af_bella or af_bella(2).")
+        name = _voice(match["name"], "Voice string")
+        weight = 1.0
+        if match["weight"] is not None:
+            if not _FASTAPI_WEIGHT.fullmatch(match["weight"]):
+                raise RecipeError(f"Weight {shown(match['weight'], 40)} of {shown(name)} in the voice string is not a "
+                                  "number like 2 or 0.5.")
+            weight = float(match["weight"])
+        terms.append((name, sign * weight))
+    return terms
+
+
+def _kokoro_names(compact: str, text: str) -> list[str]:
+    """Return the names of a hexgrad/kokoro voice string without whitespace, repeats kept."""
+    names = compact.split(",")
+    if "" in names:
+        raise RecipeError(f"Voice string {shown(text, 40)} has an empty name: put a voice between every ','.")
+    return [_voice(name, "Voice string") for name in names]
+
+
+def _kokoro_repeats(weights: Mapping[str, float], export: str) -> list[str]:
+    """Return the names whose mean is the mix ``weights``, each repeated in proportion to its weight."""
+    if any(weight < 0 for weight in weights.values()):
+        raise RecipeError(f"hexgrad/kokoro averages voices and cannot subtract one; use the Kokoro-FastAPI string or "
+                          f"{export}.")
+    total = sum(weights.values())
+    for count in range(1, _KOKORO_MAX_NAMES + 1):
+        repeats = {name: weight / total * count for name, weight in weights.items()}
+        if all(abs(r - round(r)) <= _WEIGHT_TOLERANCE * count for r in repeats.values()):
+            return [name for name, r in repeats.items() for _ in range(round(r))]
+    raise RecipeError(f"hexgrad/kokoro averages voices, so its weights are counts of repeated names, and these are not "
+                      f"multiples of 1/{_KOKORO_MAX_NAMES}; use the Kokoro-FastAPI string or {export}.")
 
 
 def _refuse_constant(name: str) -> None:

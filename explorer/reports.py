@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,16 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from explorer import charts
-from explorer.analysis import LAYER_MEANING, LAYERS, PCAResult, VoiceAnalysis, interlayer_correlation
+from explorer.analysis import (
+    LAYER_MEANING,
+    LAYERS,
+    LOW_VARIANCE_FRACTION,
+    PCAResult,
+    VoiceAnalysis,
+    default_perplexity,
+    interlayer_correlation,
+    perplexity_bounds,
+)
 from explorer.errors import AnalysisError
 from explorer.voices import HALF, STYLE_DIM, VoiceSet
 
@@ -45,8 +55,8 @@ CLEAR_CLUSTERING = 0.5
 """Silhouette above which clusters count as clear (Kaufman & Rousseeuw: 0.51-0.70 reasonable, above 0.70 strong)."""
 LARGE_CORRELATION = 0.5
 """|r| from which a correlation is large (Cohen); "low to moderate" means a mean |r| below it."""
-LOW_VARIANCE_FRACTION = 0.25
-"""A dim has low variance when it has less than this fraction of the mean per-dim variance."""
+REPORT_LOADINGS = (3, 5)
+"""The text report lists, per layer, the driving dims of this many components, this many dims each."""
 
 
 class ArchitectureReport(Protocol):
@@ -207,7 +217,7 @@ def _top_dims_share(evidence: _Evidence) -> _Finding:
 
 
 def _low_variance_dims(evidence: _Evidence) -> _Finding:
-    low = int((evidence.variance < LOW_VARIANCE_FRACTION * evidence.variance.mean()).sum())
+    low = len(evidence.analysis.variance.low_variance)  # the one rule: analysis.dimension_variance
     return _judged({"n_low_variance_dims": low}, low >= STYLE_DIM // 4)
 
 
@@ -328,6 +338,48 @@ def _check_line(check: dict[str, Any]) -> str:
     )
 
 
+def _loading_lines(analysis: VoiceAnalysis) -> list[str]:
+    """Return the report's "which dims drive each component" lines: per layer, the first components' top dims."""
+    components, dims = REPORT_LOADINGS
+    lines = [f"  dims that drive each component (style dim and loading, the {dims} largest |loading| first):"]
+    for layer, result in analysis.pca.items():
+        for component in range(1, min(components, len(result.components)) + 1):
+            top = ", ".join(f"{dim} {weight:+.3f}" for dim, weight in result.top_loadings(component, dims))
+            lines.append(f"    {layer:<8} PC{component}: {top}")
+    return lines
+
+
+def _low_variance_lines(analysis: VoiceAnalysis) -> list[str]:
+    """Return the report's low-variance lines: the rule, the count per half and the dims, wrapped."""
+    variance = analysis.variance
+    low = variance.low_variance
+    decoder = sum(1 for dim in low if dim < HALF)
+    lines = [
+        (f"  low-variance dims (variance below {LOW_VARIANCE_FRACTION:g} of the mean per-dim variance, i.e. below "
+         f"{variance.low_variance_threshold:.3g}): {len(low)} of {STYLE_DIM} (decoder {decoder}, prosody "
+         f"{len(low) - decoder})")
+    ]
+    if low:
+        lines += textwrap.wrap(", ".join(map(str, low)), width=112, initial_indent="    ", subsequent_indent="    ")
+    else:
+        least = int(np.argmin(variance.variance))
+        mean = max(float(variance.variance.mean()), 1e-30)
+        ratio = variance.variance[least] / mean
+        lines.append(f"    none; the least variable is dim {least}, at {ratio:.2f} of the mean")
+    return lines
+
+
+def _tsne_line(analysis: VoiceAnalysis) -> str:
+    """Return the report's t-SNE line: the perplexity used, whether it is the default, and the layers embedded."""
+    count = len(analysis.names)
+    default = default_perplexity(count)
+    chosen = "the default" if analysis.tsne_perplexity == default else f"chosen; the default is {default:g}"
+    low, high = perplexity_bounds(count)
+    layers = ", ".join(analysis.tsne) or "none"
+    return (f"t-SNE: perplexity {analysis.tsne_perplexity:g} ({chosen} for {count} voices, allowed {low:g}-{high:g}), "
+            f"seed 0; layers embedded: {layers}")
+
+
 def _analysis_report_text(voices: VoiceSet, analysis: VoiceAnalysis, expectations: dict[str, Any]) -> str:
     """Return ``analysis_report.txt``: the figures a person reads first, the summary vector, and the comparison with
     the seed's expected results."""
@@ -347,6 +399,7 @@ def _analysis_report_text(voices: VoiceSet, analysis: VoiceAnalysis, expectation
         needed = " / ".join("-" if n is None else str(n) for n in result.components_needed.values())
         first10 = float(result.cumulative[min(9, len(result.cumulative) - 1)])
         lines.append(f"  {layer:<9}{_percent(result.explained_variance_ratio[0]):>8}{_percent(first10):>10}   {needed}")
+    lines += _loading_lines(analysis)
     correlation = analysis.correlation
     lines += [
         "",
@@ -365,6 +418,9 @@ def _analysis_report_text(voices: VoiceSet, analysis: VoiceAnalysis, expectation
         "  share per half: "
         + ", ".join(f"{layer} {_percent(share)}" for layer, share in variance.layer_share.items()),
         "  most variable dims: " + ", ".join(f"{d} ({layer[0]})" for d, layer, _ in variance.top),
+        *_low_variance_lines(analysis),
+        "",
+        _tsne_line(analysis),
         "",
         "Centroids (Euclidean distance from the overall centroid; within-group variance = mean per-dim variance)",
     ]

@@ -122,7 +122,7 @@ Example:
 """
 GENDERS = {"f": "female", "m": "male"}
 
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 _STOCK_PATTERN = re.compile(r"^([a-z])([fm])_[A-Za-z0-9]")
 
 
@@ -139,7 +139,7 @@ def validate_voice_name(name: str) -> str:
         >>> validate_voice_name("af_heart")
         'af_heart'
     """
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name) or ".." in name:
         raise VoiceError(
             f"Invalid voice name {shown(name)}: use 1-64 letters, digits, '_', '-' or '.', with no path separators "
             "or '..'."

@@ -296,6 +296,47 @@ def test_map_colour_and_tsne(bundled_voices):
     assert not [s for s in app.selectbox if s.key in {"map_x", "map_y"}]
 
 
+def test_map_tsne_perplexity_redraws_the_map_with_the_chosen_value(bundled_voices, analyses):
+    """The t-SNE map starts at the default perplexity (18 for 54 voices, 1-53 allowed); choosing 5 redraws it with
+    the t-SNE at 5, and the chart says so."""
+    app = open_page("map")
+    assert not [s for s in app.slider if s.key == "map_perplexity"]  # PCA has no perplexity
+    app.radio(key="map_method").set_value("t-SNE").run()
+    assert_ok(app)
+    slider = app.slider(key="map_perplexity")
+    assert (slider.value, slider.min, slider.max) == (18, 1, 53)
+    assert "Perplexity 18, seed 0" in spec(map_chart(app))["title"]["subtitle"]
+    before = next(frame for frame in chart_frames(map_chart(app)).values() if "name" in frame.columns)
+    slider.set_value(5).run()
+    assert_ok(app)
+    assert "Perplexity 5, seed 0" in spec(map_chart(app))["title"]["subtitle"]
+    after = next(frame for frame in chart_frames(map_chart(app)).values() if "name" in frame.columns)
+    vectors = analyses[(bundled_voices.fingerprint(), None, ())].vectors
+    np.testing.assert_allclose(after[["x", "y"]].to_numpy(), analysis_module.tsne(vectors, "decoder", perplexity=5),
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(after[["x", "y"]].to_numpy(), before[["x", "y"]].to_numpy())
+
+
+def test_map_shows_which_dims_drive_the_chosen_components(bundled_voices):
+    """Under the PCA map, the top dims by loading of the x and y components; choosing PC3 on x shows PC3's dims."""
+    app = open_page("map")
+
+    def loadings() -> pd.DataFrame:
+        chart = next(chart for chart in charts_on(app) if "Which dims drive" in json.dumps(spec(chart)))
+        return next(iter(chart_frames(chart).values()))
+
+    frame = loadings()
+    assert list(dict.fromkeys(frame.component)) == ["PC1", "PC2"]
+    assert frame[frame.component == "PC1"].dim.tolist()[:3] == [127, 8, 80]  # decoder PC1 (tests/test_analysis.py)
+    app.selectbox(key="map_x").set_value(3).run()
+    assert_ok(app)
+    frame = loadings()
+    assert list(dict.fromkeys(frame.component)) == ["PC3", "PC2"]
+    assert frame[frame.component == "PC3"].dim.tolist()[:2] == [74, 69]
+    app.radio(key="map_method").set_value("t-SNE").run()
+    assert not [chart for chart in charts_on(app) if "Which dims drive" in json.dumps(spec(chart))]
+
+
 def test_map_draws_the_lab_voice_where_its_recipe_puts_it(bundled_voices):
     """With bf_emma as the Lab's recipe, the "Lab voice" marker sits exactly on bf_emma's point."""
     app = open_page("map", recipe_token=Recipe.single("bf_emma").to_token())
@@ -322,8 +363,7 @@ def test_map_scree_plot_follows_the_layer_and_the_lab_button_names_the_voices(bu
     assert "am\\_adam, bf\\_emma" in markdown_text(app)
     assert not app.button(key="map_open_lab").disabled
     app.selectbox(key="map_layer").set_value("both").run()
-    scree = charts_on(app)[1]
-    assert "cumulative" in json.dumps(spec(scree)).lower()
+    scree = next(chart for chart in charts_on(app) if "cumulative" in json.dumps(spec(chart)).lower())
     frame = next(iter(chart_frames(scree).values()))
     assert set(frame["layer"]) == {"both"} and len(frame) == 20
 

@@ -283,6 +283,24 @@ def test_a_recipe_in_the_query_string_is_restored_into_the_widgets():
     assert not at.warning
 
 
+
+def test_a_kokoro_fastapi_subtraction_opens_in_the_lab_with_a_negative_weight_a_person_can_change():
+    """A person opens a link to ``af_heart(2)-am_adam(1)``: the weights show 2 and -1, the out-of-distribution readout
+    judges the voice, and setting the subtracted voice's timbre weight to -2 changes the recipe."""
+    recipe = Recipe.from_voice_string("af_heart(2)-am_adam(1)")
+    at = open_page("pages/listen/lab.py", {"recipe": recipe.to_token()})
+    assert Recipe.from_token(at.session_state["recipe_token"]) == recipe
+    assert at.number_input(key=state.decoder_key("am_adam")).value == -1.0
+    assert at.number_input(key=state.prosody_key("af_heart")).value == 2.0
+    assert at.code[0].value == "mix 66.7% af_heart - 33.3% am_adam"
+    assert not at.error and not any("was not loaded" in w.value for w in at.warning)
+    assert any("nearest stock voice" in box.value for box in [*at.success, *at.warning])
+    at.number_input(key=state.decoder_key("am_adam")).set_value(-2.0)
+    rerun(at)
+    changed = Recipe.from_token(at.session_state["recipe_token"])
+    assert changed.base.weights("decoder") == {"af_heart": 0.5, "am_adam": -0.5}
+    assert changed.base.weights("prosody") == pytest.approx({"af_heart": 2 / 3, "am_adam": -1 / 3})
+
 def _token(text: str) -> str:
     return base64.urlsafe_b64encode(zlib.compress(text.encode())).rstrip(b"=").decode()
 

@@ -12,7 +12,7 @@ from kokoro.istftnet import AdaIN1d
 from kokoro.modules import AdaLayerNorm
 
 from explorer import architecture
-from explorer.architecture import ExpectationCheck, module_weight_stats, summarize
+from explorer.architecture import SEED_BERT_CLAIMS, ExpectationCheck, module_weight_stats, summarize
 from explorer.engines.model import build_model
 from explorer.errors import AnalysisError
 from tests.conftest import one_frame_per_token, small_config
@@ -229,12 +229,15 @@ def test_to_json_is_plain_json_with_the_documented_keys(small):
         "data_flow",
         "weight_stats",
         "tree",
+        "bert",
     }
     assert data["total_params"] == small.total_params
     assert [module["name"] for module in data["modules"]] == TOP_LEVEL
     assert set(data["style_halves"]) == {"decoder", "prosody"}
     assert data["data_flow"]["sample_rate"] == 24000 and data["data_flow"]["steps"][-1]["name"] == "audio"
     assert len(data["tree"]) == len(small.nodes)
+    assert data["bert"]["hidden_size"] == small.bert.hidden_size and data["bert"]["distinct_layers"] == 1
+    assert [row["figure"] for row in data["bert"]["seed"]] == [figure for figure, *_ in SEED_BERT_CLAIMS]
 
 
 @pytest.mark.parametrize(
@@ -277,3 +280,67 @@ def test_report_states_measured_shares_and_where_they_differ_from_the_seed(full)
     assert "Audio: 24000 Hz" in report
     assert "decoder (Decoder)" in report and "decoder.generator" not in report.split("Weight statistics")[0]
     assert "decoder.generator (Generator)" in full.report_text(flow_depth=2)
+
+
+# --- PL-BERT --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grouped_model(offline):
+    """A small model whose ALBERT runs 4 layers on 2 groups of parameters (each group reused by 2 layers)."""
+    config = small_config()
+    config["plbert"].update(num_hidden_layers=4, num_hidden_groups=2)
+    model = build_model(config)
+    one_frame_per_token(model)
+    return model
+
+
+def test_bert_figures_are_read_off_the_modules(small_model, small):
+    bert, plbert = small.bert, small_config()["plbert"]
+    words = small_model.bert.embeddings.word_embeddings.weight
+    assert (bert.vocab_size, bert.embedding_size) == tuple(words.shape) == (small_config()["n_token"], 128)
+    assert bert.vocab_symbols == len(small_model.vocab) < bert.vocab_size
+    assert (bert.hidden_size, bert.attention_heads, bert.intermediate_size, bert.max_positions, bert.layers) == (
+        plbert["hidden_size"], plbert["num_attention_heads"], plbert["intermediate_size"],
+        plbert["max_position_embeddings"], plbert["num_hidden_layers"])
+    assert bert.head_size * bert.attention_heads == bert.hidden_size
+    assert bert.params == parameter_count(small_model.bert) == small.node("bert").total_params
+    assert bert.pooler_params == parameter_count(small_model.bert.pooler)
+    assert bert.layer_calls == bert.layers == 1 and bert.unshared_params == bert.params
+
+
+def test_shared_layers_are_counted_in_the_trace(grouped_model):
+    """4 layers run on 2 groups: 2 distinct layers, each reused twice, and BERT without sharing would hold 2 more."""
+    bert = summarize(grouped_model).bert
+    groups = grouped_model.bert.encoder.albert_layer_groups
+    assert (bert.layers, bert.layer_calls, bert.hidden_groups, bert.layers_per_group) == (4, 4, 2, 1)
+    assert (bert.distinct_layers, bert.layers_per_shared_set) == (2, 2)
+    assert bert.shared_layer_params == parameter_count(groups)
+    assert bert.unshared_params == bert.params + parameter_count(groups)
+    total = parameter_count(grouped_model)
+    assert bert.unshared_share == pytest.approx(bert.unshared_params / (total - bert.params + bert.unshared_params))
+
+
+def test_bert_is_set_against_the_seed_description(small, full):
+    assert [(row["figure"], row["verdict"]) for row in full.bert.seed_comparison()] == [
+        ("vocab_size", "the seed gives no number"), ("hidden_size", "as the seed says")]
+    assert [row["verdict"] for row in small.bert.seed_comparison()][1] == "differs"  # hidden size 64, not 768
+
+
+def test_full_model_bert_figures_and_report(full_model, full):
+    """Kokoro v1.0's PL-BERT: 178 ids embedded in 128 values, 768 wide, 12 heads, 12 layers on one shared layer."""
+    bert = full.bert
+    assert (bert.vocab_size, bert.embedding_size, bert.hidden_size, bert.attention_heads, bert.head_size) == (
+        178, 128, 768, 12, 64)
+    assert (bert.layers, bert.layer_calls, bert.distinct_layers, bert.intermediate_size, bert.max_positions) == (
+        12, 12, 1, 2048, 512)
+    assert bert.unshared_params == bert.params + 11 * bert.shared_layer_params
+    assert 0.40 <= bert.unshared_share <= 0.50  # the seed's expected BERT share fits a BERT without sharing
+    report = full.report_text()
+    assert f"PL-BERT text encoder (bert, CustomAlbert, an ALBERT): {bert.params:,} parameters" in report
+    assert "Vocabulary: 178 token ids (114 assigned to phoneme symbols), each embedded in 128 values" in report
+    assert "Hidden size 768; 12 attention heads of 64 values; feed-forward 2048; up to 512 positions" in report
+    assert "Layers: 12 run per pass (12 in the traced pass), sharing the parameters of 1 distinct layer" in report
+    assert f"{100 * bert.unshared_share:.1f} % of a model that size (within the 40-50 %" in report
+    assert "Hidden size: the seed says '768 (typical)'; measured 768; as the seed says" in report
+    assert "Vocabulary size: the seed says 'configurable'; measured 178; the seed gives no number" in report

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import io
+import re
+import subprocess
 import sys
 import threading
 import types
 
+import fake_sounddevice
 import numpy as np
 import pytest
 import soundfile
@@ -164,17 +166,17 @@ def test_style_hash_is_by_value_and_shape():
     assert audio.style_sha256(pack) != audio.style_sha256(pack.reshape(510, 1, 256))
 
 
-def test_play_reports_a_missing_portaudio_library_instead_of_raising(monkeypatch):
-    class PortAudioMissing(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "sounddevice":
-                raise OSError("PortAudio library not found")
-            return None
+def test_importing_the_audio_module_does_not_import_sounddevice():
+    """sounddevice (and PortAudio behind it) loads only when something is played: it may be missing or fail."""
+    code = "import sys, explorer.audio, explorer.cli; print('sounddevice' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"]
 
-    monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
-    monkeypatch.setattr(sys, "meta_path", [PortAudioMissing(), *sys.meta_path])
+
+def test_play_reports_a_missing_portaudio_library_instead_of_raising(monkeypatch):
+    fake_sounddevice.install(monkeypatch, None)
     result = audio.play(tone())
-    assert not result.played and "PortAudio" in result.reason
+    assert not result.played and "PortAudio library is missing" in result.reason and result.device == ""
 
 
 def test_play_reports_a_missing_sounddevice_package(monkeypatch):
@@ -183,38 +185,73 @@ def test_play_reports_a_missing_sounddevice_package(monkeypatch):
     assert not result.played and "sounddevice" in result.reason
 
 
-def fake_sounddevice(devices: dict | None) -> types.ModuleType:
-    module = types.ModuleType("sounddevice")
-
-    class PortAudioError(Exception):
-        pass
-
-    def query_devices(kind=None):
-        if devices is None:
-            raise PortAudioError("Error querying device -1")
-        return devices
-
-    def play(data, samplerate, blocking=False):
-        module.played = (data, samplerate, blocking)
-
-    module.PortAudioError, module.query_devices, module.play = PortAudioError, query_devices, play
-    return module
-
-
 def test_play_reports_no_output_device(monkeypatch):
-    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(None))
+    fake_sounddevice.install(monkeypatch, fake_sounddevice.fake_sounddevice(None))
     result = audio.play(tone())
-    assert not result.played and "output device" in result.reason
+    assert not result.played and "no usable audio output device (Error querying device -1)" in result.reason
+
+
+def test_play_reports_a_device_that_refuses_the_stream(monkeypatch):
+    module = fake_sounddevice.fake_sounddevice("Speakers", fail_on_play=True)
+    fake_sounddevice.install(monkeypatch, module)
+    result = audio.play(tone(), blocking=True)
+    assert not result.played and "Invalid sample rate" in result.reason and module.plays == []
 
 
 def test_play_hands_clipped_audio_to_the_default_device(monkeypatch):
-    module = fake_sounddevice({"name": "Speakers"})
-    monkeypatch.setitem(sys.modules, "sounddevice", module)
+    module = fake_sounddevice.fake_sounddevice("Speakers")
+    fake_sounddevice.install(monkeypatch, module)
+    assert audio.play(tone()) == audio.PlaybackResult(True, "Playing on Speakers.", "Speakers")
     result = audio.play(np.array([0.5, 3.0], dtype=np.float32), 22_050, blocking=True)
-    assert result == audio.PlaybackResult(True, "Playing on Speakers.")
-    data, rate, blocking = module.played
+    assert result == audio.PlaybackResult(True, "Played on Speakers.", "Speakers")
+    data, rate, blocking = module.plays[-1]
     np.testing.assert_array_equal(data, [0.5, 1.0])
     assert (rate, blocking) == (22_050, True)
+
+
+def test_read_audio_file_gives_the_samples_and_rate_of_a_wav(tmp_path):
+    clip = tone()
+    (tmp_path / "clip.wav").write_bytes(audio.wav_bytes(clip, subtype="FLOAT"))
+    back, rate = audio.read_audio_file(tmp_path / "clip.wav")
+    assert rate == RATE and np.array_equal(back, clip)
+
+
+def test_read_audio_file_refuses_missing_empty_foreign_and_huge_files_in_one_sentence(tmp_path, monkeypatch):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "text.wav").write_text("hello, not audio\n")
+    (tmp_path / "header_only.wav").write_bytes(audio.wav_bytes(tone())[:44])
+    (tmp_path / "long.wav").write_bytes(audio.wav_bytes(tone(2.0)))
+    (tmp_path / "a\x1b[2Jname.wav").write_bytes(b"RIFF")
+    cases = {
+        tmp_path / "missing.wav": "No audio file at",
+        tmp_path: "No audio file at",
+        tmp_path / "empty.wav": "'empty.wav' is empty",
+        tmp_path / "text.wav": "'text.wav' is not an audio file",
+        tmp_path / "header_only.wav": "holds no audio (0 samples)",
+        tmp_path / "a\x1b[2Jname.wav": "'a\\x1b[2Jname.wav' is not an audio file",
+    }
+    for path, fragment in cases.items():
+        with pytest.raises(SynthesisError, match=re.escape(fragment)) as error:
+            audio.read_audio_file(path)
+        assert "\n" not in str(error.value) and "\x1b" not in str(error.value)
+    monkeypatch.setattr(audio, "_MAX_AUDIO_SAMPLES", RATE)
+    with pytest.raises(SynthesisError, match="holds 0 minutes of 1-channel audio; at most 0 Mi samples"):
+        audio.read_audio_file(tmp_path / "long.wav")
+    monkeypatch.setattr(audio, "_MAX_AUDIO_FILE_BYTES", 1000)
+    with pytest.raises(SynthesisError, match="'long.wav' holds 0 MiB; at most 0 MiB"):
+        audio.read_audio_file(tmp_path / "long.wav")
+
+
+def test_read_audio_file_checks_the_header_before_decoding_a_small_file_of_much_audio(tmp_path, monkeypatch):
+    """A FLAC of silence is tiny for its length: the sample count in its header is what is bounded."""
+    silence = np.zeros(RATE * 60, dtype=np.float32)
+    path = tmp_path / "silence.flac"
+    soundfile.write(path, silence, RATE, format="FLAC")
+    assert path.stat().st_size < 100_000
+    monkeypatch.setattr(audio, "_MAX_AUDIO_SAMPLES", RATE * 30)
+    monkeypatch.setattr(audio, "read_wav", lambda data: pytest.fail("decoded a file its header already refused"))
+    with pytest.raises(SynthesisError, match="holds 1 minutes"):
+        audio.read_audio_file(path)
 
 
 def test_play_on_this_machine_never_raises():

@@ -118,10 +118,34 @@ def test_side_by_side_maps_carry_no_selections(analysis):
 
 def test_tsne_map_uses_the_analysis_coordinates(analysis):
     chart = charts.tsne_chart(analysis, "both", color_by="language")
-    spec(chart)
+    assert "Perplexity 2, seed 0" in spec(chart)["title"]["subtitle"]  # the default for 8 voices
     np.testing.assert_allclose(chart.data[["x", "y"]].to_numpy(), analysis.tsne["both"])
     with pytest.raises(AnalysisError, match="no t-SNE of the decoder layer"):
         charts.tsne_chart(analysis, "decoder")
+
+
+def test_loadings_chart_shows_the_top_dims_of_each_chosen_component():
+    """On planted voices the planted axis is decoder PC1's first bar; one panel per component, bars by |loading|."""
+    from planted import AXIS_DIM, PAIR, planted_voices
+
+    result = analyze(planted_voices({"af": 1, "bm": -1}, per_group=5), tsne_layers=())
+    chart = charts.pca_loadings_chart(result, "decoder", (1, 3), top=6)
+    spec(chart)
+    assert len(chart.hconcat) == 2
+    first, third = (chart.data[chart.data.component == pc].reset_index(drop=True) for pc in ("PC1", "PC3"))
+    assert first.dim.iloc[0] == AXIS_DIM and first.sign.iloc[0] == "positive" and list(first["rank"]) == [1, 2, 3, 4,
+                                                                                                        5, 6]
+    assert len(third) == 6
+    np.testing.assert_allclose(third.loading, [w for _, w in result.pca["decoder"].top_loadings(3, 6)])
+    assert (np.diff(third.loading.abs()) <= 0).all()
+    assert set(third.sign) <= {"positive", "negative"} and (third.sign == np.where(third.loading >= 0, "positive",
+                                                                                   "negative")).all()
+    prosody = charts.pca_loadings_chart(result.pca["prosody"], components=(1,))
+    assert prosody.data.dim.iloc[0] == PAIR[1] and set(prosody.data.half) == {"prosody"}
+    with pytest.raises(AnalysisError, match="Component 11 does not exist"):
+        charts.pca_loadings_chart(result, "decoder", (1, 11))
+    with pytest.raises(AnalysisError, match="Unknown layer"):
+        charts.pca_loadings_chart(result, "timbre")
 
 
 def all_scalar(records: list[dict]) -> bool:
@@ -151,6 +175,9 @@ def test_distributions_dimension_variance_and_centroid_charts(analysis):
     assert len(frame) == 256 and set(frame.half[:128]) == {"decoder"} and set(frame.half[128:]) == {"prosody"}
     top_dim = analysis.variance.top[0][0]
     assert frame["rank"][top_dim] == 1 and frame["rank"].notna().sum() == len(analysis.variance.top)
+    assert list(frame.index[frame.low]) == analysis.variance.low_variance
+    rule = variance.layer[2].data
+    assert rule["threshold"].iloc[0] == pytest.approx(analysis.variance.low_variance_threshold)
 
     distances = charts.centroid_distance_chart(analysis, "group")
     spec(distances)

@@ -448,6 +448,121 @@ def test_auto_follows_the_kind_of_file_given(monkeypatch):
         resolve_engine("tensorflow")
 
 
+# --- auto and memory: the cgroup limit (or the machine's memory) keeps torch off small hosts --------------------------
+
+GIB = 1024**3
+CLOUD_LIMIT = 2_899_102_924  # about 2.7 GiB: what Streamlit Community Cloud gives an app
+
+
+@pytest.fixture(autouse=True)
+def auto_sees_plenty_of_memory(monkeypatch):
+    """Every test here sees 64 GiB usable, so what ``auto`` chooses does not depend on the machine running the suite;
+    the memory tests below set their own."""
+    monkeypatch.setattr(choice, "usable_memory", lambda: 64 * GIB)
+
+
+def cgroup_tree(root: Path, files: dict[str, str], membership: str = "0::/\n") -> tuple[Path, Path]:
+    """Write a cgroup filesystem under ``root`` (``{relative path: content}``) and a /proc/self/cgroup naming the
+    process's cgroups; return both paths."""
+    for relative, content in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(content)
+    root.mkdir(parents=True, exist_ok=True)
+    proc = root.parent / "proc-self-cgroup"
+    proc.write_text(membership)
+    return root, proc
+
+
+def test_the_cgroup_v2_memory_limit_is_read_where_the_process_runs_and_above(tmp_path):
+    root, proc = cgroup_tree(tmp_path / "v2", {"memory.max": f"{CLOUD_LIMIT}\n"})
+    assert base.cgroup_memory_limit(root, proc) == CLOUD_LIMIT
+    root, proc = cgroup_tree(tmp_path / "nested", {
+        "memory.max": "max\n",
+        "app.slice/memory.max": f"{3 * GIB}\n",  # a parent's limit holds for its children
+        "app.slice/streamlit.scope/memory.max": "max\n",
+    }, membership="0::/app.slice/streamlit.scope\n")
+    assert base.cgroup_memory_limit(root, proc) == 3 * GIB
+    (root / "app.slice/streamlit.scope/memory.max").write_text(f"{2 * GIB}\n")
+    assert base.cgroup_memory_limit(root, proc) == 2 * GIB  # the smallest on the way up
+
+
+def test_the_cgroup_v1_memory_limit_is_read_even_where_the_process_path_is_not_mounted(tmp_path):
+    """Docker on cgroup v1 without a cgroup namespace: /proc/self/cgroup names the host's path, the container sees its
+    own cgroup at the mount's root."""
+    root, proc = cgroup_tree(tmp_path / "v1", {"memory/memory.limit_in_bytes": f"{CLOUD_LIMIT}\n"},
+                             membership="12:pids:/docker/abc\n4:memory:/docker/abc\n0::/\n")
+    assert base.cgroup_memory_limit(root, proc) == CLOUD_LIMIT
+
+
+@pytest.mark.parametrize("files", [
+    {},  # no cgroup filesystem (macOS, Windows, a chroot)
+    {"memory.max": "max\n"},  # v2 without a limit
+    {"memory/memory.limit_in_bytes": "9223372036854771712\n"},  # v1's "no limit"
+    {"memory.max": "plenty\n", "memory/memory.limit_in_bytes": ""},  # not numbers
+    {"memory.max/x": "a folder where the file should be"},  # unreadable
+], ids=["none", "v2 max", "v1 huge", "not numbers", "unreadable"])
+def test_no_cgroup_limit_is_seen_where_none_is_set_or_none_can_be_read(tmp_path, files):
+    root, proc = cgroup_tree(tmp_path / "cgroup", files)
+    assert base.cgroup_memory_limit(root, proc) is None
+    assert base.cgroup_memory_limit(root, tmp_path / "no-such-proc-file") is None  # then the root alone
+
+
+def test_usable_memory_is_the_cgroup_limit_or_else_the_machines_memory(tmp_path, monkeypatch):
+    limited, proc = cgroup_tree(tmp_path / "limited", {"memory.max": f"{CLOUD_LIMIT}\n"})
+    unlimited, _ = cgroup_tree(tmp_path / "unlimited", {"memory.max": "max\n"})
+    monkeypatch.setattr(base, "physical_memory", lambda: 16 * GIB)
+    assert base.usable_memory(limited, proc) == CLOUD_LIMIT
+    assert base.usable_memory(unlimited, proc) == 16 * GIB
+    monkeypatch.setattr(base, "physical_memory", lambda: 1 * GIB)  # a limit above the machine's memory is no help
+    assert base.usable_memory(limited, proc) == 1 * GIB
+    monkeypatch.setattr(base, "physical_memory", lambda: None)
+    assert base.usable_memory(unlimited, proc) is None
+
+
+def test_this_machines_memory_reads_as_a_plausible_amount():
+    assert base.physical_memory() is None or 256 * 1024**2 < base.physical_memory() < 2**50
+    assert base.cgroup_memory_limit() is None or base.cgroup_memory_limit() > 0
+
+
+@pytest.mark.parametrize("memory, bf16, cached, expected", [
+    (CLOUD_LIMIT, True, True, "onnx"),  # Community Cloud: onnx however fast torch would be
+    (choice.TORCH_MEMORY - 1, True, False, "onnx"),
+    (choice.TORCH_MEMORY, True, False, "torch"),
+    (choice.TORCH_MEMORY, False, True, "torch"),
+    (choice.TORCH_MEMORY, False, False, "onnx"),  # enough memory, but int8 beats torch fp32
+    (None, True, False, "torch"),  # memory that cannot be read does not count against torch
+])
+def test_auto_takes_onnx_where_the_process_may_use_less_memory_than_torch_needs(monkeypatch, tmp_path, memory, bf16,
+                                                                                cached, expected):
+    monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
+    monkeypatch.setattr(choice, "usable_memory", lambda: memory)
+    monkeypatch.setattr(base, "native_bf16", lambda: bf16)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: tmp_path / "kokoro-v1_0.pth" if cached
+                        else None)
+    assert auto_kind() == expected and resolve_engine("auto")[0] == expected
+    reason = choice.auto_reason()
+    if memory is not None and memory < choice.TORCH_MEMORY:
+        assert reason == (f"this process may use {memory / GIB:.1f} GiB of memory, less than the 4.0 GiB auto "
+                          "requires for torch")
+    elif expected == "torch":
+        assert reason.endswith("of memory may be used") == (memory is not None)
+
+
+def test_a_cloud_cgroup_limit_keeps_auto_on_onnx_and_the_environment_still_overrides(monkeypatch, tmp_path):
+    root, proc = cgroup_tree(tmp_path / "cgroup", {"memory.max": f"{CLOUD_LIMIT}\n"})
+    monkeypatch.setattr(choice, "usable_memory", lambda: base.usable_memory(root, proc))
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
+    monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
+    assert auto_kind() == "onnx" and resolve_engine("auto") == ("onnx", None)
+    monkeypatch.setenv("EXPLORER_ENGINE", "torch-bf16")
+    assert auto_kind() == "torch-bf16" and resolve_engine("auto") == ("torch", None)
+    assert choice.auto_reason() == "EXPLORER_ENGINE is set to torch-bf16"
+    assert auto_kind("my-weights.pth") == "torch"  # a file given still decides
+    monkeypatch.setenv("EXPLORER_ENGINE", "tensorflow")
+    with pytest.raises(SynthesisError, match="EXPLORER_ENGINE='tensorflow' names no engine"):
+        choice.auto_reason()
+
+
 def test_load_engine_builds_the_resolved_engine(monkeypatch, tmp_path):
     built = []
     monkeypatch.setattr(choice, "TorchEngine", lambda path, precision, progress:
@@ -803,3 +918,89 @@ def test_shared_engines_pass_the_progress_callback_to_the_loader():
     shared = SharedEngines(loader=lambda kind, progress=None: progress(1.0, f"{kind} ready") or kind)
     shared.get("onnx", progress=lambda done, what: seen.append((done, what)))
     assert seen == [(1.0, "onnx ready")]
+
+
+# --- fetching kokoro-v1_0.pth from the Hub (a fake Hub: tests/test_hub.py) -------------------------------------------
+
+OFFICIAL = ("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")
+
+
+def test_the_official_weights_are_fetched_into_the_cache_checked_and_then_found(tmp_path, monkeypatch):
+    from tests.test_hub import fake_hub, kokoro_weights_bytes
+
+    hub = fake_hub(monkeypatch, tmp_path, {OFFICIAL: kokoro_weights_bytes()})
+    fetched = model_files.download_torch_weights()
+    assert hub.calls == [OFFICIAL]
+    assert fetched.downloaded and fetched.replaced is None
+    assert fetched.path == model_files.cached_torch_weights() and fetched.path.is_relative_to(tmp_path)
+    assert resolve_engine("torch") == ("torch", fetched.path)
+    again = model_files.download_torch_weights()
+    assert (again.path, again.downloaded, hub.calls) == (fetched.path, False, [OFFICIAL])  # the cache, no download
+
+
+def test_an_unreachable_hub_is_said_at_once_and_nothing_is_written(tmp_path, monkeypatch):
+    from explorer.errors import HubError
+    from tests.test_hub import no_hub, private_hub_cache
+
+    private_hub_cache(monkeypatch, tmp_path, reachable=False)
+    no_hub(monkeypatch)
+    with pytest.raises(HubError, match="https://huggingface.co cannot be reached and it is not in the local cache"):
+        model_files.download_torch_weights()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hf_hub_offline_is_honoured_without_a_probe(tmp_path, monkeypatch):
+    from explorer.errors import HubError
+    from tests.test_hub import no_hub, private_hub_cache
+
+    private_hub_cache(monkeypatch, tmp_path, reachable=False)
+    monkeypatch.setattr("explorer.hub.hub_reachable", lambda timeout=2.0: pytest.fail("the Hub was probed"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    no_hub(monkeypatch)
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE is set"):
+        model_files.download_torch_weights()
+
+
+def refused_downloads(marker: Path) -> dict[str, tuple[bytes, str]]:
+    """Files a Hub could serve as kokoro-v1_0.pth that must not be kept, and what the refusal says."""
+    from tests.test_hub import kokoro_weights_bytes
+
+    class RunsCode:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    return {
+        "an error page": (b"<html>502 Bad Gateway</html>", "kokoro-v1_0.pth was refused: it is not a plain tensor"),
+        "a truncated file": (kokoro_weights_bytes()[:-300], "is truncated or is not a PyTorch weights file"),
+        "another model's weights": (kokoro_weights_bytes(("encoder", "vocoder")), "is not Kokoro's weights file"),
+        "a pickle that would run code": (kokoro_weights_bytes(payload=RunsCode()), "which would run code"),
+    }
+
+
+@pytest.mark.parametrize("served", ["an error page", "a truncated file", "another model's weights",
+                                    "a pickle that would run code"])
+def test_a_download_that_is_not_kokoro_weights_is_refused_and_removed_from_the_cache(tmp_path, monkeypatch, served):
+    from explorer.errors import ModelFilesError
+    from tests.test_hub import fake_hub, files_under
+
+    marker = tmp_path / "code-ran"
+    data, refusal = refused_downloads(marker)[served]
+    hub = fake_hub(monkeypatch, tmp_path / "hf", {OFFICIAL: data})
+    with pytest.raises(ModelFilesError, match=refusal) as refused:
+        model_files.download_torch_weights()
+    assert "removed from the Hugging Face cache" in str(refused.value) and "\n" not in str(refused.value)
+    assert hub.calls == [OFFICIAL] and not marker.exists()
+    assert model_files.cached_torch_weights() is None
+    repo = tmp_path / "hf" / "models--hexgrad--Kokoro-82M"
+    assert files_under(repo) == [repo / "refs" / "main"]  # no blob, no snapshot entry: only the ref is left
+
+
+def test_a_cached_copy_that_does_not_read_is_fetched_again(tmp_path, monkeypatch):
+    from tests.test_hub import fake_hub, kokoro_weights_bytes, put_in_cache
+
+    hub = fake_hub(monkeypatch, tmp_path, {OFFICIAL: kokoro_weights_bytes()})
+    put_in_cache(tmp_path, *OFFICIAL, b"half a file")
+    fetched = model_files.download_torch_weights()
+    assert hub.calls == [OFFICIAL] and fetched.downloaded
+    assert "is truncated or is not a PyTorch weights file" in fetched.replaced
+    assert fetched.path.read_bytes() == kokoro_weights_bytes()

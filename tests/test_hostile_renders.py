@@ -365,7 +365,7 @@ def mix_with_decoder_weight(number: str) -> str:
 @pytest.mark.parametrize(
     ("number", "message"),
     [
-        ("9" * 4200, "Decoder weight of 'af_heart' is out of range: it must lie between 0 and 100"),
+        ("9" * 4200, "Decoder weight of 'af_heart' is out of range: it must lie between -100 and 100"),
         ("-" + "9" * 4200, "Decoder weight of 'af_heart' is out of range"),
         ("1e400", "holds the number 1e400, beyond any amount"),
         ("-1e999", "holds the number -1e999, beyond any amount"),

@@ -22,6 +22,8 @@ from explorer.recipe import (
     MAX_EDITS,
     MAX_JSON_BYTES,
     MAX_TOKEN_CHARS,
+    MAX_VOICE_STRING_CHARS,
+    MAX_WEIGHT,
     CentroidAxis,
     CentroidMove,
     Component,
@@ -513,8 +515,8 @@ def edited(path: tuple, value: object) -> dict:
         (edited(("base", "components", 0, "voice"), "<script>x</script>"), "Invalid voice name"),
         (edited(("base", "components", 0, "decoder"), True), "must be a number, not true/false"),
         (edited(("base", "components", 0, "decoder"), "0.7"), "must be a number, not text"),
-        (edited(("base", "components", 0, "decoder"), -1), "between 0 and 100"),
-        (edited(("base", "components", 0, "decoder"), 1e300), "between 0 and 100"),
+        (edited(("base", "components", 0, "decoder"), -100.5), "between -100 and 100"),
+        (edited(("base", "components", 0, "decoder"), 1e300), "between -100 and 100"),
         (edited(("base", "components", 0, "decoder"), float("nan")), "finite"),
         (edited(("base", "components", 0, "weight"), 1), "unknown keys 'weight'"),
         (edited(("base", "components"), [{"voice": f"af_v{i}"} for i in range(9)]), "1-8 voices"),
@@ -686,11 +688,11 @@ def finite(low: float, high: float) -> st.SearchStrategy[float]:
 
 
 components = st.lists(
-    st.builds(Component, st.sampled_from(SYNTHETIC_NAMES), finite(0, 100), finite(0, 100)),
+    st.builds(Component, st.sampled_from(SYNTHETIC_NAMES), finite(-100, 100), finite(-100, 100)),
     min_size=1,
     max_size=MAX_COMPONENTS,
     unique_by=lambda c: c.voice,
-).filter(lambda cs: sum(c.decoder for c in cs) > 0 and sum(c.prosody for c in cs) > 0)
+).filter(lambda cs: sum(abs(c.decoder) for c in cs) > 0 and sum(abs(c.prosody) for c in cs) > 0)
 bases = st.one_of(
     components.map(lambda cs: Mix(tuple(cs))),
     st.builds(
@@ -792,3 +794,250 @@ def test_any_json_value_anywhere_in_a_recipe_is_accepted_or_a_recipe_error(value
     except RecipeError:
         return
     assert Recipe.from_json(recipe.to_json()) == recipe
+
+
+# --------------------------------------------------------------------------- negative weights and other tools' strings
+
+
+def test_recipes_made_before_negative_weights_keep_their_json_and_share_strings():
+    """Allowing negative weights changed nothing a stored recipe or a shared link holds."""
+    heart = Recipe.single("af_heart")
+    blend = Recipe(Mix.from_weights({"af_heart": 0.7, "bf_emma": 0.3}, {"am_adam": 1.0}),
+                   (PCAStep("decoder", 0, 1.5), CentroidAxis("gender", "male", "female", 0.5)))
+    assert heart.to_json(indent=None) == (
+        '{"version":1,"base":{"type":"mix","components":[{"voice":"af_heart","decoder":1.0,"prosody":1.0}]},'
+        '"edits":[]}'
+    )
+    assert blend.to_json(indent=None) == (
+        '{"version":1,"base":{"type":"mix","components":[{"voice":"af_heart","decoder":0.7,"prosody":0.0},'
+        '{"voice":"bf_emma","decoder":0.3,"prosody":0.0},{"voice":"am_adam","decoder":0.0,"prosody":1.0}]},'
+        '"edits":[{"type":"pca","layer":"decoder","component":0,"amount":1.5},'
+        '{"type":"axis","kind":"gender","from_key":"male","to_key":"female","amount":0.5}]}'
+    )
+    tokens = {  # made by the explorer before this change
+        "eNodjEEKgCAURO8ya4naepWQMP2RC_2iIol496zVMLx501EpZccBchM4dSbIjtLiTHj3QMCwjxwolAy5d1R25oP6Om7SqcyFJcOW0"
+        "rxYVoGYOLNtfxtqCJB1v6vGC-pmJEI": heart,
+        "eNp1kNEKgzAMRf8lz2UoYwz8lSESbdyKtpHWiSL--1LWbfqwp_am594kXWEiHww7KHIFNQaCYoVxGeQEa2ZQ0LAd2JEbAxS3FSY2T"
+        "XzEtnoQ-lEITQ1r8lBkp6uCwXNgvUSVbepnqNuKrMUjf_7Po61Qoz3y2Y7PhS83BaRNmi3NPTSxS49L9Hzdu00kSUk-P-M1P11i2-"
+        "TF2QRBO-O0qDu5t7X1bKuOlvgr2JNURk66pVT5BGYSWG4v2F9viQ": blend,
+    }
+    for token, recipe in tokens.items():
+        assert Recipe.from_token(token) == recipe
+
+
+def test_a_negative_weight_subtracts_the_voice_and_weights_are_divided_by_the_sum_of_their_sizes(bundled_voices):
+    mix = Mix.from_weights({"af_heart": 2, "am_adam": -1}, {"af_heart": 1})
+    assert mix.weights("decoder") == pytest.approx({"af_heart": 2 / 3, "am_adam": -1 / 3})
+    assert mix.weights("prosody") == {"af_heart": 1.0, "am_adam": 0.0}
+    assert mix.describe() == "timbre (decoder) 66.7% af_heart - 33.3% am_adam; prosody 100% af_heart"
+    assert Mix((Component("af_heart", -1.0, -1.0),)).describe() == "mix -100% af_heart"
+    pack = apply_recipe(Recipe(mix), bundled_voices)
+    heart, adam = (bundled_voices[name].pack.astype(np.float64) for name in ("af_heart", "am_adam"))
+    np.testing.assert_allclose(pack[:, :128], (2 * heart[:, :128] - adam[:, :128]) / 3, atol=1e-6)
+    np.testing.assert_array_equal(pack[:, 128:], bundled_voices["af_heart"].pack[:, 128:])
+    assert Component("af_heart", -MAX_WEIGHT, MAX_WEIGHT).decoder == -100.0
+    with pytest.raises(RecipeError, match="between -100 and 100"):
+        Component("af_heart", -100.5)
+    with pytest.raises(RecipeError, match="Every prosody weight of the mix is zero"):
+        Mix((Component("af_heart", 1.0, 0.0), Component("am_adam", -1.0, 0.0)))
+
+
+def fastapi_pack(text: str, voices) -> np.ndarray:
+    """Kokoro-FastAPI's combination, step by step as ``TTSService.get_voices_path`` does it (float32 tensors, each
+    weight over the sum of all weights, the first voice added, then ``+`` adds and ``-`` subtracts)."""
+    parts = re.split(r"([-+])", text.replace(" ", ""))
+    terms = []
+    for part in parts[::2]:
+        name, _, weight = part.partition("(")
+        terms.append((name, float(weight.rstrip(")")) if weight else 1.0))
+    total = sum(weight for _, weight in terms)
+    combined = voices[terms[0][0]].pack * np.float32(terms[0][1] / total)
+    for operator, (name, weight) in zip(parts[1::2], terms[1:]):
+        tensor = voices[name].pack * np.float32(weight / total)
+        combined = combined + tensor if operator == "+" else combined - tensor
+    return combined
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["af_bella(2)+af_sky(1)", "af_bella-af_sky", "af_bella(2) - af_sky(1)", "af_heart(0.5)+bf_emma(0.3)-am_adam(0.2)",
+     "af_bella+af_bella+af_sky", "am_adam(3)-af_heart(1)-bf_emma(1)+bm_george", "af_heart(7)", "af_heart(0)-am_adam"],
+)
+def test_a_kokoro_fastapi_voice_string_gives_the_voice_kokoro_fastapi_makes(text, bundled_voices):
+    """A person pastes the voice string they use with Kokoro-FastAPI: the same voice, to float32 rounding."""
+    recipe = Recipe.from_voice_string(text)
+    pack = apply_recipe(recipe, bundled_voices)
+    np.testing.assert_allclose(pack, fastapi_pack(text, bundled_voices), rtol=0, atol=2e-6)
+    assert apply_recipe(Recipe.from_voice_string(recipe.to_voice_string("fastapi")), bundled_voices) \
+        == pytest.approx(pack, abs=1e-6)
+
+
+@pytest.mark.parametrize("text", ["af_bella,af_sky", "af_bella,af_bella,af_sky", "bf_emma, am_adam ,af_heart"])
+def test_a_kokoro_voice_string_gives_the_mean_kpipeline_load_voice_makes(text, bundled_voices):
+    names = [name.strip() for name in text.split(",")]
+    recipe = Recipe.from_voice_string(text)
+    mean = np.mean([bundled_voices[name].pack for name in names], axis=0)
+    np.testing.assert_allclose(apply_recipe(recipe, bundled_voices), mean, rtol=0, atol=1e-6)
+    assert recipe.to_voice_string("kokoro") == ",".join(sorted(names, key=names.index))
+
+
+@pytest.mark.parametrize(
+    ("text", "weights"),
+    [
+        ("af_heart", {"af_heart": 1.0}),
+        ("  af_bella ( 2 ) + af_sky ( 1 )  ", {"af_bella": 2.0, "af_sky": 1.0}),
+        ("af_bella-af_sky", {"af_bella": 1.0, "af_sky": -1.0}),
+        ("af_bella(.5)+af_sky(2.)-am_adam(0)", {"af_bella": 0.5, "af_sky": 2.0, "am_adam": 0.0}),
+        ("af_bella+af_sky+af_bella", {"af_bella": 2.0, "af_sky": 1.0}),
+        ("af_bella,af_sky,af_bella", {"af_bella": 2.0, "af_sky": 1.0}),
+        ("my-voice", {"my": 1.0, "voice": -1.0}),
+    ],
+)
+def test_voice_strings_are_read_with_kokoro_fastapis_grammar_or_kokoros(text, weights):
+    recipe = Recipe.from_voice_string(text)
+    assert recipe == Recipe(Mix(tuple(Component(name, weight, weight) for name, weight in weights.items())))
+    assert Recipe.from_voice_string("my-voice", style="kokoro") == Recipe.single("my-voice")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "fastapi", "kokoro"),
+    [
+        (Recipe.single("af_heart"), "af_heart", "af_heart"),
+        (Recipe(Mix.from_weights({"af_bella": 2, "af_sky": 1})), "af_bella(2)+af_sky", "af_bella,af_bella,af_sky"),
+        (Recipe(Mix.from_weights({"af_heart": 0.7, "bf_emma": 0.3})), "af_heart(0.7)+bf_emma(0.3)",
+         ",".join(["af_heart"] * 7 + ["bf_emma"] * 3)),
+        (Recipe(Mix.from_weights({"af_heart": 1, "bf_emma": 1}, {"af_heart": 3, "bf_emma": 3})), "af_heart+bf_emma",
+         "af_heart,bf_emma"),
+        (Recipe(Mix.from_weights({"am_adam": -1, "af_heart": 2, "bf_emma": 0})), "af_heart(2)-am_adam", None),
+        (Recipe(Mix.from_weights({"af_heart": 1, "bf_emma": np.pi})), "af_heart+bf_emma(3.141592653589793)", None),
+        (Recipe(Interpolation("af_heart", "am_adam", 0.25)), "af_heart(0.75)+am_adam(0.25)",
+         "af_heart,af_heart,af_heart,am_adam"),
+        (Recipe(Interpolation("af_heart", "af_heart", 0.6)), "af_heart", "af_heart"),
+        (Recipe(Mix.from_weights({"af_heart": 1e-5, "bf_emma": 1})), "af_heart(0.00001)+bf_emma", None),
+        (Recipe(Mix((Component("af_heart", -2.0, -2.0), Component("am_adam", -1.0, -1.0)))),
+         "af_heart(0)-af_heart(2)-am_adam", None),
+    ],
+)
+def test_a_pure_mix_exports_to_the_strings_other_tools_read(recipe, fastapi, kokoro, bundled_voices):
+    assert recipe.to_voice_string() == recipe.to_voice_string("fastapi") == fastapi
+    if kokoro is None:
+        with pytest.raises(RecipeError, match=r"hexgrad/kokoro averages voices.*\.pt"):
+            recipe.to_voice_string("kokoro")
+    else:
+        assert recipe.to_voice_string("kokoro") == kokoro
+    pack = apply_recipe(recipe, bundled_voices)
+    for text in (fastapi, kokoro or fastapi):
+        np.testing.assert_allclose(apply_recipe(Recipe.from_voice_string(text), bundled_voices), pack, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "fragment"),
+    [
+        (Recipe.single("af_heart").with_edit(DimEdit.single("zero", 3)), "its edit beyond the mix exists only here"),
+        (Recipe.single("af_heart").with_edits([PCAStep("decoder", 0, 1.0), CentroidMove("gender", "male", 0.5)]),
+         "its 2 edits beyond the mix exist only here"),
+        (Recipe(Interpolation("af_heart", "am_adam", 0.5, "slerp")), "a slerp between two voices"),
+        (Recipe(Interpolation("af_heart", "am_adam", 1.5)), "an extrapolation (t=1.5)"),
+        (Recipe(Mix.from_weights({"af_heart": 1}, {"am_adam": 1})), "weights 'af_heart' differently in its timbre"),
+        (Recipe.single("my-voice"), "reads the '-' in voice 'my-voice' as a subtraction"),
+    ],
+)
+def test_a_recipe_beyond_a_whole_voice_mix_has_no_voice_string_and_says_to_export_the_pt(recipe, fragment):
+    with pytest.raises(RecipeError) as error:
+        recipe.to_voice_string("fastapi")
+    message = str(error.value)
+    assert fragment in message and "export the voice as a .pt file" in message and "\n" not in message
+    if not isinstance(recipe.base, Mix) or len(recipe.voice_names) > 1 or recipe.edits:
+        with pytest.raises(RecipeError, match=r"hexgrad/kokoro.*\.pt"):
+            recipe.to_voice_string("kokoro")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "is empty"),
+        (" \t\n", "is empty"),
+        ("+af_bella", "empty term"),
+        ("af_bella+", "empty term"),
+        ("af_bella+-af_sky", "empty term"),
+        ("af_bella,,af_sky", "empty name"),
+        (",af_bella", "empty name"),
+        ("af_bella((2))", "is not NAME or NAME(WEIGHT)"),
+        ("af_bella(2", "is not NAME or NAME(WEIGHT)"),
+        ("af_bella(2)x", "is not NAME or NAME(WEIGHT)"),
+        ("af_bella)2(", "is not NAME or NAME(WEIGHT)"),
+        ("(2)", "is not NAME or NAME(WEIGHT)"),
+        ("af_bella()", "is not a number like 2 or 0.5"),
+        ("af_bella(abc)", "is not a number like 2 or 0.5"),
+        ("af_bella(1e3)", "is not a number like 2 or 0.5"),
+        ("af_bella(inf)", "is not a number like 2 or 0.5"),
+        ("af_bella(nan)", "is not a number like 2 or 0.5"),
+        ("af_bella(1,5)", "Invalid voice name"),
+        ("af_bella(-1)", "signs a weight"),
+        ("af_bella(200)", "more than 100; weights are relative"),
+        ("af_bella(1" + "0" * 400 + ")", "more than 100"),
+        ("af_bella(0)+af_sky(0)", "Every weight in voice string"),
+        ("af_bella+af_sky-af_bella", "both adds and subtracts 'af_bella'"),
+        ("+".join(f"af_v{i}" for i in range(MAX_COMPONENTS + 1)), "names 9 voices; a mix takes at most 8"),
+        (",".join(f"af_v{i}" for i in range(MAX_COMPONENTS + 1)), "names 9 voices; a mix takes at most 8"),
+        ("x" * (MAX_VOICE_STRING_CHARS + 1), "longer than 1024 characters"),
+        ("../../etc/passwd", "holds '/'"),
+        ("af..bella", "Invalid voice name 'af..bella'"),
+        ("af_bella\x1b[2J+af_sky", "holds '\\x1b', which no voice string has"),
+        ("af_bella+\u202eaf_sky", "holds '\\u202e'"),
+        ("af_bélla", "holds 'é'"),
+        ("a" * 65, "Invalid voice name"),
+    ],
+)
+def test_a_hostile_voice_string_is_one_clear_recipe_error(text, fragment):
+    with pytest.raises(RecipeError) as error:
+        Recipe.from_voice_string(text)
+    message = str(error.value)
+    assert fragment in message, message
+    assert "\n" not in message and "\x1b" not in message and len(message) <= MAX_ERROR_CHARS, message
+    assert message[0].isupper() and message.endswith("."), message
+
+
+def test_voice_string_arguments_of_the_wrong_kind_are_recipe_errors():
+    with pytest.raises(RecipeError, match="must be text, not a number"):
+        Recipe.from_voice_string(3)
+    with pytest.raises(RecipeError, match="use one of fastapi, kokoro"):
+        Recipe.from_voice_string("af_heart", style="openai")
+    with pytest.raises(RecipeError, match="use one of fastapi, kokoro"):
+        Recipe.single("af_heart").to_voice_string("espeak")
+
+
+def test_subtracting_a_voice_is_guarded_by_the_ood_report(bundled_voices, stock_context):
+    """Kokoro-FastAPI's ``a-b`` halves the difference of two voices: far from every stock voice, and the report says so.
+    """
+    pack = apply_recipe(Recipe.from_voice_string("af_bella-af_sky"), bundled_voices)
+    assert ood_report(pack, bundled_voices, stock_context).out_of_distribution
+    nearby = apply_recipe(Recipe.from_voice_string("af_bella(10)-af_sky(1)"), bundled_voices)
+    assert np.abs(nearby).max() <= MAX_PACK_VALUE
+
+
+voice_string_text = st.lists(
+    st.sampled_from(["af_heart", "am_adam", "bf_emma", "af_one", "(", ")", "+", "-", ",", " ", "2", "0.5", ".", "0"]),
+    max_size=12,
+).map("".join)
+
+
+@PROPERTY
+@given(st.one_of(voice_string_text, st.text(max_size=40)))
+def test_any_text_as_a_voice_string_gives_a_mix_whose_string_reads_back_or_one_clear_line(text):
+    try:
+        recipe = Recipe.from_voice_string(text)
+    except RecipeError as error:
+        message = str(error)
+        assert message and "\n" not in message and len(message) <= MAX_ERROR_CHARS and message.endswith("."), message
+        return
+    assert isinstance(recipe.base, Mix) and not recipe.edits
+    for style in ("fastapi", "kokoro"):
+        try:
+            exported = recipe.to_voice_string(style)
+        except RecipeError:
+            continue
+        again = Recipe.from_voice_string(exported, style)
+        for layer in ("decoder", "prosody"):
+            weights = {name: w for name, w in recipe.base.weights(layer).items() if w}
+            assert again.base.weights(layer) == pytest.approx(weights, abs=1e-12)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from planted import AXIS_DIM, planted_voices
+from planted import AXIS_DIM, PAIR, planted_voices
 
 from explorer import charts, reports
 from explorer.analysis import analyze
@@ -193,6 +193,49 @@ def test_seed_expectations_are_measured_not_assumed(planted):
     assert top["measured"]["dims_for_half_of_variance"] == 1
     assert expectations["n_holding"] == sum(1 for check in expectations["checks"] if check["holds"])
     assert seed_expectations(voices, analysis) == expectations  # seeded: the same figures every time
+
+
+def test_loadings_low_variance_dims_and_perplexity_reach_every_report_file(tmp_path, fast_png):
+    """A chosen perplexity, the driving dims of each component and the low-variance dims (a planted constant dim among
+    them) are in analysis.json, top_variable_dimensions.json and the text report, and the seed check counts the same
+    low-variance dims."""
+    voices = planted_voices({"af": 1, "am": 1, "bf": -1, "bm": -1}, per_group=3)
+    packs = voices.packs()
+    packs[:, :, 140] = 0.5  # a dim no voice varies on
+    voices = VoiceSet(Voice.from_array(name, pack, "planted") for name, pack in zip(voices.names, packs))
+    analysis = analyze(voices, tsne_layers=("both",), tsne_perplexity=2)
+    out = tmp_path / "analysis"
+    write_analysis_reports(voices, analysis, out)
+
+    data = json.loads((out / "analysis.json").read_text())
+    assert data["tsne_perplexity"] == 2.0
+    assert data["pca"]["decoder"]["top_loadings"]["PC1"][0]["dim"] == AXIS_DIM
+    low = data["dimension_variance"]["low_variance"]
+    assert 140 in low["dims"] and AXIS_DIM not in low["dims"] and not set(PAIR) & set(low["dims"])
+    assert low["dims"] == analysis.variance.low_variance and low["n_dims"] == len(low["dims"])
+    assert low["fraction"] == reports.LOW_VARIANCE_FRACTION
+    checks = checks_by_id(data["seed_expectations"])
+    assert checks["many_low_variance_dims"]["measured"]["n_low_variance_dims"] == low["n_dims"]
+    top = json.loads((out / "top_variable_dimensions.json").read_text())
+    assert top["low_variance"] == low
+
+    text = (out / "analysis_report.txt").read_text()
+    assert "t-SNE: perplexity 2 (chosen; the default is 4 for 12 voices, allowed 1-11)" in text
+    assert f"decoder  PC1: {AXIS_DIM} +" in text
+    assert "low-variance dims (variance below 0.25 of the mean per-dim variance" in text
+    assert f": {low['n_dims']} of 256 (decoder " in text and ", 140," in text.replace("\n    ", " ")
+
+
+def test_the_report_names_the_least_variable_dim_when_none_is_low(planted):
+    voices, _ = planted
+    rng = np.random.default_rng(2)
+    even = VoiceSet(Voice.from_array(name, rng.normal(0, 1, (510, 256)).astype(np.float32), "t")
+                    for name in voices.names)
+    analysis = analyze(even, tsne_layers=())
+    text = reports._analysis_report_text(even, analysis, seed_expectations(even, analysis, permutations=2))
+    assert analysis.variance.low_variance == []
+    assert ": 0 of 256 (decoder 0, prosody 0)" in text and "none; the least variable is dim" in text
+    assert "t-SNE: perplexity 4 (the default for 12 voices, allowed 1-11), seed 0; layers embedded: none" in text
 
 
 def test_few_voices_make_the_ten_component_check_not_measurable():

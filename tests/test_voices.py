@@ -85,7 +85,7 @@ def test_metadata_comes_from_the_name():
     assert parse_voice_name("xf_unknownlang").group == "custom"
 
 
-@pytest.mark.parametrize("name", ["../etc", "a/b", "a\\b", "", ".hidden", "x" * 65, "a..b", "name\x00", 5])
+@pytest.mark.parametrize("name", ["../etc", "a/b", "a\\b", "", ".hidden", "x" * 65, "a..b", "name\x00", "af_heart\n", "af_heart\r\n", 5])
 def test_unsafe_names_are_refused(name):
     with pytest.raises(VoiceError, match="Invalid voice name"):
         validate_voice_name(name)

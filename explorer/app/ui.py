@@ -32,11 +32,19 @@ import streamlit as st
 from explorer import analysis as analysis_module
 from explorer import recipe as recipe_module
 from explorer import voices as voices_module
-from explorer.analysis import VoiceAnalysis, analyze, summary_label, tsne
+from explorer.analysis import VoiceAnalysis, analyze, check_perplexity, summary_label, tsne
 from explorer.app import state
 from explorer.app.listen import Render, SpeechRequest, synthesize_cached
 from explorer.audio import AudioCache, wav_bytes
-from explorer.engines import ENGINE_KINDS, PRELOAD_VARIABLE, Engine, SharedEngines, auto_kind, available_engines
+from explorer.engines import (
+    ENGINE_KINDS,
+    PRELOAD_VARIABLE,
+    Engine,
+    SharedEngines,
+    auto_kind,
+    auto_reason,
+    available_engines,
+)
 from explorer.errors import ExplorerError, ModelFilesError
 from explorer.g2p import g2p_description
 from explorer.recipe import RecipeContext
@@ -133,14 +141,22 @@ def voice_analysis(voices: VoiceSet, row: int | None = None) -> VoiceAnalysis:
 
 
 @st.cache_data(show_spinner="Embedding voices with t-SNE…", max_entries=16, persist="disk")
-def _tsne(_vectors: object, fingerprint: str, row: int | None, layer: str, code: str) -> object:
-    return tsne(_vectors, layer)
+def _tsne(_vectors: object, fingerprint: str, row: int | None, layer: str, perplexity: float, code: str) -> object:
+    return tsne(_vectors, layer, perplexity=perplexity)
 
 
-def with_tsne(analysis: VoiceAnalysis, voices: VoiceSet, layer: str) -> VoiceAnalysis:
-    """``analysis`` with the t-SNE of ``layer`` added, computed once per voices, row and layer."""
-    coordinates = _tsne(analysis.vectors, voices.fingerprint(), analysis.row, layer, _CODE_STAMP)
-    return dataclasses.replace(analysis, tsne={**analysis.tsne, layer: coordinates})
+def with_tsne(
+    analysis: VoiceAnalysis, voices: VoiceSet, layer: str, perplexity: float | None = None
+) -> VoiceAnalysis:
+    """``analysis`` holding only the t-SNE of ``layer`` at ``perplexity`` (None: the default for these voices), with
+    ``tsne_perplexity`` set to it; computed once per voices, row, layer and perplexity.
+
+    Raises:
+        AnalysisError: a perplexity outside ``explorer.analysis.perplexity_bounds`` for these voices.
+    """
+    used = check_perplexity(perplexity, len(analysis.names))
+    coordinates = _tsne(analysis.vectors, voices.fingerprint(), analysis.row, layer, used, _CODE_STAMP)
+    return dataclasses.replace(analysis, tsne={layer: coordinates}, tsne_perplexity=used)
 
 
 WORD_JOINER = "\u2060"
@@ -298,20 +314,22 @@ def sidebar() -> None:
     """Show, on every page, the engine and weights in use, the G2P in use and where the voices come from."""
     with st.sidebar:
         st.subheader("Session")
-        st.selectbox("Engine", ENGINE_KINDS, key=state.ENGINE_KIND, help="auto: torch when kokoro-v1_0.pth is in the "
-                     "Hugging Face cache or the CPU computes bf16 natively (torch-bf16, the fastest), else the "
-                     "offline int8 ONNX model (the EXPLORER_ENGINE environment variable overrides). torch runs the "
-                     "offline model's weights in kokoro's own KModel; onnx needs a third of its memory (see "
-                     "python -m explorer bench).")
+        st.selectbox("Engine", ENGINE_KINDS, key=state.ENGINE_KIND, help="auto: the offline int8 ONNX model where this "
+                     "server may use less than 4 GiB of memory; else torch when kokoro-v1_0.pth is in the Hugging "
+                     "Face cache or the CPU computes bf16 natively (torch-bf16, the fastest); else ONNX (the "
+                     "EXPLORER_ENGINE environment variable overrides). torch runs the offline model's weights in "
+                     "kokoro's own KModel; onnx needs a third of its memory (see python -m explorer bench).")
         chosen = st.session_state[state.ENGINE_KIND]
+        reason = ""
         try:
             kind = auto_kind() if chosen == "auto" else chosen
+            reason = f" (auto: {auto_reason()})" if chosen == "auto" else ""
         except ExplorerError as error:  # EXPLORER_ENGINE names no engine: say so here, and again at Synthesize
             show_error(error)
             kind = chosen
         described = dict(available_engines())
         if kind in described:
-            st.caption(f"**Engine:** {kind} · **weights:** {escape_markdown(described[kind])}")
+            st.caption(f"**Engine:** {kind}{escape_markdown(reason)} · **weights:** {escape_markdown(described[kind])}")
         else:
             st.caption(f"**Engine:** {kind} is not available here: install requirements.txt (make run).")
         st.caption(f"**G2P:** {escape_markdown(g2p_description(st.session_state[state.LANG]))}")

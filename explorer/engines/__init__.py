@@ -13,10 +13,10 @@ It builds on ``errors``, ``paths``, ``hub``, ``cache``, ``voices`` and ``audio``
 meters, the benchmarks or the app. Importing it loads neither torch nor onnxruntime; an engine loads its own.
 """
 
-from explorer.engines.base import CONTEXT_TOKENS, Engine, Rendered, load_vocab, native_bf16, physical_cores, \
-    runnable_precision, style_vector
-from explorer.engines.choice import ENGINE_KINDS, ENGINE_VARIABLE, PRELOAD_VARIABLE, SharedEngines, auto_kind, \
-    available_engines, load_engine, onnx_variant, resolve_engine, torch_precision
+from explorer.engines.base import CONTEXT_TOKENS, Engine, Rendered, cgroup_memory_limit, load_vocab, native_bf16, \
+    physical_cores, physical_memory, runnable_precision, style_vector, usable_memory
+from explorer.engines.choice import ENGINE_KINDS, ENGINE_VARIABLE, PRELOAD_VARIABLE, TORCH_MEMORY, SharedEngines, \
+    auto_kind, auto_reason, available_engines, load_engine, onnx_variant, resolve_engine, torch_precision
 from explorer.engines.model_files import HUB_REPO, OFFLINE_TORCH_LABEL, TORCH_WEIGHTS, OfflinePart, \
     cached_torch_weights, offline_onnx_model, offline_part_path, offline_torch_weights
 from explorer.engines.onnx_engine import DEFAULT_ONNX_VARIANT, ONNX_VARIANTS, OnnxEngine
@@ -32,6 +32,7 @@ __all__ = [
     "OFFLINE_TORCH_LABEL",
     "ONNX_VARIANTS",
     "PRELOAD_VARIABLE",
+    "TORCH_MEMORY",
     "TORCH_PRECISIONS",
     "TORCH_WEIGHTS",
     "Engine",
@@ -41,8 +42,10 @@ __all__ = [
     "SharedEngines",
     "TorchEngine",
     "auto_kind",
+    "auto_reason",
     "available_engines",
     "cached_torch_weights",
+    "cgroup_memory_limit",
     "load_engine",
     "load_vocab",
     "native_bf16",
@@ -51,8 +54,10 @@ __all__ = [
     "offline_torch_weights",
     "onnx_variant",
     "physical_cores",
+    "physical_memory",
     "resolve_engine",
     "runnable_precision",
     "style_vector",
     "torch_precision",
+    "usable_memory",
 ]

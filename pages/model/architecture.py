@@ -28,6 +28,10 @@ source = st.selectbox("Weights", list(sources), format_func=sources.get, key=sta
                       help="Parameter counts, the module tree, the style routing and the data flow are the same for "
                       "any weights; weight statistics and the predicted durations are the trained model's only with "
                       "real weights. The offline weights are imported once (a few seconds) and cached.")
+if cached is None:
+    st.caption(f"The official {TORCH_WEIGHTS} is not in this server's Hugging Face cache. Whoever runs the server can "
+               "fetch it with `python -m explorer weights download`; it is then offered here, and the `torch` engines "
+               "use it.")
 try:
     if source == OFFLINE:
         with st.spinner("Importing the offline model's weights into kokoro's KModel (once)…"):
@@ -75,6 +79,45 @@ st.dataframe(
     column_config={"measured": st.column_config.NumberColumn(format="percent")},
 )
 st.caption("The seed analysis suite's assumed shares, set against the counts measured on this model.")
+
+# --- PL-BERT ---------------------------------------------------------------------------------------------------------
+bert = summary.bert
+st.subheader("PL-BERT, the text encoder")
+st.markdown(
+    f"`bert` is a `{bert.module_type}` (an ALBERT): {bert.params:,} parameters. ALBERT shares parameters between "
+    f"layers: **{bert.layers} layers run** on every pass ({bert.layer_calls} counted in the traced pass), but only "
+    f"**{bert.distinct_layers} distinct layer{'s' if bert.distinct_layers != 1 else ''}** "
+    f"({bert.shared_layer_params:,} parameters) hold{'s' if bert.distinct_layers == 1 else ''} parameters: "
+    + (f"all {bert.layers} reuse it." if bert.distinct_layers == 1 else
+       f"each is reused by {bert.layers_per_shared_set} of the {bert.layers}.")
+)
+figures = st.columns(4)
+figures[0].metric("Vocabulary", f"{bert.vocab_size} ids", help=f"{bert.vocab_symbols} of them are assigned to "
+                  f"phoneme symbols; each id is embedded in {bert.embedding_size} values")
+figures[1].metric("Hidden size", bert.hidden_size, help=f"token embeddings of {bert.embedding_size} values are "
+                  f"projected to {bert.hidden_size}")
+figures[2].metric("Layers run / distinct", f"{bert.layers} / {bert.distinct_layers}",
+                  help=f"{bert.hidden_groups} hidden group(s) of {bert.layers_per_group} layer(s)")
+figures[3].metric("Attention heads", bert.attention_heads, help=f"{bert.head_size} values each")
+figures = st.columns(4)
+figures[0].metric("Embedding size", bert.embedding_size)
+figures[1].metric("Feed-forward size", bert.intermediate_size)
+figures[2].metric("Max positions", bert.max_positions, help="the longest token sequence one pass takes")
+figures[3].metric("Without sharing", f"{bert.unshared_params / 1e6:.1f} M", help=f"{bert.unshared_params:,} "
+                  f"parameters, {bert.unshared_share:.1%} of a model that size")
+st.dataframe(
+    pd.DataFrame([{"figure": row["label"], "the seed says": row["seed"], "measured": row["measured"],
+                   "verdict": row["verdict"]} for row in bert.seed_comparison()]),
+    hide_index=True,
+)
+seed_bert = next((check for check in summary.expectation_checks() if check.modules == ("bert",)), None)
+if seed_bert is not None:
+    st.caption(
+        f"The seed suite expected BERT to hold {seed_bert.expected_low:.0%}-{seed_bert.expected_high:.0%} of the "
+        f"parameters; it holds {seed_bert.measured:.1%}. With a layer of its own for each of the {bert.layers} layers "
+        f"it would hold {bert.unshared_share:.1%}. Its pooler ({bert.pooler_params:,} parameters) runs, but KModel "
+        "reads only the per-token states."
+    )
 
 # --- style routing ---------------------------------------------------------------------------------------------------
 st.subheader("Who reads which half of the style vector")

@@ -9,7 +9,7 @@ fixed so the largest loading is positive, and t-SNE is seeded.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -797,6 +797,16 @@ class VoiceAnalysis:
     def top_dimensions(self) -> pd.DataFrame:
         """Return the most variable dims across voices: ``dim, layer, variance``."""
         return pd.DataFrame(self.variance.top, columns=["dim", "layer", "variance"])
+
+    def with_tsne(self, layer: str, perplexity: float | None = None) -> VoiceAnalysis:
+        """Return this analysis holding only the t-SNE of ``layer`` at ``perplexity`` (None: ``default_perplexity``),
+        with ``tsne_perplexity`` set to it: one embedding, nothing else computed again.
+
+        Raises:
+            AnalysisError: an unknown layer, or a perplexity outside ``perplexity_bounds`` for these voices.
+        """
+        used = check_perplexity(perplexity, len(self.names))
+        return replace(self, tsne={layer: tsne(self.vectors, layer, perplexity=used)}, tsne_perplexity=used)
 
     def low_variance_dimensions(self) -> pd.DataFrame:
         """Return the low-variance dims (``DimensionVariance.low_variance``) in dim order: ``dim, layer, variance``."""

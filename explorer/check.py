@@ -33,8 +33,6 @@ DEFAULT_ENGINE = "onnx"
 torch takes five; ``--engine auto`` checks the engine the app would use."""
 PACKAGES = ("kokoro", "misaki", "onnxruntime", "torch", "numpy")
 """Packages whose versions the first row lists (read from their metadata: nothing is imported)."""
-ENGLISH = ("a", "b")
-"""Languages the bundled Whisper model (``tiny.en``) can check by listening."""
 HEARD_WER = 0.5
 """Word error rate above which the recogniser's reading of the sentence is flagged: a render this garbled is not
 speech a listener follows, though the meters being optional, it is a warning and not a failure."""
@@ -96,11 +94,11 @@ def _voices() -> tuple[str, Any]:
 
 
 def _auto() -> tuple[str, str]:
-    """Return auto's choice and why (:func:`explorer.engines.auto_reason` says which step of its rule decided)."""
-    from explorer.engines import auto_kind, auto_reason
+    """Return auto's choice and why (which step of :func:`explorer.engines.auto_kind`'s rule decided)."""
+    from explorer.engines import auto_choice
 
-    kind = auto_kind()
-    return f"auto chooses {kind}: {auto_reason()}", kind
+    kind, reason = auto_choice()
+    return f"auto chooses {kind}: {reason}", kind
 
 
 def _engine(kind: str) -> tuple[str, Any]:
@@ -129,16 +127,16 @@ def _speech(plan: Any, voice: Any, engine: Any) -> tuple[str, Any]:
     return detail, speech
 
 
-def _meters() -> tuple[_Row, bool]:
-    """Return the meters' row, and whether the recogniser can listen to the sentence."""
-    from explorer.meters import meter_status
+def _meters(lang: str) -> tuple[_Row, bool]:
+    """Return the meters' row, and whether the recogniser can listen to a sentence in ``lang``."""
+    from explorer.meters import RECOGNISED_LANGUAGES, meter_status
 
     status = meter_status()
     parts = [f"{name} {'present' if reason is None else 'absent (' + reason.rstrip('.') + ')'}"
              for name, reason in status.items()]
     every = all(reason is None for reason in status.values())
-    return _Row("meters", _OK if every else _ABSENT, "; ".join(parts), required=False), status.get(
-        "intelligibility", "unknown") is None
+    can_listen = status.get("intelligibility", "unknown") is None and lang in RECOGNISED_LANGUAGES
+    return _Row("meters", _OK if every else _ABSENT, "; ".join(parts), required=False), can_listen
 
 
 def _heard(speech: Any, text: str) -> _Row:
@@ -200,9 +198,9 @@ def _run_check(args: argparse.Namespace) -> _Report:
     if args.no_meters:
         add(_Row("meters", _SKIPPED, "not checked (--no-meters)", required=False))
         return _Report(tuple(rows), speech)
-    row, can_listen = _optional("meters", _meters)
+    row, can_listen = _optional("meters", lambda: _meters(args.lang))
     add(row)
-    if speech is not None and can_listen and args.lang in ENGLISH:
+    if speech is not None and can_listen:
         add(_optional("heard", lambda: (_heard(speech, args.text), None))[0])
     return _Report(tuple(rows), speech)
 

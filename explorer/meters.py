@@ -34,6 +34,7 @@ from explorer.audio import SAMPLE_RATE, AudioCache, rms_dbfs, style_sha256
 from explorer.errors import AnalysisError, ExplorerError, MeterUnavailable
 
 __all__ = [
+    "RECOGNISED_LANGUAGES",
     "Acoustics",
     "Intelligibility",
     "Meters",
@@ -55,6 +56,9 @@ __all__ = [
     "word_error_rate",
 ]
 
+RECOGNISED_LANGUAGES = ("a", "b")
+"""The Kokoro language codes the bundled recogniser (Whisper ``tiny.en``, English only) measures the word error rate
+for: American and British English."""
 WHISPER_SAMPLE_RATE = 16000
 F0_MIN_HZ = 60.0
 F0_MAX_HZ = 500.0

@@ -76,6 +76,7 @@ __all__ = [
     "MAX_PCA_AMOUNT",
     "MAX_TOKEN_CHARS",
     "MAX_VOICE_STRING_CHARS",
+    "PT_EXPORT_ADVICE",
     "MAX_WEIGHT",
     "METHODS",
     "T_RANGE",
@@ -136,6 +137,8 @@ _RANGE_TOLERANCE = 1e-6
 VOICE_STRING_STYLES = ("fastapi", "kokoro")
 """The voice strings of other Kokoro tools: Kokoro-FastAPI's ``af_bella(2)+af_sky(1)``, hexgrad/kokoro's
 ``af_bella,af_sky`` (see ``Recipe.from_voice_string``)."""
+PT_EXPORT_ADVICE = "export the voice as a .pt file instead (python -m explorer mix --recipe R --out VOICE.pt)"
+"""How a recipe without a voice string reaches another tool: the end of ``to_voice_string``'s refusal."""
 MAX_VOICE_STRING_CHARS = 1024
 """Longest voice string read (eight 64-character names with their weights fit in under 700)."""
 _KOKORO_MAX_NAMES = 16
@@ -891,7 +894,7 @@ class Recipe:
         """
         style = _choice(style, "Voice string style", VOICE_STRING_STYLES)
         tool = "Kokoro-FastAPI" if style == "fastapi" else "hexgrad/kokoro"
-        export = "export the voice as a .pt file instead (python -m explorer mix --recipe R --out VOICE.pt)"
+        export = PT_EXPORT_ADVICE
         if self.edits:
             count = len(self.edits)
             edits = "edit beyond the mix exists" if count == 1 else f"{count} edits beyond the mix exist"

@@ -209,8 +209,7 @@ class VoiceAnalyzer:
                     stacklevel=2,
                 )
                 perplexity = chosen
-        mapped = analyze(voices, tsne_layers=(layer,), tsne_perplexity=perplexity)
-        chart = charts.tsne_chart(mapped, layer, "group", voices, select=False)
+        chart = charts.tsne_chart(self.analysis().with_tsne(layer, perplexity), layer, "group", voices, select=False)
         return self._save(chart, f"tsne_{layer}.png")
 
 

@@ -87,7 +87,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 def _cmd_mix(args: argparse.Namespace) -> None:
     """Write the pack and its recipe together, or neither: both outputs are checked before the recipe is applied."""
-    from explorer.recipe import describe
+    from explorer.recipe import PT_EXPORT_ADVICE, describe
     from explorer.voices import pack_bytes
 
     out = _output_path(args.out, (".pt", ".npz"))
@@ -105,7 +105,7 @@ def _cmd_mix(args: argparse.Namespace) -> None:
     for tool, text in strings.items():
         print(printable(f"{tool} voice: {text}"))
     if not strings:  # Kokoro-FastAPI's reason (it reads more recipes than kokoro), less its advice to export a .pt
-        reason = str(reasons[0]).split("; export the voice as a .pt file")[0].removesuffix(".")
+        reason = str(reasons[0]).removesuffix(f"; {PT_EXPORT_ADVICE}.")
         print(printable(f"note: {reason}; give those tools {out.name}."))
     print(printable(f"wrote {out}"))
     print(printable(f"wrote {recipe_path}"))

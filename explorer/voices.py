@@ -8,6 +8,7 @@ written back on export.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import pickle
@@ -483,6 +484,20 @@ def _described(value: object) -> str:
     return "a bare storage" if isinstance(value, _StorageRef) else f"a {type(value).__name__}"
 
 
+@contextlib.contextmanager
+def _unpickling(label: str) -> Iterator[None]:
+    """Turn what unpickling a ``.pt`` file raises into one sentence: a pickle asking for more than tensors is refused,
+    anything else is an unreadable file (its error's first line)."""
+    try:
+        yield
+    except pickle.UnpicklingError as error:
+        raise VoiceError(
+            f"{label} was refused: it is not a plain tensor file (it asks to unpickle other objects)."
+        ) from error
+    except Exception as error:
+        raise VoiceError(f"{label} is not a readable .pt file: {shown(str(error).splitlines()[0], 200)}") from error
+
+
 def _check_pt(data: bytes, stem: str, label: str) -> None:
     """Refuse a ``.pt`` file from its archive and its pickle alone, before torch.load makes a single tensor.
 
@@ -511,15 +526,9 @@ def _check_pt(data: bytes, stem: str, label: str) -> None:
             f"{label} has a {sizes['data.pkl']:,}-byte object table (data.pkl); a voice file needs far less, and "
             f"the limit is {_MAX_PICKLE_BYTES:,} bytes."
         )
-    try:
+    with _unpickling(label):
         plan = _PtPlan(reader.get_record("data.pkl"))
         loaded = plan.load()
-    except pickle.UnpicklingError as error:
-        raise VoiceError(
-            f"{label} was refused: it is not a plain tensor file (it asks to unpickle other objects)."
-        ) from error
-    except Exception as error:
-        raise VoiceError(f"{label} is not a readable .pt file: {shown(error, 200)}") from error
     entries = list(loaded.items()) if isinstance(loaded, dict) else [(stem, loaded)]
     if len(entries) > MAX_ARCHIVE_ENTRIES:
         raise VoiceError(f"{label} holds {len(entries):,} entries; the limit is {MAX_ARCHIVE_ENTRIES}.")
@@ -546,14 +555,8 @@ def _read_pt(data: bytes, stem: str, label: str) -> Iterator[tuple[str, object]]
     import torch
 
     _check_pt(data, stem, label)
-    try:
+    with _unpickling(label):
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise VoiceError(
-            f"{label} was refused: it is not a plain tensor file (it asks to unpickle other objects)."
-        ) from error
-    except Exception as error:
-        raise VoiceError(f"{label} is not a readable .pt file: {shown(str(error).splitlines()[0], 200)}") from error
     yield from loaded.items() if isinstance(loaded, dict) else [(stem, loaded)]
 
 

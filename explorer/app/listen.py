@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from explorer.engines import Engine
     from explorer.meters import Meters
 
-RECOGNISED_LANGUAGES = ("a", "b")
-"""The bundled recogniser knows English only: the word error rate is measured for these languages."""
-
-
 @dataclass(frozen=True)
 class SpeechRequest:
     """What a listening page is asked to say and how: the session's text, language, speed and engine kind."""
@@ -44,6 +40,8 @@ class SpeechRequest:
     @property
     def recognisable_text(self) -> str | None:
         """The text the word error rate is measured against, or None where the recogniser cannot follow it."""
+        from explorer.meters import RECOGNISED_LANGUAGES  # scipy and the meters load only when a render is measured
+
         return self.text if self.lang in RECOGNISED_LANGUAGES else None
 
     def signature(self, *voices: object) -> tuple[object, ...]:
@@ -53,7 +51,6 @@ class SpeechRequest:
 
 __all__ = [
     "AB_SOURCES",
-    "RECOGNISED_LANGUAGES",
     "SpeechRequest",
     "BlindTally",
     "BlindTrial",

@@ -41,8 +41,7 @@ from explorer.engines import (
     PRELOAD_VARIABLE,
     Engine,
     SharedEngines,
-    auto_kind,
-    auto_reason,
+    auto_choice,
     available_engines,
 )
 from explorer.errors import ExplorerError, ModelFilesError
@@ -320,13 +319,13 @@ def sidebar() -> None:
                      "EXPLORER_ENGINE environment variable overrides). torch runs the offline model's weights in "
                      "kokoro's own KModel; onnx needs a third of its memory (see python -m explorer bench).")
         chosen = st.session_state[state.ENGINE_KIND]
-        reason = ""
+        kind, reason = chosen, ""
         try:
-            kind = auto_kind() if chosen == "auto" else chosen
-            reason = f" (auto: {auto_reason()})" if chosen == "auto" else ""
+            if chosen == "auto":
+                kind, why = auto_choice()
+                reason = f" (auto: {why})"
         except ExplorerError as error:  # EXPLORER_ENGINE names no engine: say so here, and again at Synthesize
             show_error(error)
-            kind = chosen
         described = dict(available_engines())
         if kind in described:
             st.caption(f"**Engine:** {kind}{escape_markdown(reason)} · **weights:** {escape_markdown(described[kind])}")

@@ -35,6 +35,7 @@ __all__ = [
     "PRELOAD_VARIABLE",
     "TORCH_MEMORY",
     "SharedEngines",
+    "auto_choice",
     "auto_kind",
     "auto_reason",
     "available_engines",
@@ -100,7 +101,7 @@ def auto_kind(weights: Path | str | None = None) -> str:
     Raises:
         SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
     """
-    return _auto_choice(weights)[0]
+    return auto_choice(weights)[0]
 
 
 def auto_reason(weights: Path | str | None = None) -> str:
@@ -114,11 +115,21 @@ def auto_reason(weights: Path | str | None = None) -> str:
         >>> auto_reason("voice-model.onnx")
         'the weights given are an ONNX export'
     """
-    return _auto_choice(weights)[1]
+    return auto_choice(weights)[1]
 
 
-def _auto_choice(weights: Path | str | None) -> tuple[str, str]:
-    """Return ``(kind, reason)`` for ``auto``: the rule :func:`auto_kind` documents, and which step of it decided."""
+def auto_choice(weights: Path | str | None = None) -> tuple[str, str]:
+    """Return ``(kind, reason)`` for ``auto``: the rule :func:`auto_kind` documents, and which step of it decided
+    (one reading of the environment, the memory and the caches for a caller that shows both).
+
+    Raises:
+        SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
+
+    Example:
+        >>> from explorer.engines import auto_choice
+        >>> auto_choice("voice-model.onnx")
+        ('onnx', 'the weights given are an ONNX export')
+    """
     if weights is not None:
         if Path(weights).suffix.lower() == ".onnx":
             return "onnx", "the weights given are an ONNX export"

@@ -1,5 +1,6 @@
-"""The ``bench`` command: speed, memory and quality per engine configuration, the app's start-up, and where a torch
-render's time goes. A thin wrapper over :mod:`explorer.bench` and :mod:`explorer.app.timing`."""
+"""The ``bench`` command: speed, memory and quality per engine configuration, the app's start-up, where a torch
+render's time goes, and the whole ``synth`` command against a naive onnxruntime script. A thin wrapper over
+:mod:`explorer.bench` and :mod:`explorer.app.timing`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ def _cmd_bench(args: argparse.Namespace) -> None:
             report = timing.run_app_benchmark()
             print(json.dumps(report, indent=2) if args.json else timing.format_app_report(report))
         return
+    names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
+    if args.what == "cli":
+        from explorer.bench import whole_process  # soundfile and the engines' model files load only for this one
+
+        report = whole_process.run_cli_benchmark(names or ["auto"], args.rounds, args.text or whole_process.PARAGRAPH)
+        print(json.dumps(asdict(report), indent=2) if args.json else whole_process.format_cli_report(report))
+        return
     from explorer.bench import render_profile, speed  # torch, the engines and the meters load only for a benchmark
 
     if args.worker:
@@ -31,7 +39,6 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         turns = speed.compare_speed(args.compare.split(","))
         print(json.dumps({name: asdict(config_turns) for name, config_turns in turns.items()}))
         return
-    names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
     if args.what == "profile":
         profiles = [render_profile.profile_config(name) for name in names or [None]]
         print(json.dumps([asdict(profile) for profile in profiles], indent=2) if args.json
@@ -44,12 +51,17 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``bench`` to the command line."""
     parser = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
-    parser.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile"), default="all",
+    parser.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile", "cli"), default="all",
                        help="synth: speed and memory; quality: also WER and similarity (default: all); "
                        "app: the app's cold start and warm reruns per page; profile: where a torch configuration's "
                        "render time goes and the floor its convolutions set (default: torch-bf16 where the CPU "
-                       "computes bf16, else torch-fp32)")
-    parser.add_argument("--configs", help="comma-separated configurations to run (default: every available one)")
+                       "computes bf16, else torch-fp32); cli: the whole `synth` command speaking a 30 s paragraph "
+                       "against a naive onnxruntime script (scripts/naive_onnx_synth.py), fresh processes taking turns")
+    parser.add_argument("--configs", help="comma-separated configurations to run (default: every available one; "
+                       "cli: engine kinds, default auto)")
+    parser.add_argument("--rounds", type=int, default=3, help="cli: rounds, each running every configuration once "
+                       "(default 3)")
+    parser.add_argument("--text", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--renders", help=argparse.SUPPRESS)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from explorer.paths import atomic_write_bytes
 
-__all__ = ["Progress", "cached_file_ok", "file_sha256", "record_cached_file"]
+__all__ = ["Progress", "cached_file_ok", "file_sha256", "record_cached_file", "recorded_sha256"]
 
 Progress = Callable[[float, str], None]
 """Progress callback: ``(fraction done in [0, 1], what is happening)``."""
@@ -82,3 +82,16 @@ def cached_file_ok(target: Path, sha256: str | None = None, *, size: int | None 
         return False
     atomic_write_bytes(marker, _marker_text(target, expected, provenance).encode())
     return True
+
+
+def recorded_sha256(target: Path) -> str | None:
+    """Return the SHA-256 :func:`record_cached_file` recorded for ``target`` when the file is still the one it wrote
+    (same size and time: one ``stat``), else None; the hash then names the file's content without reading it."""
+    marker = _marker(target)
+    if not target.is_file() or not marker.is_file():
+        return None
+    text = marker.read_text(encoding="utf-8", errors="replace")
+    fields = text.split()
+    if not fields or text != _marker_text(target, fields[0], " ".join(fields[3:])):
+        return None
+    return fields[0]

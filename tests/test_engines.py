@@ -306,7 +306,7 @@ def test_torch_weights_are_built_from_the_given_file(monkeypatch, tmp_path, tiny
     built, folded = [], []
     monkeypatch.setattr("explorer.engines.model.build_model", lambda config, path: built.append(path) or tiny_kmodel)
     monkeypatch.setattr("explorer.engines.kmodel_inference.fold_weight_norm", folded.append)  # the shared model stays
-    engine = TorchEngine(weights, precision="fp32")  # fp32 has no bf16 copy of the generator to fold
+    engine = TorchEngine(weights, precision="fp32", traced=False)  # fp32 has no bf16 copy of the generator to fold
     assert built == [weights] and folded == [tiny_kmodel]  # an engine's own model is folded for inference
     assert engine.weights.startswith("kokoro-v1_0.pth (local: ") and str(weights.resolve()) in engine.weights
 
@@ -321,10 +321,10 @@ def test_a_bf16_engine_stores_its_own_model_in_bf16_and_leaves_a_shared_model_fl
     weights.write_bytes(b"stand-in")
     monkeypatch.setattr(base, "native_bf16", lambda: True)
     monkeypatch.setattr("explorer.engines.model.build_model", lambda config, path: build_model(tiny_config))
-    own = TorchEngine(weights, precision="bf16").model
+    own = TorchEngine(weights, precision="bf16", traced=False).runner.model
     assert own.decoder.generator.conv_post.weight.dtype == torch.bfloat16
     assert own.bert_encoder.weight.dtype == own.decoder.encode.conv1.weight.dtype == torch.bfloat16
-    shared = TorchEngine(model=tiny_kmodel, precision="bf16").model
+    shared = TorchEngine(model=tiny_kmodel, precision="bf16").runner.model
     assert all(parameter.dtype == torch.float32 for parameter in shared.parameters())
 
 
@@ -338,16 +338,16 @@ def test_without_a_weights_file_torch_takes_kokoro_v1_0_from_the_hugging_face_ca
     monkeypatch.setattr("explorer.engines.model.build_model", lambda config, path: tiny_kmodel)
     monkeypatch.setattr("explorer.engines.kmodel_inference.fold_weight_norm", lambda model: 0)  # the shared model stays
     monkeypatch.setattr(torch, "set_num_threads", lambda count: None)  # the module's tests stay on one thread
-    assert str(cached.resolve()) in TorchEngine(precision="fp32").weights
+    assert str(cached.resolve()) in TorchEngine(precision="fp32", traced=False).weights
     assert asked == [("hexgrad/Kokoro-82M", "kokoro-v1_0.pth")]
 
 
 @pytest.mark.parametrize("source", ["offline", "local"])
-def test_torch_imports_the_weights_of_an_onnx_model_warms_up_and_takes_every_core(
+def test_torch_imports_the_weights_of_an_onnx_model_and_takes_every_core(
         monkeypatch, private_cache, tiny_onnx_path, tiny_config, tiny_kmodel, source):
     """No .pth cached and no network: the offline int8 model's weights (or those of an .onnx file given) are
     imported into KModel (the tiny export stands in for both here), cached and loaded; the engine takes one thread
-    per physical core and renders once before it is returned."""
+    per physical core and renders nothing before it is returned (a warm-up is the caller's choice)."""
     import torch
 
     monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
@@ -359,15 +359,26 @@ def test_torch_imports_the_weights_of_an_onnx_model_warms_up_and_takes_every_cor
     renders = []
     real_run = TorchEngine._run
     monkeypatch.setattr(TorchEngine, "_run", lambda self, *args: renders.append(args[0]) or real_run(self, *args))
-    engine = TorchEngine(tiny_onnx_path if source == "local" else None, config=tiny_config, precision="fp32")
+    engine = TorchEngine(tiny_onnx_path if source == "local" else None, config=tiny_config, precision="fp32",
+                         traced=False)
     label = (f"{tiny_onnx_path.name} (local ONNX: {tiny_onnx_path.resolve()}) weights imported into kokoro.KModel"
              if source == "local" else OFFLINE_TORCH_LABEL)
     assert engine.weights.startswith(f"{label} (cached: {private_cache}")
-    assert threads == [3] and len(renders) == 1
+    assert threads == [3] and renders == []
     for name, child in tiny_kmodel.named_children():  # the tiny export's weights, now in a model of their own
         for key, value in child.state_dict().items():
             if not key.endswith(("weight_g", "weight_v")) and name != "bert":
-                assert torch.equal(getattr(engine.model, name).state_dict()[key], value), key
+                assert torch.equal(getattr(engine.runner.model, name).state_dict()[key], value), key
+
+
+def test_a_warm_up_renders_a_short_phrase_once_and_keeps_nothing_of_it(monkeypatch, tiny_kmodel):
+    engine = TorchEngine(model=tiny_kmodel, precision="fp32")
+    renders = []
+    real_run = TorchEngine._run
+    monkeypatch.setattr(TorchEngine, "_run", lambda self, *args: renders.append(args[0]) or real_run(self, *args))
+    engine.warm_up()
+    assert len(renders) == 1 and renders[0].shape[1] == len(base.WARM_UP_PHONEMES) + 2
+    assert engine._prosodies == {}
 
 
 def test_torch_runs_bf16_only_where_the_cpu_computes_it_natively(monkeypatch, tiny_kmodel):
@@ -869,6 +880,20 @@ def test_shared_engines_load_each_kind_once():
     assert shared.loaded("onnx") and shared.get("onnx") is first and shared.get("torch") is not first
     assert loads == ["onnx", "torch"]
     assert shared.preload("onnx") is None  # nothing left to load
+
+
+def test_a_server_s_shared_engine_is_warmed_up_before_it_serves_a_request(monkeypatch):
+    """The first visitor's render does not pay the runtime's one-time costs: the load (in the background when
+    preloaded) includes one warm-up render."""
+    calls = []
+
+    class Engine:
+        def warm_up(self):
+            calls.append("warm-up")
+
+    monkeypatch.setattr(choice, "load_engine", lambda kind, progress=None: calls.append(kind) or Engine())
+    SharedEngines().get("onnx")
+    assert calls == ["onnx", "warm-up"]
 
 
 def test_a_synthesis_asked_for_during_a_preload_waits_for_it_instead_of_loading_again():

@@ -84,10 +84,11 @@ def offline_path():
 
 @pytest.fixture(scope="module")
 def offline_torch_engine():
-    """The full KModel on the offline int8 model's weights (imported once into the normal cache), fp32, one thread."""
+    """The full KModel on the offline int8 model's weights (imported once into the normal cache), fp32, one thread,
+    running kokoro's modules (whose tensors the tests read)."""
     from explorer.engines import TorchEngine
 
-    engine = TorchEngine(precision="fp32")
+    engine = TorchEngine(precision="fp32", traced=False)
     torch.set_num_threads(1)  # as the other engine tests: renders must not depend on the machine's load
     return engine
 
@@ -122,7 +123,7 @@ def offline_state(offline_path):
 def test_the_official_int8_model_fills_every_tensor_of_the_full_kmodel(offline_torch_engine, offline_state):
     """Every tensor is there and finite, and the engine (loaded from the cached import) holds exactly these; its
     weight-normalised convolutions hold the weight their ``weight_g`` and ``weight_v`` stand for, folded once."""
-    for name, child in offline_torch_engine.model.named_children():
+    for name, child in offline_torch_engine.runner.model.named_children():
         if any(True for _ in child.parameters()):
             loaded = child.state_dict()
             imported = offline_state[name]

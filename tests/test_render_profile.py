@@ -47,7 +47,7 @@ def torch_on_one_thread():
 
 
 def hook_counts(engine: TorchEngine) -> list[tuple[int, int]]:
-    modules = {id(module): module for root in (engine.model, engine.generator) for module in root.modules()}
+    modules = {id(module): module for root in (engine.runner.model, engine.runner.generator) for module in root.modules()}
     return [(len(module._forward_pre_hooks), len(module._forward_hooks)) for module in modules.values()]
 
 
@@ -112,7 +112,7 @@ def test_parts_cover_the_render_once_each_with_their_convolutions_inside(tiny_to
     with RenderTimer(tiny_torch_engine) as timer:
         compute = tiny_torch_engine.render(PHONEMES, STYLE).compute_seconds
     parts = timer.parts(compute)
-    stages = tiny_torch_engine.generator.num_upsamples
+    stages = tiny_torch_engine.runner.generator.num_upsamples
     assert [part.name for part in parts] == [
         "bert", "bert_encoder", "predictor", "text_encoder", "decoder body", "harmonic source",
         *(f"{kind} {stage}" for stage in range(stages) for kind in ("noise", "upsample", "resblocks")),
@@ -152,7 +152,7 @@ def test_a_profile_renders_the_corpus_and_its_figures_agree(tiny_torch_engine, b
     assert 0 < profile.conv_floor_rtf < profile.rtf
     assert math.isclose(profile.conv_gflops, profile.conv_gflop / profile.conv_seconds)
     assert math.isclose(profile.conv_gflop_per_audio_second, profile.conv_gflop / profile.kept_audio_seconds)
-    assert profile.matmul_dtype == str(tiny_torch_engine.generator.conv_post.weight.dtype).removeprefix("torch.")
+    assert profile.matmul_dtype == str(tiny_torch_engine.runner.generator.conv_post.weight.dtype).removeprefix("torch.")
     assert profile.matmul_gflops > 0
     assert RenderProfile(**json.loads(json.dumps(asdict(profile))) | {"parts": profile.parts}).parts == profile.parts
 
@@ -170,10 +170,12 @@ def test_only_a_torch_engine_can_be_profiled():
 
 @pytest.fixture
 def stand_in_configs(monkeypatch):
-    """Configurations that build nothing: profiling one records its name."""
+    """Configurations and engines that build nothing: profiling one records the engine's precision and whether it
+    runs traced graphs."""
     built = []
-    configs = {name: (lambda name=name: built.append(name)) for name in ("onnx-int8", "torch-fp32", "torch-bf16")}
+    configs = {name: (lambda: None) for name in ("onnx-int8", "torch-fp32", "torch-bf16")}
     monkeypatch.setattr(render_profile, "engine_configs", lambda: configs)
+    monkeypatch.setattr(render_profile, "TorchEngine", lambda precision, traced: built.append((precision, traced)))
     monkeypatch.setattr(render_profile, "profile_renders", lambda engine, config: config)
     return built
 
@@ -189,7 +191,7 @@ def test_the_default_is_bf16_where_the_cpu_computes_it(stand_in_configs, monkeyp
     assert default_profile_config() == "torch-bf16" and profile_config() == "torch-bf16"
     monkeypatch.setattr("explorer.engines.base.native_bf16", lambda: False)
     assert default_profile_config() == "torch-fp32" and profile_config() == "torch-fp32"
-    assert stand_in_configs == ["torch-bf16", "torch-fp32"]
+    assert stand_in_configs == [("bf16", False), ("fp32", False)]  # kokoro's modules, which the profile hooks
 
 
 def a_profile(config: str) -> RenderProfile:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from explorer.audio import SAMPLE_RATE
 from explorer.bench.runs import load_average_now, machine_description, text_table
 from explorer.bench.speed import BENCH_VOICES, CORPUS, engine_configs
-from explorer.engines import TorchEngine, runnable_precision
+from explorer.engines import TorchEngine, runnable_precision, torch_precision
 from explorer.errors import SynthesisError
 from explorer.synth import synthesize
 from explorer.voices import load_bundled
@@ -176,9 +176,22 @@ class _ConvClock(_Clock):
         self.flops += conv_flops(module, args[0], output)
 
 
+def _modules(engine: TorchEngine) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Return the KModel and the generator an engine runs in Python, whose modules the profile times.
+
+    Raises:
+        SynthesisError: the engine runs traced graphs, which have no modules to hook.
+    """
+    model, generator = getattr(engine.runner, "model", None), getattr(engine.runner, "generator", None)
+    if model is None or generator is None:
+        raise SynthesisError("The profile times kokoro's modules, and this torch engine runs traced graphs: build it "
+                             "with TorchEngine(traced=False).")
+    return model, generator
+
+
 def _parts(engine: TorchEngine) -> list[tuple[str, str, list[torch.nn.Module]]]:
     """Return ``(name, side, top modules)`` for each part, in render order; no module lies in two parts."""
-    model, generator = engine.model, engine.generator
+    model, generator = _modules(engine)
     decoder = model.decoder
     kernels = generator.num_kernels
     parts = [(name, "prosody", [getattr(model, name)]) for name in ("bert", "bert_encoder", "predictor", "text_encoder")]
@@ -209,7 +222,7 @@ class RenderTimer:
         self._clocks = {name: _Clock() for name, _, _ in self._parts}
         self._conv_clocks = {name: _ConvClock() for name in [*self._clocks, REST]}
         owner = {id(module): name for name, _, tops in self._parts for top in tops for module in top.modules()}
-        everything = {id(module): module for root in (engine.model, engine.generator) for module in root.modules()}
+        everything = {id(module): module for root in _modules(engine) for module in root.modules()}
         self._modules = [(module, owner.get(key)) for key, module in everything.items()]
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
 
@@ -290,15 +303,15 @@ def profile_renders(
         The profile; its figures are measurements, and the machine may be shared.
 
     Raises:
-        SynthesisError: ``engine`` is not a torch engine.
+        SynthesisError: ``engine`` is not a torch engine running kokoro's modules (``traced=False``).
     """
     import torch
 
     if not isinstance(engine, TorchEngine):
         raise SynthesisError(f"Profiling times the torch engine's modules; '{config}' runs the {engine.name} engine.")
+    generator = _modules(engine)[1]
     packs = load_bundled()
     synthesize(sentences[0], style=packs[voices[0]].pack, engine=engine)  # warm-up, off the clock
-    generator = engine.generator
     samples_per_frame = 2 * math.prod(up.stride[0] for up in generator.ups) * generator.stft.hop_length
     compute = kept = 0.0
     frames = 0
@@ -344,7 +357,8 @@ def default_profile_config() -> str:
 
 
 def profile_config(config: str | None = None) -> RenderProfile:
-    """Build the engine of a bench configuration and profile it (:func:`profile_renders`).
+    """Build the engine of a bench configuration, running kokoro's modules rather than traced graphs (same audio),
+    and profile it (:func:`profile_renders`).
 
     Args:
         config: a torch configuration of ``explorer.bench.speed.engine_configs()``; None for
@@ -359,7 +373,7 @@ def profile_config(config: str | None = None) -> RenderProfile:
     if config not in torch_configs:
         raise SynthesisError(f"The profile times the torch engine's modules; '{config}' is not a torch configuration "
                              f"available here: choose one of {', '.join(torch_configs) or 'none (no torch weights)'}.")
-    return profile_renders(configs[config](), config)
+    return profile_renders(TorchEngine(precision=torch_precision(config), traced=False), config)
 
 
 def format_profile(profile: RenderProfile) -> str:

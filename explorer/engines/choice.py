@@ -43,6 +43,7 @@ __all__ = [
     "onnx_variant",
     "resolve_engine",
     "torch_precision",
+    "warm_engine",
 ]
 
 PRELOAD_VARIABLE = "EXPLORER_PRELOAD"
@@ -223,15 +224,23 @@ def load_engine(kind: str = "auto", weights: Path | str | None = None, progress:
     return OnnxEngine(path, progress=progress, variant=onnx_variant(chosen))
 
 
+def warm_engine(kind: str = "auto", progress: Progress | None = None) -> Engine:
+    """Return :func:`load_engine`'s engine after :meth:`~explorer.engines.base.Engine.warm_up`: what a server whose
+    visitors wait for their first render loads (in the background, see :class:`SharedEngines`)."""
+    engine = load_engine(kind, progress=progress)
+    engine.warm_up()
+    return engine
+
+
 class SharedEngines:
     """One engine per kind for a whole process (a server's sessions), each loaded once, possibly ahead of need.
 
-    Loading takes seconds (torch: about 5 s, the warm-up render included), so the app starts it in the background
+    Loading takes up to seconds (the warm-up render included), so the app starts it in the background
     when a page that speaks opens (:meth:`preload`); a synthesis asked for meanwhile waits for that load instead of
     starting another. A failed load is not kept: the next :meth:`get` tries again and raises its error.
 
     Args:
-        loader: builds an engine from a kind and a progress callback; :func:`load_engine` by default.
+        loader: builds an engine from a kind and a progress callback; :func:`warm_engine` by default.
 
     Example:
         >>> from explorer.engines import SharedEngines
@@ -240,7 +249,7 @@ class SharedEngines:
         (False, 'onnx engine', True)
     """
 
-    def __init__(self, loader: Callable[..., Engine] = load_engine):
+    def __init__(self, loader: Callable[..., Engine] = warm_engine):
         self._loader = loader
         self._engines: dict[str, Engine] = {}
         self._locks: dict[str, threading.Lock] = {}

@@ -48,9 +48,21 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 if TYPE_CHECKING:
     from kokoro import KModel
-    from kokoro.istftnet import Generator
+    from kokoro.istftnet import Decoder, Generator
 
-__all__ = ["Prosody", "bf16_autocast_weights", "bf16_generator", "decode", "fold_weight_norm", "predict_prosody"]
+__all__ = [
+    "EagerKModel",
+    "Prosody",
+    "bf16_autocast_weights",
+    "bf16_generator",
+    "decode",
+    "decoder_body",
+    "fold_weight_norm",
+    "generate",
+    "generate_with_unused_noise",
+    "precision_autocast",
+    "predict_prosody",
+]
 
 AUTOCAST_BF16_MODULES = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.ConvTranspose1d, torch.nn.LSTM)
 """Modules whose operation CPU bf16 autocast runs in bfloat16, casting their float32 weights first."""
@@ -76,6 +88,41 @@ class Prosody:
     def frames(self) -> int:
         """Number of duration frames (600 audio samples each)."""
         return int(self.durations.sum())
+
+
+class EagerKModel:
+    """kokoro's modules run in Python, as the torch engine runs them: :func:`predict_prosody`, then :func:`decode`,
+    under bf16 autocast in bf16 (the generator computing in its own weights' dtype).
+
+    :class:`explorer.engines.traced_model.TracedKModel` runs the same computation from traced graphs, with the same
+    two methods; the engine takes either.
+
+    Attributes:
+        model: the KModel whose modules run.
+        generator: the vocoder that renders (the model's own, or a :func:`bf16_generator`).
+        precision: "fp32" or "bf16".
+    """
+
+    def __init__(self, model: KModel, generator: Generator, precision: str):
+        self.model = model
+        self.generator = generator
+        self.precision = precision
+
+    def predict_prosody(self, tokens: torch.Tensor, style: torch.Tensor, speed: float) -> Prosody:
+        """Return :func:`predict_prosody` of the model in the engine's precision."""
+        with precision_autocast(self.precision):
+            return predict_prosody(self.model, tokens, style, speed)
+
+    def decode(self, prosody: Prosody, style: torch.Tensor) -> torch.Tensor:
+        """Return :func:`decode`'s float32 audio, rendered by ``generator`` in the engine's precision."""
+        with precision_autocast(self.precision):
+            return decode(self.model, prosody, style, self.generator)
+
+
+def precision_autocast(precision: str) -> torch.autocast:
+    """Return the autocast context a torch engine in ``precision`` runs its text side and decoder body under: bf16
+    autocast for "bf16", none for "fp32"."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def predict_prosody(model: KModel, tokens: torch.Tensor, style: torch.Tensor, speed: float) -> Prosody:
@@ -117,12 +164,26 @@ def decode(model: KModel, prosody: Prosody, style: torch.Tensor, generator: Gene
         style: ``[1, 256]``; only ``style[:, :128]`` is read.
         generator: the decoder's generator to use, e.g. a :func:`bf16_generator` copy; None uses the model's own.
     """
-    decoder = model.decoder
     timbre = style[:, :128]
-    f0 = decoder.F0_conv(prosody.f0.unsqueeze(1))
-    energy = decoder.N_conv(prosody.energy.unsqueeze(1))
-    x = decoder.encode(torch.cat([prosody.aligned_text, f0, energy], axis=1), timbre)
-    text_residual = decoder.asr_res(prosody.aligned_text)
+    features = decoder_body(model.decoder, prosody.aligned_text, prosody.f0, prosody.energy, timbre)
+    return generate(generator if generator is not None else model.decoder.generator, features, timbre, prosody.f0)
+
+
+def decoder_body(
+    decoder: Decoder, aligned_text: torch.Tensor, f0: torch.Tensor, energy: torch.Tensor, timbre: torch.Tensor
+) -> torch.Tensor:
+    """Run kokoro's decoder up to its generator: the features the generator turns into audio, ``[1, C, frames']``.
+
+    Args:
+        decoder: kokoro's ``Decoder`` (or any module holding its ``F0_conv``, ``N_conv``, ``encode``, ``asr_res`` and
+            ``decode``).
+        aligned_text, f0, energy: a :class:`Prosody`'s tensors.
+        timbre: ``[1, 128]``, the decoder half of the style.
+    """
+    f0 = decoder.F0_conv(f0.unsqueeze(1))
+    energy = decoder.N_conv(energy.unsqueeze(1))
+    x = decoder.encode(torch.cat([aligned_text, f0, energy], axis=1), timbre)
+    text_residual = decoder.asr_res(aligned_text)
     with_residual = True
     for block in decoder.decode:
         if with_residual:
@@ -130,20 +191,34 @@ def decode(model: KModel, prosody: Prosody, style: torch.Tensor, generator: Gene
         x = block(x, timbre)
         if block.upsample_type != "none":
             with_residual = False
-    return _generate(generator if generator is not None else decoder.generator, x, timbre, prosody.f0).squeeze()
+    return x
 
 
-def _generate(generator: Generator, x: torch.Tensor, timbre: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
-    """kokoro's ``Generator.forward``, computing in the dtype of the generator's weights.
+def generate(generator: Generator, x: torch.Tensor, timbre: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+    """kokoro's ``Generator.forward``, computing in the dtype of the generator's weights; return float32 audio
+    ``[samples]`` from :func:`decoder_body`'s features, the timbre and the prosody's F0.
 
     The harmonic source (phases summed over thousands of samples) and the inverse STFT stay float32 whatever that
     dtype; autocast is off inside, so a bf16 generator's activations are never cast back and forth.
+    """
+    return generate_with_unused_noise(generator, x, timbre, f0)[0]
+
+
+def generate_with_unused_noise(
+    generator: Generator, x: torch.Tensor, timbre: torch.Tensor, f0: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`generate`'s audio, and the noise kokoro's harmonic source draws (``SourceModuleHnNSF``) that its
+    generator never uses.
+
+    Returned so that a graph traced from this function keeps the draw: a trace drops computation whose result is
+    unused, and without it each render would take fewer numbers from torch's generator than kokoro does, so every
+    later render of a seeded sequence would differ from kokoro's.
     """
     dtype = generator.conv_post.weight.dtype
     with torch.autocast("cpu", enabled=False):
         with torch.no_grad():
             upsampled_f0 = generator.f0_upsamp(f0[:, None].float()).transpose(1, 2)
-            harmonic, _, _ = generator.m_source(upsampled_f0)
+            harmonic, unused_noise, _ = generator.m_source(upsampled_f0)
             magnitude, phase = generator.stft.transform(harmonic.transpose(1, 2).squeeze(1))
             source = torch.cat([magnitude, phase], dim=1).to(dtype)
         x, timbre = x.to(dtype), timbre.to(dtype)
@@ -161,7 +236,7 @@ def _generate(generator: Generator, x: torch.Tensor, timbre: torch.Tensor, f0: t
             x = summed / kernels
         x = generator.conv_post(F.leaky_relu(x)).float()
     bins = generator.post_n_fft // 2 + 1
-    return generator.stft.inverse(torch.exp(x[:, :bins, :]), torch.sin(x[:, bins:, :]))
+    return generator.stft.inverse(torch.exp(x[:, :bins, :]), torch.sin(x[:, bins:, :])).squeeze(), unused_noise
 
 
 def bf16_generator(generator: Generator, in_place: bool = False) -> Generator:

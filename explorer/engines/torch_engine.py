@@ -1,12 +1,15 @@
 """The torch engine: the official ``kokoro.KModel`` in evaluation mode, in fp32 or bf16.
 
-It imports torch and kokoro only when it is built, so an app running the ONNX engine never loads them. One that
-builds its own model sets torch to one thread per physical core and renders a short phrase once before it is
-returned, so the first request does not pay for torch's start-up.
+It imports torch only when it is built, so an app running the ONNX engine never loads it. An engine that builds its
+own model runs it from graphs traced from kokoro's modules and cached (:mod:`explorer.engines.traced_model`): a
+process that finds them never imports kokoro or transformers, and is ready to render about a second after ``import
+torch``. It sets torch to one thread per physical core. ``warm_up()`` (the app calls it in the background) renders a
+short phrase so the first request does not pay torch's one-time costs; a one-off command skips it.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from explorer.cache import Progress
-from explorer.engines.base import Engine, physical_cores, runnable_precision
+from explorer.engines.base import WARM_UP_PHONEMES, Engine, load_vocab, physical_cores, runnable_precision
 from explorer.engines.model_files import OFFLINE_TORCH_LABEL, cached_torch_weights, offline_torch_weights
 from explorer.engines.onnx_weights import imported_weights
 from explorer.errors import SynthesisError
@@ -26,7 +29,8 @@ if TYPE_CHECKING:
     import torch
     from kokoro import KModel
 
-    from explorer.engines.kmodel_inference import Prosody
+    from explorer.engines.kmodel_inference import EagerKModel, Prosody
+    from explorer.engines.traced_model import TracedKModel
 
 __all__ = ["DEFAULT_TORCH_PRECISION", "TORCH_PRECISIONS", "TorchEngine"]
 
@@ -36,8 +40,6 @@ TORCH_PRECISIONS = ("fp32", "bf16")
 ``TorchEngine.precision_note`` says why."""
 DEFAULT_TORCH_PRECISION = "bf16"
 """What ``torch`` runs in where the CPU supports it: about half of fp32's time, the same WER and similarity."""
-WARM_UP_PHONEMES = "həlˈO"
-"""What a torch engine renders once when it is built, so torch's one-time costs are paid before the first request."""
 PROSODIES_KEPT = 8
 """How many prosodies a torch engine keeps (see ``TorchEngine``): the last few texts, prosody styles and speeds."""
 
@@ -45,9 +47,11 @@ PROSODIES_KEPT = 8
 class TorchEngine(Engine):
     """The official ``kokoro.KModel`` in evaluation mode, run without autograd, in fp32 or bf16.
 
-    It calls kokoro's modules through :mod:`explorer.engines.kmodel_inference`, computing the prosody (from the text, the
-    prosody half of the style and the speed) apart from the decoder and keeping the last ``PROSODIES_KEPT``: an edit
-    to the decoder half of a style then renders the decoder alone.
+    It runs kokoro's computation as :mod:`explorer.engines.kmodel_inference` splits it, computing the prosody (from
+    the text, the prosody half of the style and the speed) apart from the decoder and keeping the last
+    ``PROSODIES_KEPT``: an edit to the decoder half of a style then renders the decoder alone. An engine that builds
+    its own model runs it from traced graphs (:mod:`explorer.engines.traced_model`), loaded from the cache when they
+    are there, else traced once from the modules; the audio is the same, bit for bit.
 
     Args:
         weights: a local ``kokoro-v1_0.pth``, or a Kokoro ONNX export whose weights are imported into KModel
@@ -55,17 +59,22 @@ class TorchEngine(Engine):
             Hugging Face cache when it is there, else imports the offline int8 model's weights (no network either
             way). When ``model`` is given, ``weights`` only names what it holds.
         config: the model config; the bundled ``assets/config.json`` by default (never downloaded).
-        model: an already built KModel to use as it is (e.g. one shared with the architecture page): torch's thread
-            count is then left alone and there is no warm-up render.
+        model: an already built KModel to use as it is, its modules run in Python (e.g. one shared with the
+            architecture page): torch's thread count is then left alone.
         precision: "fp32" or "bf16" (see ``TORCH_PRECISIONS``); None is ``DEFAULT_TORCH_PRECISION``. bf16 on a CPU
             without native bf16 runs fp32, and ``precision_note`` says why.
         progress: told how assembling the offline model and importing its weights go, when that happens.
+        traced: False runs kokoro's modules in Python even for the engine's own model (``bench profile`` times
+            them), building the model in every process.
 
     Attributes:
         precision: the precision the engine runs in ("fp32" or "bf16").
         precision_note: why it runs fp32 when bf16 was asked for; empty otherwise.
-        generator: the vocoder that renders: the model's own, or in bf16 a bf16 one (converted in place in the
-            engine's own model, a copy for a shared model).
+        runner: what computes: an :class:`~explorer.engines.kmodel_inference.EagerKModel` (kokoro's modules, its
+            ``generator`` in bf16 a bf16 one, converted in place in the engine's own model, a copy for a shared
+            model) or a :class:`~explorer.engines.traced_model.TracedKModel`.
+        load_seconds: how long each part of building the engine took: ``weights`` (finding or importing them),
+            ``graphs`` (loading the cached graphs), ``model`` (building kokoro's modules), ``trace``.
 
     Raises:
         ModelFilesError: the config or weights are missing, damaged, not a Kokoro export or do not fit.
@@ -81,9 +90,8 @@ class TorchEngine(Engine):
         model: KModel | None = None,
         precision: str | None = None,
         progress: Progress | None = None,
+        traced: bool = True,
     ):
-        from explorer.engines.kmodel_inference import bf16_autocast_weights, bf16_generator, fold_weight_norm
-
         precision = precision or DEFAULT_TORCH_PRECISION
         if precision not in TORCH_PRECISIONS:
             raise SynthesisError(
@@ -93,39 +101,42 @@ class TorchEngine(Engine):
         self.precision_note = "" if self.precision == precision else (
             "bf16 was asked for, but this CPU has no native bf16 (avx512_bf16 or amx_bf16), where it would be slower "
             "than fp32: running fp32.")
-        built = model is None
-        if model is None:
-            model, label = _torch_model(weights, config, progress)
-        else:
+        self.load_seconds: dict[str, float] = {}
+        if model is not None:
+            from explorer.engines.kmodel_inference import EagerKModel, bf16_generator
             from explorer.engines.model import describe_weights
 
-            label = describe_weights(weights)
-        # The precision is part of the description, so a replay cache keyed on it never mixes fp32 and bf16 audio.
-        super().__init__(model.vocab, f"{label}, computed in {self.precision}")
-        self.model = model.eval()
-        if built:
-            fold_weight_norm(self.model)
-        self.generator = self.model.decoder.generator
-        if self.precision == "bf16":  # converted in place in the engine's own model, copied from a shared one
-            self.generator = bf16_generator(self.generator, in_place=built)
-            if built:
-                bf16_autocast_weights(self.model)
-        self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
-        if built:
+            label, vocab = describe_weights(weights), model.vocab
+            generator = model.decoder.generator
+            if self.precision == "bf16":  # a copy: the shared model stays as it is
+                generator = bf16_generator(generator)
+            self.runner: EagerKModel | TracedKModel = EagerKModel(model.eval(), generator, self.precision)
+        else:
             import torch
 
+            started = time.perf_counter()
+            path, label = _weights_file(weights, config, progress)
+            vocab = load_vocab(config)
+            self._time("weights", started)
+            self.runner = _own_runner(path, config, self.precision, traced, vocab, self._time)
             torch.set_num_threads(physical_cores())
-            self._run(self.token_ids(WARM_UP_PHONEMES), np.zeros(STYLE_DIM, dtype=np.float32), 1.0)
+        # The precision is part of the description, so a replay cache keyed on it never mixes fp32 and bf16 audio.
+        super().__init__(vocab, f"{label}, computed in {self.precision}")
+        self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
+
+    def _time(self, part: str, started: float) -> float:
+        """Record how long a part of the load took since ``started``; return the time now, when the next part starts."""
+        now = time.perf_counter()
+        self.load_seconds[part] = round(now - started, 3)
+        return now
 
     def _run(self, tokens: np.ndarray, style: np.ndarray, speed: float) -> tuple[np.ndarray, np.ndarray | None]:
         import torch
 
-        from explorer.engines.kmodel_inference import decode
-
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with torch.inference_mode():
             style_row = torch.from_numpy(style).unsqueeze(0)
             prosody = self._prosody(tokens, style_row, speed)
-            audio = decode(self.model, prosody, style_row, self.generator)
+            audio = self.runner.decode(prosody, style_row)
         return audio.float().numpy(), prosody.durations.reshape(-1).numpy()
 
     def clear_cache(self) -> None:
@@ -138,34 +149,66 @@ class TorchEngine(Engine):
         moving a decoder-half slider then renders the decoder alone."""
         import torch
 
-        from explorer.engines.kmodel_inference import predict_prosody
-
         key = (tokens.tobytes(), style_row[0, STYLE_DIM // 2:].numpy().tobytes(), speed)
         if key in self._prosodies:
             self._prosodies.move_to_end(key)
             return self._prosodies[key]
-        prosody = predict_prosody(self.model, torch.from_numpy(tokens), style_row, speed)
+        prosody = self.runner.predict_prosody(torch.from_numpy(tokens), style_row, speed)
         self._prosodies[key] = prosody
         if len(self._prosodies) > PROSODIES_KEPT:
             self._prosodies.popitem(last=False)
         return prosody
 
 
-def _torch_model(
+def _weights_file(
     weights: Path | str | None, config: Path | str | Mapping[str, Any], progress: Progress | None
-) -> tuple[KModel, str]:
-    """Build the KModel a TorchEngine runs (see its ``weights`` argument) and say which weights it holds."""
-    from explorer.engines.model import build_model, describe_weights, load_weights
+) -> tuple[Path, str]:
+    """Return the torch weights file a TorchEngine runs (see its ``weights`` argument) and how it is described: a
+    ``.pth`` as it is, an ONNX export's weights imported once (cached)."""
+    from explorer.engines.model import describe_weights
 
     if weights is None:
         weights = cached_torch_weights()
     if weights is not None and Path(weights).suffix.lower() != ".onnx":
-        return build_model(config, weights), describe_weights(weights)
-    model = build_model(config)
+        return Path(weights), describe_weights(weights)
     if weights is None:
-        path, label = offline_torch_weights(progress, config, template=model), OFFLINE_TORCH_LABEL
-    else:
-        path = imported_weights(weights, None, config, progress, template=model)
-        label = f"{Path(weights).name} (local ONNX: {Path(weights).resolve()}) weights imported into kokoro.KModel"
-    load_weights(model, path)
-    return model, f"{label} (cached: {path})"
+        path = offline_torch_weights(progress, config)
+        return path, f"{OFFLINE_TORCH_LABEL} (cached: {path})"
+    path = imported_weights(weights, None, config, progress)
+    label = f"{Path(weights).name} (local ONNX: {Path(weights).resolve()}) weights imported into kokoro.KModel"
+    return path, f"{label} (cached: {path})"
+
+
+def _own_runner(
+    weights: Path, config: Path | str | Mapping[str, Any], precision: str, traced: bool, vocab: Mapping[str, int],
+    timed: Any,
+) -> EagerKModel | TracedKModel:
+    """Return what an engine that builds its own model runs: the cached graphs when ``traced`` and they are there;
+    else kokoro's modules built from ``weights`` (weight norm folded, bf16 weights in bf16), which are traced and
+    cached when ``traced``. ``timed(part, started)`` records each part's time."""
+    from explorer.engines.kmodel_inference import EagerKModel, bf16_autocast_weights, bf16_generator, fold_weight_norm
+    from explorer.engines.model import build_model
+    from explorer.engines.traced_model import load_cached_graphs, trace_graphs
+
+    started = time.perf_counter()
+    if traced:
+        found = load_cached_graphs(weights, config, precision)
+        started = timed("graphs", started)
+        if found is not None:
+            return found
+    model = build_model(config, weights)
+    fold_weight_norm(model)
+    generator = model.decoder.generator
+    if precision == "bf16":
+        generator = bf16_generator(generator, in_place=True)
+        bf16_autocast_weights(model)
+    eager = EagerKModel(model, generator, precision)
+    started = timed("model", started)
+    if not traced:
+        return eager
+    import torch
+
+    example = torch.tensor([[0, *(vocab[symbol] for symbol in WARM_UP_PHONEMES if symbol in vocab), 0]])
+    runner = trace_graphs(eager, example, weights, config)
+    timed("trace", started)
+    return runner

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from explorer.errors import AnalysisError, shown
 from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CENTROID_KINDS",
@@ -86,6 +89,14 @@ LOADING_DIMS = 10
 MAX_DEFAULT_PERPLEXITY = 30
 """The default t-SNE perplexity grows with the voice count up to this (scikit-learn's own default)."""
 
+
+
+def _table(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """Return ``pandas.DataFrame(*args, **kwargs)``, importing pandas only when a table is asked for: 0.2 s that a
+    command rendering one voice never needs (recipes build on this module)."""
+    import pandas as pd
+
+    return pd.DataFrame(*args, **kwargs)
 
 def layer_slice(layer: str) -> slice:
     """Return the dims of ``layer`` ("decoder", "prosody" or "both").
@@ -754,7 +765,7 @@ class VoiceAnalysis:
 
     def explained_variance(self) -> pd.DataFrame:
         """Return one row per layer and component: ``layer, component`` (from 1), ``ratio``, ``cumulative``."""
-        return pd.DataFrame(
+        return _table(
             [
                 {"layer": layer, "component": i + 1, "ratio": float(r), "cumulative": float(c)}
                 for layer, result in self.pca.items()
@@ -767,7 +778,7 @@ class VoiceAnalysis:
         ``dim`` (0-255), ``layer`` (the half it belongs to), ``loading`` (see ``PCAResult.top_loadings``)."""
         layer_slice(layer)  # an unknown layer is an AnalysisError, not a KeyError
         rows = self.pca[layer].top_loadings(component, top)
-        return pd.DataFrame(
+        return _table(
             [{"dim": d, "layer": "decoder" if d < HALF else "prosody", "loading": w} for d, w in rows],
             columns=["dim", "layer", "loading"],
         )
@@ -788,15 +799,15 @@ class VoiceAnalysis:
             }
             for c in self.centroids.by_kind[kind].values()
         ]
-        return pd.DataFrame(rows).sort_values("distance_from_overall", ascending=False, ignore_index=True)
+        return _table(rows).sort_values("distance_from_overall", ascending=False, ignore_index=True)
 
     def top_pairs(self) -> pd.DataFrame:
         """Return the most correlated decoder/prosody dim pairs: ``decoder_dim, prosody_dim, r``."""
-        return pd.DataFrame(self.correlation.top_pairs, columns=["decoder_dim", "prosody_dim", "r"])
+        return _table(self.correlation.top_pairs, columns=["decoder_dim", "prosody_dim", "r"])
 
     def top_dimensions(self) -> pd.DataFrame:
         """Return the most variable dims across voices: ``dim, layer, variance``."""
-        return pd.DataFrame(self.variance.top, columns=["dim", "layer", "variance"])
+        return _table(self.variance.top, columns=["dim", "layer", "variance"])
 
     def with_tsne(self, layer: str, perplexity: float | None = None) -> VoiceAnalysis:
         """Return this analysis holding only the t-SNE of ``layer`` at ``perplexity`` (None: ``default_perplexity``),
@@ -811,7 +822,7 @@ class VoiceAnalysis:
     def low_variance_dimensions(self) -> pd.DataFrame:
         """Return the low-variance dims (``DimensionVariance.low_variance``) in dim order: ``dim, layer, variance``."""
         variance = self.variance.variance
-        return pd.DataFrame(
+        return _table(
             [(d, "decoder" if d < HALF else "prosody", float(variance[d])) for d in self.variance.low_variance],
             columns=["dim", "layer", "variance"],
         )

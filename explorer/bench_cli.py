@@ -9,6 +9,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from explorer.bench import startup
+
 __all__ = ["register"]
 
 
@@ -24,12 +26,21 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         return
     names = [name.strip() for name in args.configs.split(",") if name.strip()] if args.configs else None
     if args.what == "cli":
-        from explorer.bench import whole_process  # soundfile and the engines' model files load only for this one
+        from explorer.bench import (
+            whole_process,  # soundfile and the engines' model files load only for this one
+        )
 
         report = whole_process.run_cli_benchmark(names or ["auto"], args.rounds, args.text or whole_process.PARAGRAPH)
         print(json.dumps(asdict(report), indent=2) if args.json else whole_process.format_cli_report(report))
         return
-    from explorer.bench import render_profile, speed  # torch, the engines and the meters load only for a benchmark
+    if args.what == "startup":
+        report = startup.run_startup_benchmark(names, args.rounds)
+        print(json.dumps(report, indent=2) if args.json else startup.format_startup_report(report))
+        return
+    from explorer.bench import (  # torch, the engines and the meters load only for a benchmark
+        render_profile,
+        speed,
+    )
 
     if args.worker:
         renders = Path(args.renders) if args.renders else None
@@ -51,16 +62,20 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``bench`` to the command line."""
     parser = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
-    parser.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile", "cli"), default="all",
+    parser.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile", "cli", "startup"),
+                        default="all",
                        help="synth: speed and memory; quality: also WER and similarity (default: all); "
                        "app: the app's cold start and warm reruns per page; profile: where a torch configuration's "
                        "render time goes and the floor its convolutions set (default: torch-bf16 where the CPU "
                        "computes bf16, else torch-fp32); cli: the whole `synth` command speaking a 30 s paragraph "
-                       "against a naive onnxruntime script (scripts/naive_onnx_synth.py), fresh processes taking turns")
+                       "against a naive onnxruntime script (scripts/naive_onnx_synth.py), fresh processes taking "
+                       "turns; startup: from process start to an engine ready to render, by part, before (torch-bf16:modules) and after "
+                       "(torch-bf16, cached traced graphs)")
     parser.add_argument("--configs", help="comma-separated configurations to run (default: every available one; "
-                       "cli: engine kinds, default auto)")
-    parser.add_argument("--rounds", type=int, default=3, help="cli: rounds, each running every configuration once "
-                       "(default 3)")
+                       "cli: engine kinds, default auto; startup: engine kinds, a torch one with :modules for kokoro's "
+                       "modules)")
+    parser.add_argument("--rounds", type=int, default=3, help="cli and startup: rounds, each running every "
+                       "configuration once (default 3)")
     parser.add_argument("--text", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from explorer.engines import ENGINE_KINDS, auto_choice, load_engine
 from explorer.errors import ExplorerError, printable, shown
 from explorer.paths import VOICES_DIR, check_output
+from explorer.voices import MANIFEST_NAME, load_bundled
 
 __all__ = ["register"]
 
@@ -43,7 +45,6 @@ _OK, _FAIL, _ABSENT, _SKIPPED, _WARN, _INFO = "ok", "FAIL", "absent", "skipped",
 @dataclass(frozen=True)
 class _Row:
     """One line of the table: ``required`` rows fail the check when their status is ``FAIL``."""
-
     name: str
     status: str
     detail: str
@@ -86,8 +87,6 @@ def _versions() -> str:
 
 
 def _voices() -> tuple[str, Any]:
-    from explorer.voices import MANIFEST_NAME, load_bundled
-
     voices = load_bundled()
     manifest = VOICES_DIR.relative_to(VOICES_DIR.parents[1]) / MANIFEST_NAME
     return f"{len(voices)} bundled voices match their SHA-256 in {manifest}", voices
@@ -95,15 +94,11 @@ def _voices() -> tuple[str, Any]:
 
 def _auto() -> tuple[str, str]:
     """Return auto's choice and why (which step of :func:`explorer.engines.auto_kind`'s rule decided)."""
-    from explorer.engines import auto_choice
-
     kind, reason = auto_choice()
     return f"auto chooses {kind}: {reason}", kind
 
 
 def _engine(kind: str) -> tuple[str, Any]:
-    from explorer.engines import load_engine
-
     started = time.perf_counter()
     engine = load_engine(kind)
     name = kind if kind == engine.name else f"{kind} ({engine.name})"
@@ -159,7 +154,6 @@ def _optional(name: str, step: Callable[[], tuple[_Row, Any]]) -> tuple[_Row, An
 @dataclass(frozen=True)
 class _Report:
     """The rows in order, and the sentence when it was spoken."""
-
     rows: tuple[_Row, ...]
     speech: Any
 
@@ -222,8 +216,6 @@ def _cmd_check(args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``check`` to the command line: the installation check (``python test_kokoro.py`` runs it too)."""
-    from explorer.engines import ENGINE_KINDS
-
     check = commands.add_parser("check", help="check the installation and speak one sentence (exit 0 if it works)")
     check.add_argument("--engine", choices=ENGINE_KINDS, default=DEFAULT_ENGINE,
                        help=f"engine to speak with (default {DEFAULT_ENGINE}: quick to load; auto: the app's choice)")

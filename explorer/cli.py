@@ -11,8 +11,19 @@ import sys
 from collections.abc import Sequence
 
 from explorer import bench_cli, check, synth_cli
+from explorer.analysis import analyze
+from explorer.engines.choice import resolve_engine
+from explorer.engines.model_files import HUB_REPO, TORCH_WEIGHTS, download_torch_weights
 from explorer.errors import ExplorerError, HubError, printable
 from explorer.paths import check_output
+from explorer.voices import (
+    DEFAULT_HUB_REPO,
+    HUB_REPOS,
+    load_bundled,
+    load_hub,
+    load_voices,
+    save_pack,
+)
 
 __all__ = ["main"]
 
@@ -22,7 +33,6 @@ EXIT_USAGE = 2
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (plus the usage) and exits with 2."""
-
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"error: {message}\n")
@@ -36,10 +46,8 @@ def _row(text: str) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> None:
-    from explorer.analysis import analyze
     from explorer.architecture import analyze_architecture
     from explorer.reports import write_analysis_reports
-    from explorer.voices import load_voices
 
     out = check_output(args.out, folder=True)
     voices = load_voices(args.voices)
@@ -58,9 +66,6 @@ def _cmd_architecture(args: argparse.Namespace) -> None:
 
 
 def _cmd_weights_download(args: argparse.Namespace) -> None:
-    from explorer.engines.choice import resolve_engine
-    from explorer.engines.model_files import HUB_REPO, TORCH_WEIGHTS, download_torch_weights
-
     fetched = download_torch_weights()
     if fetched.replaced:
         print(printable(f"The cached copy was removed and fetched again: {fetched.replaced}"), file=sys.stderr)
@@ -76,8 +81,6 @@ def _cmd_weights_download(args: argparse.Namespace) -> None:
 
 
 def _cmd_voices_list(args: argparse.Namespace) -> None:
-    from explorer.voices import load_voices
-
     table = load_voices(args.source).table()
     print(table.to_string(index=False))
     print(f"{len(table)} voices", file=sys.stderr)
@@ -86,7 +89,6 @@ def _cmd_voices_list(args: argparse.Namespace) -> None:
 def _cmd_voices_download(args: argparse.Namespace) -> None:
     """With ``--or-bundled``, a Hub that cannot give ``hexgrad/Kokoro-82M``'s voices is a one-line note, and the
     bundled copies of the same v1.0 voices (checked against their manifest) are written instead."""
-    from explorer.voices import DEFAULT_HUB_REPO, load_bundled, load_hub, save_pack
 
     out = check_output(args.out, folder=True)
     source = args.repo
@@ -105,8 +107,6 @@ def _cmd_voices_download(args: argparse.Namespace) -> None:
 
 
 def _add_voices_parser(commands: argparse._SubParsersAction) -> None:
-    from explorer.voices import DEFAULT_HUB_REPO, HUB_REPOS
-
     voices = commands.add_parser("voices", help="list or download voicepacks")
     actions = voices.add_subparsers(dest="action", required=True, parser_class=_Parser)
     listing = actions.add_parser("list", help="list voices with language, gender, group and source")

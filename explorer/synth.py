@@ -33,8 +33,10 @@ __all__ = [
     "EDGE_KEEP_SECONDS",
     "EDGE_SILENCE_DB",
     "FIRST_CHUNK_PHONEMES",
+    "PHONEMES_PER_SECOND",
     "RenderedChunk",
     "Synthesis",
+    "expected_audio_seconds",
     "prepare",
     "render_plan",
     "speech_span",
@@ -51,6 +53,21 @@ FIRST_CHUNK_PHONEMES = 20
 """The short first chunk the app streams with: text then starts with its first clause ("Hello there,"), or its
 whole first sentence when that has no clause break (chunks are only cut at clause or sentence ends here), so the
 first audio is ready after one clause renders. ``python -m explorer bench`` times the alternatives."""
+PHONEMES_PER_SECOND = 17.8
+"""Kokoro's speaking rate at speed 1, measured over the bench corpus and the ``bench cli`` paragraph spoken by
+af_heart, am_adam, bf_emma and jf_alpha (chunk pauses included): what :func:`expected_audio_seconds` divides by."""
+
+
+def expected_audio_seconds(plan: ChunkPlan, speed: float = 1.0) -> float:
+    """Return about how many seconds of speech ``plan`` will render at ``speed``, before anything renders: what
+    ``auto`` weighs a one-off job by (:func:`explorer.engines.auto_choice`).
+
+    Example:
+        >>> from explorer.synth import expected_audio_seconds, prepare
+        >>> round(expected_audio_seconds(prepare(phonemes="həlˈO wˈɜːld. " * 20)))
+        16
+    """
+    return sum(len(chunk.phonemes) for chunk in plan.chunks) / PHONEMES_PER_SECOND / speed
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer.engines import ENGINE_KINDS, auto_choice, load_engine
 from explorer.errors import ExplorerError, RecipeError, printable, shown
 from explorer.paths import atomic_write_bytes, atomic_write_files, check_output
+from explorer.recipe import (
+    PT_EXPORT_ADVICE,
+    Recipe,
+    apply_recipe,
+    describe,
+    load_recipe,
+)
+from explorer.voices import load_voices, pack_bytes
 
 __all__ = ["register"]
 
@@ -35,8 +44,6 @@ def _voice_or_recipe_pack(voice: str | None, recipe: str | None, source: str | N
     another tool's voice string (``af_bella(2)+af_sky(1)``, ``af_bella-af_sky``, ``af_bella,af_sky``). Recipes are
     applied against the voices of ``source`` (bundled by default).
     """
-    from explorer.recipe import Recipe, apply_recipe, load_recipe
-    from explorer.voices import load_voices
 
     voices = load_voices(source)
     if voice is None:
@@ -59,19 +66,23 @@ def _play(samples: np.ndarray, rate: int, label: Path | str) -> object:
 def _cmd_synth(args: argparse.Namespace) -> None:
     """Check the output, the voice and the text, and only then load the engine (seconds) and render."""
     from explorer.audio import read_wav, wav_bytes
-    from explorer.engines import load_engine
-    from explorer.synth import prepare, synthesize_plan
+    from explorer.synth import expected_audio_seconds, prepare, synthesize_plan
 
     out = _output_path(args.out, (".wav",))
     pack, _ = _voice_or_recipe_pack(args.voice, args.recipe, args.voices)
     started = time.perf_counter()
     plan = prepare(args.text, phonemes=args.phonemes, lang=args.lang)
     g2p_seconds = time.perf_counter() - started
-    engine = load_engine(args.engine, args.weights)
+    kind, reason = args.engine, None
+    if kind == "auto":  # this process renders this text and ends: auto weighs its expected total time
+        kind, reason = auto_choice(args.weights, expected_audio_seconds(plan, args.speed))
+    engine = load_engine(kind, args.weights)
     result = synthesize_plan(plan, style=pack, engine=engine, speed=args.speed, g2p_seconds=g2p_seconds)
     data = wav_bytes(result.audio, result.sample_rate)
     atomic_write_bytes(out, data)
     print(f"engine: {result.engine} ({result.weights})")
+    if reason:
+        print(printable(f"auto: {kind}, as {reason}"))
     print(f"g2p: {result.g2p}")
     for note in result.notes:
         print(f"note: {note}")
@@ -87,9 +98,6 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 def _cmd_mix(args: argparse.Namespace) -> None:
     """Write the pack and its recipe together, or neither: both outputs are checked before the recipe is applied."""
-    from explorer.recipe import PT_EXPORT_ADVICE, describe
-    from explorer.voices import pack_bytes
-
     out = _output_path(args.out, (".pt", ".npz"))
     recipe_path = check_output(out.with_name(out.stem + RECIPE_SUFFIX))
     pack, recipe = _voice_or_recipe_pack(args.voice, args.recipe, args.voices)
@@ -122,8 +130,6 @@ def _cmd_play(args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``synth``, ``mix`` and ``play`` to the command line."""
-    from explorer.engines import ENGINE_KINDS
-
     synth = commands.add_parser("synth", help="speak text or phonemes with a voice or a recipe into a WAV file")
     said = synth.add_mutually_exclusive_group(required=True)
     said.add_argument("--text", help="text to speak (in --lang)")

@@ -18,13 +18,16 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from explorer.errors import VoiceError, shown
 from explorer.hub import hub_snapshot
 from explorer.paths import VOICES_DIR, atomic_write_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DEFAULT_HUB_REPO",
@@ -344,6 +347,8 @@ class VoiceSet:
 
     def table(self) -> pd.DataFrame:
         """Return one row per voice: name, language, language_code, gender, group, source."""
+        import pandas as pd  # 0.2 s that a command rendering one voice never needs
+
         columns = ["name", "language", "language_code", "gender", "group", "source"]
         return pd.DataFrame([{c: getattr(v, c) for c in columns} for v in self], columns=columns)
 

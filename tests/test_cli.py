@@ -210,6 +210,17 @@ def test_synth_speaks_real_speech_with_the_offline_model(capsys, tmp_path):
     assert rate == 24000 and 0.5 < len(audio) / rate < 3 and np.sqrt(np.mean(audio**2)) > 0.01
 
 
+def test_synth_on_auto_says_which_engine_it_chose_for_this_job_and_why(capsys, tmp_path, monkeypatch):
+    """A command is a one-off job: a sentence goes to the engine that finishes it first (onnx, which loads fastest)."""
+    monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
+    monkeypatch.setattr("explorer.engines.base.native_bf16", lambda: True)
+    monkeypatch.setattr("explorer.engines.choice.usable_memory", lambda: 64 * 1024**3)
+    out = tmp_path / "hello.wav"
+    code, stdout, _ = run(capsys, "synth", "--text", "Hello world.", "--voice", "af_heart", "--out", str(out))
+    assert code == 0 and "engine: onnx" in stdout
+    assert "auto: onnx, as for about 1 s of speech in a new process onnx is expected to finish first" in stdout
+
+
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [

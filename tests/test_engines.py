@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from explorer.audio import SAMPLE_RATE
-from explorer.engines import base, choice, model_files, torch_engine
 from explorer.engines import (
     DEFAULT_ONNX_VARIANT,
     DEFAULT_TORCH_PRECISION,
@@ -29,12 +28,17 @@ from explorer.engines import (
     OnnxEngine,
     SharedEngines,
     TorchEngine,
+    auto_choice,
     auto_kind,
     available_engines,
+    base,
+    choice,
     load_engine,
+    model_files,
     offline_onnx_model,
     resolve_engine,
     style_vector,
+    torch_engine,
 )
 from explorer.engines.model_files import (
     OFFLINE_LABEL,
@@ -435,6 +439,27 @@ def test_auto_prefers_torch_weights_in_the_hugging_face_cache_then_torch_bf16_th
     assert auto_kind() == "onnx" and resolve_engine("auto") == ("onnx", None)  # int8 beats torch fp32
     monkeypatch.setattr(base, "native_bf16", lambda: True)
     assert auto_kind() == "torch" and resolve_engine("auto") == ("torch", None)  # bf16 on the offline weights
+
+
+@pytest.mark.parametrize(("graphs_cached", "break_even"), [(True, 8.0), (False, 48.0)])
+def test_for_a_one_off_job_auto_takes_the_engine_expected_to_finish_first_and_says_so(monkeypatch, graphs_cached,
+                                                                                     break_even):
+    """torch loads for longer and renders faster: a sentence goes to onnx, a page to torch; a torch process that
+    would first trace its graphs needs a longer job to pay for it."""
+    monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
+    monkeypatch.setattr(base, "native_bf16", lambda: True)
+    monkeypatch.setattr(choice, "usable_memory", lambda: 64 * GIB)
+    monkeypatch.setattr(model_files, "cached_hub_file", lambda repo, name: None)
+    monkeypatch.setattr(choice, "traced_graphs_cached", lambda weights, config, precision: graphs_cached)
+    kind, reason = auto_choice(audio_seconds=2.0)
+    assert kind == "onnx" and "for about 2 s of speech in a new process onnx is expected to finish first" in reason
+    assert ("would first trace its graphs" in reason) is not graphs_cached
+    assert auto_kind(audio_seconds=break_even * 0.9) == "onnx" and auto_kind(audio_seconds=break_even * 1.1) == "torch"
+    kind, reason = auto_choice(audio_seconds=60.0)
+    assert kind == "torch" and reason.startswith("the CPU computes bf16 natively") and "finish first" in reason
+    assert auto_choice() == ("torch", "the CPU computes bf16 natively and 64.0 GiB of memory may be used")  # a server
+    monkeypatch.setattr(base, "native_bf16", lambda: False)
+    assert auto_kind(audio_seconds=600.0) == "onnx"  # torch-fp32 never wins a one-off job
 
 
 def test_the_environment_can_name_what_auto_stands_for(monkeypatch):

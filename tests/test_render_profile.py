@@ -47,7 +47,8 @@ def torch_on_one_thread():
 
 
 def hook_counts(engine: TorchEngine) -> list[tuple[int, int]]:
-    modules = {id(module): module for root in (engine.runner.model, engine.runner.generator) for module in root.modules()}
+    roots = (engine.runner.model, engine.runner.generator)
+    modules = {id(module): module for root in roots for module in root.modules()}
     return [(len(module._forward_pre_hooks), len(module._forward_hooks)) for module in modules.values()]
 
 

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from explorer.cache import record_cached_file, recorded_sha256
-from explorer.engines import TorchEngine, base, torch_engine, traced_model
+from explorer.engines import TorchEngine, base, model_files, torch_engine
 from explorer.engines.kmodel_inference import EagerKModel
-from explorer.engines.traced_model import TracedKModel, graphs_path, load_cached_graphs
+from explorer.engines.model_files import traced_graphs_path
+from explorer.engines.traced_model import TracedKModel, load_cached_graphs
 
 PHRASES = (
     "hˈI.",
@@ -65,7 +66,8 @@ def test_the_graphs_render_exactly_what_kokoros_modules_render(monkeypatch, priv
     modules = TorchEngine(weights, config=config, precision=precision, traced=False)
     graphs = TorchEngine(weights, config=config, precision=precision)
     assert isinstance(modules.runner, EagerKModel) and isinstance(graphs.runner, TracedKModel)
-    assert set(graphs.load_seconds) == {"weights", "graphs", "model", "trace"}  # traced now, as none were cached
+    # none were cached, so they were traced now
+    assert set(graphs.load_seconds) == {"weights", "graphs", "import kokoro", "model", "trace"}
     expected = renders(modules)
     for _ in range(2):
         for (audio, durations), (wanted_audio, wanted_durations) in zip(renders(graphs), expected):
@@ -109,7 +111,7 @@ def test_graphs_are_traced_again_for_other_weights_another_precision_or_another_
     TorchEngine(weights, config=config, precision="fp32")
     assert load_cached_graphs(weights, config, "fp32") is not None
     assert load_cached_graphs(weights, config, "bf16") is None
-    monkeypatch.setattr(traced_model, "GRAPHS_VERSION", traced_model.GRAPHS_VERSION + 1)
+    monkeypatch.setattr(model_files, "GRAPHS_VERSION", model_files.GRAPHS_VERSION + 1)
     assert load_cached_graphs(weights, config, "fp32") is None
     monkeypatch.undo()
     monkeypatch.setenv("EXPLORER_CACHE_DIR", str(private_cache))
@@ -124,7 +126,7 @@ def test_graphs_are_traced_again_for_other_weights_another_precision_or_another_
 def test_damaged_cached_graphs_are_traced_again_not_loaded(private_cache, tiny_files, monkeypatch):
     weights, config = tiny_files
     TorchEngine(weights, config=config, precision="fp32")
-    path = graphs_path(weights, "fp32")
+    path = traced_graphs_path(weights, "fp32")
     size = path.stat().st_size
     with path.open("r+b") as handle:
         handle.truncate(size // 2)
@@ -149,6 +151,6 @@ def test_an_engine_on_the_offline_weights_says_how_long_each_part_of_its_load_to
     monkeypatch.setattr(torch_engine, "cached_torch_weights", lambda: weights)
     engine = TorchEngine(config=config, precision="fp32")
     again = TorchEngine(config=config, precision="fp32")
-    assert set(engine.load_seconds) == {"weights", "graphs", "model", "trace"}
+    assert set(engine.load_seconds) == {"weights", "graphs", "import kokoro", "model", "trace"}
     assert set(again.load_seconds) == {"weights", "graphs"}
     assert all(seconds >= 0 for seconds in again.load_seconds.values())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.cache import Progress
@@ -23,17 +24,22 @@ from explorer.engines.model_files import (
     TORCH_WEIGHTS,
     cached_torch_weights,
     offline_packages_installed,
+    torch_weights_here,
+    traced_graphs_cached,
 )
 from explorer.engines.onnx_engine import DEFAULT_ONNX_VARIANT, FLOAT_LABEL, ONNX_VARIANTS, OnnxEngine
 from explorer.engines.torch_engine import DEFAULT_TORCH_PRECISION, TORCH_PRECISIONS, TorchEngine
 from explorer.errors import ExplorerError, SynthesisError
-from explorer.paths import regular_file
+from explorer.paths import CONFIG_PATH, regular_file
 
 __all__ = [
     "ENGINE_KINDS",
     "ENGINE_VARIABLE",
+    "ONE_OFF_COSTS",
+    "TRACING_SECONDS",
     "PRELOAD_VARIABLE",
     "TORCH_MEMORY",
+    "OneOffCost",
     "SharedEngines",
     "auto_choice",
     "auto_kind",
@@ -67,7 +73,34 @@ ENGINE_KINDS = (
 variant; ``onnx-int8`` and ``onnx-float`` choose one. ``auto``: see :func:`auto_kind`."""
 
 
-def auto_kind(weights: Path | str | None = None) -> str:
+@dataclass(frozen=True)
+class OneOffCost:
+    """What a new process spends on one job with an engine: a fixed part (interpreter, imports, loading, the
+    runtime's first-call costs, the text converter) and a part per second of speech (the real-time factor)."""
+
+    fixed_seconds: float
+    rtf: float
+
+    def seconds(self, audio_seconds: float) -> float:
+        """Expected whole-process time for ``audio_seconds`` of speech."""
+        return self.fixed_seconds + self.rtf * audio_seconds
+
+
+ONE_OFF_COSTS = {
+    "torch-bf16": OneOffCost(2.1, 0.21),
+    "torch-fp32": OneOffCost(2.2, 0.45),
+    "onnx": OneOffCost(1.0, 0.36),
+}
+"""Fitted to ``python -m explorer bench cli`` (``synth`` in fresh processes, medians of 3 rounds) on a 2-core Xeon
+with AVX512-BF16 and AMX: 4.7 s of speech took 3.15 s on torch-bf16 and 2.68 s on onnx, 32.7 s of speech 9.14 s and
+12.83 s. torch-fp32's real-time factor is ``bench``'s (0.45); its graphs are twice the size. The break-even for
+torch-bf16 is about 8 s of speech."""
+TRACING_SECONDS = 6.0
+"""What a torch process adds when its traced graphs are not cached yet: kokoro's modules built (3.3 s, importing
+kokoro and transformers included) and traced (about 3 s), once per machine."""
+
+
+def auto_kind(weights: Path | str | None = None, audio_seconds: float | None = None) -> str:
     """Return the engine kind ``auto`` stands for here.
 
     The rule, first match wins:
@@ -78,7 +111,9 @@ def auto_kind(weights: Path | str | None = None) -> str:
        under one (a container, Community Cloud's 2.7 GB), else the machine's physical memory
        (:func:`~explorer.engines.base.usable_memory`; memory that cannot be read does not count against torch).
     4. ``torch`` when ``kokoro-v1_0.pth`` is in the Hugging Face cache (the official weights unquantised) or the CPU
-       computes bf16 natively (torch-bf16 on the offline model's weights).
+       computes bf16 natively (torch-bf16 on the offline model's weights), unless the job is known: for a new
+       process that will render ``audio_seconds`` of speech (a command), whichever engine is expected to finish
+       first (:data:`ONE_OFF_COSTS`; torch loads for longer and renders faster, so a sentence or two goes to onnx).
     5. ``onnx`` (the offline int8 model, faster than torch in fp32).
 
     :func:`auto_reason` says which of these decided, in words.
@@ -102,7 +137,7 @@ def auto_kind(weights: Path | str | None = None) -> str:
     Raises:
         SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
     """
-    return auto_choice(weights)[0]
+    return auto_choice(weights, audio_seconds)[0]
 
 
 def auto_reason(weights: Path | str | None = None) -> str:
@@ -119,9 +154,10 @@ def auto_reason(weights: Path | str | None = None) -> str:
     return auto_choice(weights)[1]
 
 
-def auto_choice(weights: Path | str | None = None) -> tuple[str, str]:
+def auto_choice(weights: Path | str | None = None, audio_seconds: float | None = None) -> tuple[str, str]:
     """Return ``(kind, reason)`` for ``auto``: the rule :func:`auto_kind` documents, and which step of it decided
-    (one reading of the environment, the memory and the caches for a caller that shows both).
+    (one reading of the environment, the memory and the caches for a caller that shows both). ``audio_seconds``:
+    how much speech a new process will render, for a one-off job; None for a process that serves many.
 
     Raises:
         SynthesisError: ``EXPLORER_ENGINE`` names no engine kind.
@@ -147,11 +183,29 @@ def auto_choice(weights: Path | str | None = None) -> tuple[str, str]:
                         "requires for torch")
     enough = f" and {_gib(memory)} of memory may be used" if memory is not None else ""
     if cached_torch_weights() is not None:
-        return "torch", f"{TORCH_WEIGHTS} is in the Hugging Face cache{enough}"
-    if runnable_precision("bf16") == "bf16":
-        return "torch", f"the CPU computes bf16 natively{enough}"
-    return "onnx", (f"the CPU does not compute bf16 natively and {TORCH_WEIGHTS} is not in the Hugging Face cache: "
-                    "the int8 model is faster than torch in fp32")
+        reason = f"{TORCH_WEIGHTS} is in the Hugging Face cache{enough}"
+    elif runnable_precision("bf16") == "bf16":
+        reason = f"the CPU computes bf16 natively{enough}"
+    else:
+        return "onnx", (f"the CPU does not compute bf16 natively and {TORCH_WEIGHTS} is not in the Hugging Face "
+                        "cache: the int8 model is faster than torch in fp32")
+    return ("torch", reason) if audio_seconds is None else _one_off_choice(audio_seconds, reason)
+
+
+def _one_off_choice(audio_seconds: float, torch_reason: str) -> tuple[str, str]:
+    """Return ``(kind, reason)`` for a new process rendering ``audio_seconds`` of speech where the rule would run
+    torch for ``torch_reason``: the engine expected to finish first (:data:`ONE_OFF_COSTS`)."""
+    precision = runnable_precision(DEFAULT_TORCH_PRECISION)
+    traced = traced_graphs_cached(torch_weights_here(), CONFIG_PATH, precision)
+    torch_seconds = ONE_OFF_COSTS[f"torch-{precision}"].seconds(audio_seconds) + (0.0 if traced else TRACING_SECONDS)
+    onnx_seconds = ONE_OFF_COSTS["onnx"].seconds(audio_seconds)
+    expected = f"about {audio_seconds:.0f} s of speech in a new process"
+    if torch_seconds <= onnx_seconds:
+        return "torch", (f"{torch_reason}, and for {expected} torch is expected to finish first ({torch_seconds:.1f} s "
+                         f"against {onnx_seconds:.1f} s on onnx)")
+    tracing = "" if traced else " and would first trace its graphs (once)"
+    return "onnx", (f"for {expected} onnx is expected to finish first ({onnx_seconds:.1f} s against "
+                    f"{torch_seconds:.1f} s on torch, which loads for longer{tracing})")
 
 
 def _gib(amount: int) -> str:

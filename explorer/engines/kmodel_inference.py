@@ -156,7 +156,8 @@ def predict_prosody(model: KModel, tokens: torch.Tensor, style: torch.Tensor, sp
 
 
 def decode(model: KModel, prosody: Prosody, style: torch.Tensor, generator: Generator | None = None) -> torch.Tensor:
-    """Render ``prosody`` with the timbre ``style[:, :128]`` through kokoro's decoder; return float32 audio ``[samples]``.
+    """Render ``prosody`` with the timbre ``style[:, :128]`` through kokoro's decoder; return float32 audio
+    ``[samples]``.
 
     Args:
         model: the ``KModel`` whose decoder runs.

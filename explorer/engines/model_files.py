@@ -11,23 +11,26 @@ such cached file honest). Its weights also run in torch: :func:`offline_torch_we
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from explorer.cache import Progress, cached_file_ok, record_cached_file
-from explorer.engines.onnx_weights import imported_weights
+from explorer.cache import Progress, cached_file_ok, record_cached_file, recorded_sha256
+from explorer.engines.onnx_weights import imported_weights, imported_weights_path
 from explorer.errors import HubError, ModelFilesError, shown
 from explorer.hub import cached_hub_file, hub_download, remove_cached_hub_file
-from explorer.paths import CONFIG_PATH, cache_dir
+from explorer.paths import CONFIG_PATH, cache_dir, load_config
 
 if TYPE_CHECKING:
     from kokoro import KModel
 
 __all__ = [
+    "GRAPHS_VERSION",
     "HUB_REPO",
     "OFFLINE_LABEL",
     "OFFLINE_MODEL_SHA256",
@@ -42,6 +45,10 @@ __all__ = [
     "offline_packages_installed",
     "offline_part_path",
     "offline_torch_weights",
+    "torch_weights_here",
+    "traced_graphs_cached",
+    "traced_graphs_path",
+    "traced_graphs_provenance",
 ]
 
 HUB_REPO = "hexgrad/Kokoro-82M"
@@ -94,6 +101,8 @@ OFFLINE_LABEL = "official Kokoro-82M v1.0 int8 ONNX (offline packages kokoro-ja-
 """An ONNX engine's ``weights`` when it runs the offline model."""
 OFFLINE_TORCH_LABEL = "official v1.0 int8 ONNX weights dequantised into kokoro.KModel"
 """The torch engine's ``weights`` when it runs the offline model's weights, followed by where they are cached."""
+GRAPHS_VERSION = 1
+"""Changes whenever what :mod:`explorer.engines.traced_model` traces changes, so older graphs are traced again."""
 _ASSEMBLY_LOCK = threading.Lock()
 
 
@@ -256,3 +265,36 @@ def download_torch_weights() -> FetchedWeights:
             where = f"it was left at {shown(str(path), 200)}, outside the Hugging Face cache: do not use it"
         raise ModelFilesError(f"{str(error).rstrip('.')}; {where}.") from None
     return FetchedWeights(path, downloaded=True, replaced=replaced)
+
+
+def torch_weights_here() -> Path:
+    """Return the weights file a torch engine without a ``weights`` argument runs, without assembling or importing
+    anything: the cached ``kokoro-v1_0.pth``, else where the offline model's import is (or will be) cached."""
+    return cached_torch_weights() or imported_weights_path(cache_dir() / OFFLINE_MODEL_NAME)
+
+
+def traced_graphs_path(weights: Path | str, precision: str) -> Path:
+    """Where the torch engine's graphs traced from ``weights`` in ``precision`` are cached."""
+    return cache_dir() / f"{Path(weights).stem}-{precision}-graphs.pt"
+
+
+def traced_graphs_provenance(weights: Path | str, config: Path | str | Mapping[str, Any], precision: str) -> str:
+    """What graphs must have been traced from to be used: the weights (their SHA-256 as the explorer recorded it
+    when it wrote them, else their path, size and time: hashing 330 MB would cost more than the graphs save), the
+    config, the precision, torch's and kokoro's versions and ``GRAPHS_VERSION``. Read without importing torch."""
+    weights = Path(weights)
+    stat = weights.stat()
+    identity = recorded_sha256(weights) or hashlib.sha256(
+        f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    settings = hashlib.sha256(json.dumps(load_config(config), sort_keys=True).encode()).hexdigest()
+    versions = f"torch:{importlib.metadata.version('torch')} kokoro:{importlib.metadata.version('kokoro')}"
+    return f"weights:{identity[:32]} config:{settings[:16]} precision:{precision} {versions} graphs:v{GRAPHS_VERSION}"
+
+
+def traced_graphs_cached(weights: Path | str, config: Path | str | Mapping[str, Any], precision: str) -> bool:
+    """True when graphs traced from ``weights`` with ``config`` in ``precision`` are cached and current (a ``stat``
+    and a marker read); False also when ``weights`` is not a file."""
+    if not Path(weights).is_file():
+        return False
+    return cached_file_ok(traced_graphs_path(weights, precision),
+                          provenance=traced_graphs_provenance(weights, config, precision))

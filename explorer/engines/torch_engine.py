@@ -55,9 +55,9 @@ class TorchEngine(Engine):
 
     Args:
         weights: a local ``kokoro-v1_0.pth``, or a Kokoro ONNX export whose weights are imported into KModel
-            (:func:`explorer.engines.onnx_weights.imported_weights`, once, cached); None takes ``kokoro-v1_0.pth`` from the
-            Hugging Face cache when it is there, else imports the offline int8 model's weights (no network either
-            way). When ``model`` is given, ``weights`` only names what it holds.
+            (:func:`explorer.engines.onnx_weights.imported_weights`, once, cached); None takes ``kokoro-v1_0.pth`` from
+            the Hugging Face cache when it is there, else imports the offline int8 model's weights (no network
+            either way). When ``model`` is given, ``weights`` only names what it holds.
         config: the model config; the bundled ``assets/config.json`` by default (never downloaded).
         model: an already built KModel to use as it is, its modules run in Python (e.g. one shared with the
             architecture page): torch's thread count is then left alone.
@@ -74,7 +74,8 @@ class TorchEngine(Engine):
             ``generator`` in bf16 a bf16 one, converted in place in the engine's own model, a copy for a shared
             model) or a :class:`~explorer.engines.traced_model.TracedKModel`.
         load_seconds: how long each part of building the engine took: ``weights`` (finding or importing them),
-            ``graphs`` (loading the cached graphs), ``model`` (building kokoro's modules), ``trace``.
+            ``graphs`` (loading the cached graphs), ``import kokoro`` (with transformers), ``model`` (building
+            kokoro's modules and loading the weights into them), ``trace``.
 
     Raises:
         ModelFilesError: the config or weights are missing, damaged, not a Kokoro export or do not fit.
@@ -196,6 +197,9 @@ def _own_runner(
         started = timed("graphs", started)
         if found is not None:
             return found
+    import kokoro  # noqa: F401  (timed apart: with transformers' ALBERT it is most of building the model)
+
+    started = timed("import kokoro", started)
     model = build_model(config, weights)
     fold_weight_norm(model)
     generator = model.decoder.generator

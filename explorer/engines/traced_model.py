@@ -18,21 +18,21 @@ Sizes stay symbolic in the traces (token and frame counts vary from call to call
 branch on the way, ALBERT's handling of an all-ones attention mask, is the only one the engine ever takes. The
 tracer records each operation before autocast casts its inputs, so :class:`TracedKModel` enters the same autocast
 as :class:`~explorer.engines.kmodel_inference.EagerKModel` around ``prosody`` and ``decoder_body`` and none around
-``generate``, and runs the graphs operation for operation as traced (the JIT's optimisation passes off: they would
-only profile the first calls). The audio is then bit-identical to the modules' (``tests/test_traced_model.py``).
+``generate``, and runs the graphs operation for operation as traced: each method inlined into one graph (called
+submodule by submodule, the interpreter's pattern of allocations fragmented glibc's heap: a 32 s paragraph peaked at
+2.9 GB instead of 0.9), and the JIT's optimisation passes off (with them the audio was no longer bit-identical, and
+the first calls of each new shape paid for profiling). The audio is then bit-identical to the modules'
+(``tests/test_traced_model.py``).
 
-The archive is cached as ``cache_dir()/<weights stem>-<precision>-graphs.pt`` with a marker recording what it was
-traced from (the weights, the config, the precision, torch's and kokoro's versions and :data:`GRAPHS_VERSION`);
-anything else traces it again. Only these cache files are loaded with ``torch.jit.load``: a TorchScript archive
-carries TorchScript code (not Python), and is still never read from a file a person names.
+The archive is cached as :func:`~explorer.engines.model_files.traced_graphs_path` with a marker recording what it
+was traced from (:func:`~explorer.engines.model_files.traced_graphs_provenance`); anything else traces it again.
+Only these cache files are loaded with ``torch.jit.load``: a TorchScript archive carries TorchScript code (not
+Python), and is still never read from a file a person names.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import io
-import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from explorer.cache import cached_file_ok, record_cached_file, recorded_sha256
+from explorer.cache import record_cached_file
 from explorer.engines.kmodel_inference import (
     EagerKModel,
     Prosody,
@@ -49,17 +49,15 @@ from explorer.engines.kmodel_inference import (
     precision_autocast,
     predict_prosody,
 )
+from explorer.engines.model_files import traced_graphs_cached, traced_graphs_path, traced_graphs_provenance
 from explorer.errors import ModelFilesError
-from explorer.paths import cache_dir, load_config
 
 if TYPE_CHECKING:
     from kokoro import KModel
     from kokoro.istftnet import Generator
 
-__all__ = ["GRAPHS_VERSION", "TracedKModel", "graphs_path", "load_cached_graphs", "trace_graphs"]
+__all__ = ["TracedKModel", "load_cached_graphs", "trace_graphs"]
 
-GRAPHS_VERSION = 1
-"""Changes whenever what is traced changes, so graphs traced by an older explorer are traced again."""
 _PROSODY_MODULES = ("bert", "bert_encoder", "predictor", "text_encoder")
 _DECODER_BODY_MODULES = ("F0_conv", "N_conv", "encode", "asr_res", "decode")
 
@@ -118,31 +116,15 @@ class TracedKModel:
             return self.graphs.generate(features, timbre, prosody.f0)[0]
 
 
-def graphs_path(weights: Path | str, precision: str) -> Path:
-    """Where the graphs traced from ``weights`` in ``precision`` are cached."""
-    return cache_dir() / f"{Path(weights).stem}-{precision}-graphs.pt"
-
-
-def _provenance(weights: Path, config: Path | str | Mapping[str, Any], precision: str) -> str:
-    """What graphs must have been traced from to be used: the weights (their recorded SHA-256 when the explorer
-    wrote them, else their path, size and time), the config, the precision and the versions that shape the graph."""
-    stat = weights.stat()
-    identity = recorded_sha256(weights) or hashlib.sha256(
-        f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    settings = hashlib.sha256(json.dumps(load_config(config), sort_keys=True).encode()).hexdigest()
-    return (f"weights:{identity[:32]} config:{settings[:16]} precision:{precision} torch:{torch.__version__} "
-            f"kokoro:{importlib.metadata.version('kokoro')} graphs:v{GRAPHS_VERSION}")
-
-
 def load_cached_graphs(
     weights: Path | str, config: Path | str | Mapping[str, Any], precision: str
 ) -> TracedKModel | None:
     """Return the graphs traced from ``weights`` with ``config`` in ``precision`` when they are cached and current
     (one ``stat`` and one archive read); None when they must be traced (:func:`trace_graphs`), or when ``weights``
     is not a file (building the model from it then says what is wrong)."""
-    path = graphs_path(weights, precision)
-    if not Path(weights).is_file() or not cached_file_ok(path, provenance=_provenance(Path(weights), config, precision)):
+    if not traced_graphs_cached(weights, config, precision):
         return None
+    path = traced_graphs_path(weights, precision)
     try:
         return TracedKModel(torch.jit.load(str(path), map_location="cpu"), precision)
     except RuntimeError:  # damaged in a way its marker did not catch: traced again
@@ -186,9 +168,10 @@ def trace_graphs(
         torch._C._jit_pass_inline(getattr(graphs, method).graph)
     buffer = io.BytesIO()
     torch.jit.save(graphs, buffer)
-    path = graphs_path(weights, eager.precision)
+    path = traced_graphs_path(weights, eager.precision)
     try:
-        record_cached_file(path, buffer.getbuffer(), provenance=_provenance(Path(weights), config, eager.precision))
+        record_cached_file(path, buffer.getbuffer(), provenance=traced_graphs_provenance(weights, config,
+                                                                                         eager.precision))
     except OSError as exc:
         raise ModelFilesError(f"Cannot write the traced model into {path.parent}: {exc}") from None
     return TracedKModel(graphs, eager.precision)

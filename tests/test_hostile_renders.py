@@ -65,7 +65,7 @@ def no_engine_load(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the engine was loaded before the input was checked")
 
-    monkeypatch.setattr("explorer.engines.load_engine", refuse)  # where the command line looks it up
+    monkeypatch.setattr("explorer.synth_cli.load_engine", refuse)  # where the command line looks it up
     monkeypatch.setattr("explorer.synth.load_engine", refuse)  # where explorer.synthesize looks it up
 
 
@@ -236,7 +236,7 @@ def test_mix_to_an_output_that_cannot_be_written_says_so_and_leaves_nothing(caps
 
 def test_mix_checks_both_outputs_before_applying_the_recipe(capsys, tmp_path, monkeypatch):
     (tmp_path / "v.recipe.json").mkdir()
-    monkeypatch.setattr("explorer.recipe.apply_recipe", lambda *a, **k: pytest.fail("the recipe was applied"))
+    monkeypatch.setattr("explorer.synth_cli.apply_recipe", lambda *a, **k: pytest.fail("the recipe was applied"))
     code, _, err = run(capsys, "mix", "--recipe", mix_token(), "--out", str(tmp_path / "v.pt"))
     assert_one_line_error(code, err, "v.recipe.json")
 
@@ -255,7 +255,7 @@ def test_synth_to_an_output_that_cannot_be_written_fails_before_loading_the_engi
 def test_analyze_to_an_output_folder_that_cannot_be_written_fails_before_analysing(capsys, tmp_path, monkeypatch,
                                                                                    out):
     (tmp_path / "a_file").write_text("keep me")
-    monkeypatch.setattr("explorer.analysis.analyze", lambda *a, **k: pytest.fail("the voices were analysed"))
+    monkeypatch.setattr("explorer.cli.analyze", lambda *a, **k: pytest.fail("the voices were analysed"))
     code, _, err = run(capsys, "analyze", "--out", out.format(tmp=tmp_path))
     assert_one_line_error(code, err, "Cannot write")
     assert (tmp_path / "a_file").read_text() == "keep me"

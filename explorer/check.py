@@ -32,7 +32,8 @@ DEFAULT_TEXT = "Hello, this is Kokoro speaking."
 DEFAULT_VOICE = "af_heart"
 DEFAULT_ENGINE = "onnx"
 """The engine the check speaks with unless told: the offline int8 ONNX model loads in about half a second, where
-torch takes five; ``--engine auto`` checks the engine the app would use."""
+torch takes over a second from its traced graphs (and several the first time, while it traces them); ``--engine
+auto`` checks the engine the app would use."""
 PACKAGES = ("kokoro", "misaki", "onnxruntime", "torch", "numpy")
 """Packages whose versions the first row lists (read from their metadata: nothing is imported)."""
 HEARD_WER = 0.5

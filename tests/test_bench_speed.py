@@ -107,10 +107,12 @@ def three_configs(monkeypatch):
 def test_a_speed_report_lists_each_configuration_asked_for_in_order(three_configs):
     rows = {name: a_row(name) for name in ("onnx-int8", "onnx-float", "torch-fp32")}
     run, calls = fake_run(rows)
-    compared = []
+    compared, prepared = [], []
     report = run_benchmarks(quality=False, names=["torch-fp32", "onnx-float"], run=run,
-                            compare=lambda names: compared.append(names) or {n: turns(0.3, None) for n in names})
+                            compare=lambda names: compared.append(names) or {n: turns(0.3, None) for n in names},
+                            prepare=prepared.append)
 
+    assert prepared == ["torch-fp32", "onnx-float"]  # loaded once first: graphs traced then are not timed as a load
     assert calls == [("torch-fp32", False), ("onnx-float", False)] and compared == [["torch-fp32", "onnx-float"]]
     assert [row["config"] for row in report["rows"]] == ["torch-fp32", "onnx-float"]
     for row in report["rows"]:  # alone, then taking turns: both phases' figures in one row
@@ -135,7 +137,7 @@ def test_quality_runs_the_reference_first_and_fills_wer_and_similarity(three_con
                         lambda a, b: compared.append((a.shape, b.shape)) or 0.9)
 
     report = run_benchmarks(quality=True, names=["onnx-float"], run=run,
-                            compare=lambda names: {name: turns() for name in names})
+                            compare=lambda names: {name: turns() for name in names}, prepare=lambda kind: None)
 
     assert calls == [("onnx-int8", True), ("onnx-float", False)]  # the reference renders twice: its noise floor
     assert report["reference"] == "onnx-int8"
@@ -147,7 +149,7 @@ def test_quality_runs_the_reference_first_and_fills_wer_and_similarity(three_con
 def test_unknown_configurations_are_refused_before_anything_runs(three_configs):
     run, calls = fake_run({})
     with pytest.raises(ExplorerError, match="Unknown configuration onnx-fp16; available: onnx-int8, onnx-float"):
-        run_benchmarks(quality=False, names=["onnx-fp16"], run=run)
+        run_benchmarks(quality=False, names=["onnx-fp16"], run=run, prepare=lambda kind: pytest.fail("prepared"))
     assert calls == []
 
 

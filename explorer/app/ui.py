@@ -221,7 +221,8 @@ def engine(kind: str | None = None) -> Engine:
 
 def preload_engine() -> None:
     """Start loading the session's engine in the background, for a page that speaks, so that its first synthesis
-    does not wait for the load (about 5 s for torch); ``EXPLORER_PRELOAD=0`` turns this off."""
+    does not wait for the load and warm-up (about 2 s for torch from its traced graphs); ``EXPLORER_PRELOAD=0`` turns
+    this off."""
     if os.environ.get(PRELOAD_VARIABLE, "").strip() != "0":
         _shared_engines().preload(st.session_state[state.ENGINE_KIND])
 

@@ -7,11 +7,20 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 from pathlib import Path
 
 from explorer.errors import ExplorerError
 
-__all__ = ["last_json_line", "load_average_now", "machine_description", "peak_rss_mb", "table_cell", "text_table"]
+__all__ = [
+    "last_json_line",
+    "load_average_now",
+    "load_engine_once",
+    "machine_description",
+    "peak_rss_mb",
+    "table_cell",
+    "text_table",
+]
 
 
 def peak_rss_mb() -> float:
@@ -35,6 +44,18 @@ def last_json_line(command: list[str], what: str, environment: dict[str, str] | 
     if done.returncode != 0:
         raise ExplorerError(f"{what} failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load_engine_once(kind: str) -> None:
+    """Load the engine ``kind`` once in a fresh process, unmeasured, so that everything it builds once per machine
+    (the offline model assembled, its weights imported, a torch engine's traced graphs) is cached before a benchmark
+    times its loads.
+
+    Raises:
+        ExplorerError: the load failed; the message ends with its last error line.
+    """
+    command = [sys.executable, "-c", f"from explorer.engines import load_engine; load_engine({kind!r}); print('{{}}')"]
+    last_json_line(command, f"Loading {kind} once")
 
 
 def machine_description() -> str:

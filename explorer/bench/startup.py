@@ -20,11 +20,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from explorer.bench.runs import (
     load_average_now,
+    load_engine_once,
     machine_description,
     peak_rss_mb,
     table_cell,
@@ -137,21 +138,23 @@ def _run_worker(config: str) -> StartupRun:
     return StartupRun(config=config, ready_seconds=round(ready, 3), **figures)
 
 
-def run_startup_benchmark(configs: Sequence[str] | None = None, rounds: int = 3) -> dict:
+def run_startup_benchmark(
+    configs: Sequence[str] | None = None, rounds: int = 3, prepare: Callable[[str], None] = load_engine_once
+) -> dict:
     """Time every configuration ``rounds`` times in fresh processes, taking turns; return the report
     (:func:`format_startup_report` prints it): each configuration's median figures and every run.
 
-    A torch configuration's cached graphs are traced by one unmeasured run first when they are not there yet (once
-    per machine), so every measured run finds them, as every process after the first does.
+    Each engine kind is loaded once first by ``prepare``, unmeasured, so a torch engine's graphs are traced and
+    cached if they were not (once per machine) and every measured run finds them, as every process after the first
+    does.
 
     Raises:
         ExplorerError: a worker failed (its last error line is in the message).
     """
     configs = list(configs or default_startup_configs())
     load_before = load_average_now()
-    for config in configs:
-        if config.startswith("torch") and not config.endswith(MODULES_SUFFIX):
-            _run_worker(config)  # traces and caches the graphs if they are not there; unmeasured
+    for kind in dict.fromkeys(config.partition(":")[0] for config in configs):
+        prepare(kind)
     runs: list[StartupRun] = []
     for turn in range(rounds):
         order = configs[turn % len(configs):] + configs[:turn % len(configs)]

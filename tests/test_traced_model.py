@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from explorer.cache import record_cached_file, recorded_sha256
-from explorer.engines import TorchEngine, base, model_files, torch_engine
+from explorer.engines import TorchEngine, base, model_files, torch_engine, traced_model
 from explorer.engines.kmodel_inference import EagerKModel
 from explorer.engines.model_files import traced_graphs_path
 from explorer.engines.traced_model import TracedKModel, load_cached_graphs
@@ -154,3 +154,18 @@ def test_an_engine_on_the_offline_weights_says_how_long_each_part_of_its_load_to
     assert set(engine.load_seconds) == {"weights", "graphs", "import kokoro", "model", "trace"}
     assert set(again.load_seconds) == {"weights", "graphs"}
     assert all(seconds >= 0 for seconds in again.load_seconds.values())
+
+
+def test_modules_that_cannot_be_traced_and_cached_still_speak_and_say_why(monkeypatch, private_cache, tiny_files):
+    """A read-only cache, or a tracer that fails on some model: the engine runs kokoro's modules, and warns."""
+    from explorer.errors import ModelFilesError
+
+    def unwritable(*args):
+        raise ModelFilesError("Cannot write the traced model into /read-only: [Errno 30] Read-only file system")
+
+    monkeypatch.setattr(traced_model, "trace_graphs", unwritable)
+    weights, config = tiny_files
+    with pytest.warns(UserWarning, match="Running kokoro's modules in Python.*Read-only file system"):
+        engine = TorchEngine(weights, config=config, precision="fp32")
+    assert isinstance(engine.runner, EagerKModel) and "trace" not in engine.load_seconds
+    assert engine.render(PHRASES[1], np.full(256, 0.05, dtype=np.float32)).audio.size > 0

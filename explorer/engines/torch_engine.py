@@ -10,6 +10,7 @@ short phrase so the first request does not pay torch's one-time costs; a one-off
 from __future__ import annotations
 
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from explorer.cache import Progress
 from explorer.engines.base import WARM_UP_PHONEMES, Engine, load_vocab, physical_cores, runnable_precision
 from explorer.engines.model_files import OFFLINE_TORCH_LABEL, cached_torch_weights, offline_torch_weights
 from explorer.engines.onnx_weights import imported_weights
-from explorer.errors import SynthesisError
+from explorer.errors import SynthesisError, shown
 from explorer.paths import CONFIG_PATH
 from explorer.voices import STYLE_DIM
 
@@ -186,7 +187,8 @@ def _own_runner(
 ) -> EagerKModel | TracedKModel:
     """Return what an engine that builds its own model runs: the cached graphs when ``traced`` and they are there;
     else kokoro's modules built from ``weights`` (weight norm folded, bf16 weights in bf16), which are traced and
-    cached when ``traced``. ``timed(part, started)`` records each part's time."""
+    cached when ``traced`` (and run as they are, with a warning, when that fails). ``timed(part, started)`` records
+    each part's time."""
     from explorer.engines.kmodel_inference import EagerKModel, bf16_autocast_weights, bf16_generator, fold_weight_norm
     from explorer.engines.model import build_model
     from explorer.engines.traced_model import load_cached_graphs, trace_graphs
@@ -213,6 +215,12 @@ def _own_runner(
     import torch
 
     example = torch.tensor([[0, *(vocab[symbol] for symbol in WARM_UP_PHONEMES if symbol in vocab), 0]])
-    runner = trace_graphs(eager, example, weights, config)
+    try:
+        runner = trace_graphs(eager, example, weights, config)
+    except Exception as exc:  # a cache that cannot be written, a tracer failure: the modules still run
+        warnings.warn(f"Running kokoro's modules in Python, as they could not be traced and cached "
+                      f"({type(exc).__name__}: {shown(str(exc), 200)}): every new process builds them again "
+                      "(seconds).", stacklevel=3)
+        return eager
     timed("trace", started)
     return runner

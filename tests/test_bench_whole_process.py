@@ -101,17 +101,19 @@ def test_run_child_names_what_failed_and_its_last_error_line(tmp_path):
 
 def test_each_round_rotates_the_order_so_no_configuration_always_runs_first():
     runner = FakeRunner({"auto": [1.0, 1.0, 1.0], "onnx": [1.0, 1.0, 1.0], NAIVE: [1.0, 1.0, 1.0]})
-    report = run_cli_benchmark(["auto", "onnx"], rounds=3, text=SHORT_TEXT, runner=runner)
+    report = run_cli_benchmark(["auto", "onnx"], rounds=3, text=SHORT_TEXT, runner=runner, prepare=lambda kind: None)
     assert report.order == (("auto", "onnx", NAIVE), ("onnx", NAIVE, "auto"), (NAIVE, "auto", "onnx"))
     assert runner.calls == [name for turn in report.order for name in turn]
 
-    two = run_cli_benchmark(["auto"], rounds=2, text=SHORT_TEXT, runner=FakeRunner({"auto": [1, 1], NAIVE: [1, 1]}))
+    two = run_cli_benchmark(["auto"], rounds=2, text=SHORT_TEXT, runner=FakeRunner({"auto": [1, 1], NAIVE: [1, 1]}),
+                            prepare=lambda kind: None)
     assert two.order == (("auto", NAIVE), (NAIVE, "auto"))
 
 
 def test_medians_best_times_and_ratios_come_from_each_configurations_own_runs():
     runner = FakeRunner({"auto": [9.0, 6.0, 7.0], "onnx": [4.0, 5.0, 30.0], NAIVE: [10.0, 8.0, 12.0]})
-    report = run_cli_benchmark(["auto", "onnx"], rounds=3, text="one two three", runner=runner)
+    report = run_cli_benchmark(["auto", "onnx"], rounds=3, text="one two three", runner=runner,
+                               prepare=lambda kind: None)
     auto, onnx, naive = report.rows
     assert [row.config for row in report.rows] == ["auto", "onnx", NAIVE]
     assert naive.wall_seconds == (10.0, 8.0, 12.0) and naive.median_seconds == 10.0 and naive.best_seconds == 8.0
@@ -125,7 +127,8 @@ def test_medians_best_times_and_ratios_come_from_each_configurations_own_runs():
 
 def test_the_report_names_each_configuration_and_says_whether_it_meets_the_goal():
     runner = FakeRunner({"auto": [9.5], "onnx": [5.0], NAIVE: [10.0]})
-    text = format_cli_report(run_cli_benchmark(["auto", "onnx"], rounds=1, text=SHORT_TEXT, runner=runner))
+    report = run_cli_benchmark(["auto", "onnx"], rounds=1, text=SHORT_TEXT, runner=runner, prepare=lambda kind: None)
+    text = format_cli_report(report)
     lines = text.splitlines()
     assert [line.split()[0] for line in lines[2:5]] == ["auto", "onnx", NAIVE]
     assert "auto: 0.95 of the naive script's median time: misses the goal (at most 0.75)." in lines
@@ -136,7 +139,7 @@ def test_the_report_names_each_configuration_and_says_whether_it_meets_the_goal(
 @pytest.mark.parametrize("configs, rounds", [(["nope"], 1), (["auto", "auto"], 1), ([], 1), (["auto"], 0)])
 def test_unknown_or_repeated_configurations_and_no_rounds_are_refused(configs, rounds):
     with pytest.raises(ExplorerError):
-        run_cli_benchmark(configs, rounds=rounds, runner=FakeRunner({}))
+        run_cli_benchmark(configs, rounds=rounds, runner=FakeRunner({}), prepare=lambda kind: pytest.fail("prepared"))
 
 
 def test_bench_cli_runs_one_real_round_through_the_command_line(capsys):

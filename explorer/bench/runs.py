@@ -8,6 +8,7 @@ import platform
 import resource
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from explorer.errors import ExplorerError
@@ -18,6 +19,7 @@ __all__ = [
     "load_engine_once",
     "machine_description",
     "peak_rss_mb",
+    "rotated",
     "table_cell",
     "text_table",
 ]
@@ -56,6 +58,19 @@ def load_engine_once(kind: str) -> None:
     """
     command = [sys.executable, "-c", f"from explorer.engines import load_engine; load_engine({kind!r}); print('{{}}')"]
     last_json_line(command, f"Loading {kind} once")
+
+
+def rotated(names: Sequence[str], turn: int) -> list[str]:
+    """Return ``names`` in the order of turn ``turn`` when configurations take turns: each turn starts one later, so
+    none always runs first on a warmer or busier machine.
+
+    Example:
+        >>> from explorer.bench.runs import rotated
+        >>> rotated(["a", "b", "c"], 1), rotated(["a", "b", "c"], 3)
+        (['b', 'c', 'a'], ['a', 'b', 'c'])
+    """
+    shift = turn % len(names)
+    return [*names[shift:], *names[:shift]]
 
 
 def machine_description() -> str:

@@ -36,6 +36,7 @@ from explorer.bench.runs import (
     load_engine_once,
     machine_description,
     peak_rss_mb,
+    rotated,
     table_cell,
     text_table,
 )
@@ -296,7 +297,7 @@ def compare_speed(
         for voice in BENCH_VOICES:
             for sentence in CORPUS:
                 seconds = {}
-                for name in _rotated(names, turn):
+                for name in rotated(names, turn):
                     built[name].clear_cache()
                     result = synthesize(sentence, style=voices[voice].pack, engine=built[name])
                     compute[name] += result.compute_seconds
@@ -314,7 +315,7 @@ def compare_speed(
     first: dict[str, dict[int, list[float]]] = {name: {size: [] for size in sizes} for name in names}
     for size in sizes:
         for _ in range(SWEEP_REPEATS):
-            for name in _rotated(names, turn):
+            for name in rotated(names, turn):
                 first[name][size].append(_first_audio_seconds(built[name], style, size))
             turn += 1
     load_end = load_average_now()
@@ -345,11 +346,6 @@ def timbre_edit(pack: np.ndarray) -> np.ndarray:
     edited = np.array(pack, dtype=np.float32)
     edited[..., : edited.shape[-1] // 2] *= 0.9
     return edited
-
-
-def _rotated(names: Sequence[str], turn: int) -> list[str]:
-    shift = turn % len(names)
-    return [*names[shift:], *names[:shift]]
 
 
 def _run_in_subprocess(config: str, renders: Path, repeat: bool) -> BenchRow:

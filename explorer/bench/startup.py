@@ -5,9 +5,10 @@ Every fresh process pays it: a CLI call, a restarted app server, a Community Clo
 search. One worker process per configuration and round, the configurations taking turns (the order rotated every
 round), each timed by its parent from the moment it is started until it says it is ready, so the interpreter's own
 start counts. The worker also times its parts: its start (the interpreter and the explorer's engine code, up to its
-first line), importing torch (the ONNX engine does not), the engine's own load parts (:attr:`~explorer.engines.TorchEngine.load_seconds`), and then two renders of the
-same sentence: the first pays the runtime's one-time costs that :meth:`~explorer.engines.base.Engine.warm_up` moves
-off the path to the first sound, the second does not.
+first line), importing torch (the ONNX engine does not), the engine's own load parts
+(:attr:`~explorer.engines.Engine.load_seconds`), and then two renders of the same sentence: the first pays the
+runtime's one-time costs that :meth:`~explorer.engines.base.Engine.warm_up` moves off the path to the first sound,
+the second does not.
 
 ``torch-bf16:modules`` is the engine as it was before it ran traced graphs: kokoro and transformers imported and
 kokoro's modules built in every process (``TorchEngine(traced=False)``, the same audio).
@@ -28,6 +29,7 @@ from explorer.bench.runs import (
     load_engine_once,
     machine_description,
     peak_rss_mb,
+    rotated,
     table_cell,
     text_table,
 )
@@ -104,7 +106,7 @@ def startup_worker(config: str, spawned_at: float) -> None:
         engine = TorchEngine(precision=torch_precision(kind), traced=False)
     else:
         engine = load_engine(kind)
-    parts.update(getattr(engine, "load_seconds", {}))
+    parts.update(engine.load_seconds)
     ready_peak = peak_rss_mb()
     print("ready", flush=True)
     pack = load_file(VOICES_DIR / "af_heart.bin")[0].pack
@@ -157,8 +159,7 @@ def run_startup_benchmark(
         prepare(kind)
     runs: list[StartupRun] = []
     for turn in range(rounds):
-        order = configs[turn % len(configs):] + configs[:turn % len(configs)]
-        runs.extend(_run_worker(config) for config in order)
+        runs.extend(_run_worker(config) for config in rotated(configs, turn))
     medians = {}
     for config in configs:
         own = [run for run in runs if run.config == config]

@@ -14,13 +14,45 @@ It builds on ``errors``, ``paths``, ``hub``, ``cache``, ``voices`` and ``audio``
 meters, the benchmarks or the app. Importing it loads neither torch nor onnxruntime; an engine loads its own.
 """
 
-from explorer.engines.base import CONTEXT_TOKENS, Engine, Rendered, cgroup_memory_limit, load_vocab, native_bf16, \
-    physical_cores, physical_memory, runnable_precision, style_vector, usable_memory
-from explorer.engines.choice import ENGINE_KINDS, ENGINE_VARIABLE, PRELOAD_VARIABLE, TORCH_MEMORY, SharedEngines, \
-    auto_choice, auto_kind, auto_reason, available_engines, load_engine, onnx_variant, resolve_engine, \
-    torch_precision, warm_engine
-from explorer.engines.model_files import HUB_REPO, OFFLINE_TORCH_LABEL, TORCH_WEIGHTS, OfflinePart, \
-    cached_torch_weights, offline_onnx_model, offline_part_path, offline_torch_weights
+from explorer.engines.base import (
+    CONTEXT_TOKENS,
+    Engine,
+    Rendered,
+    cgroup_memory_limit,
+    load_vocab,
+    native_bf16,
+    physical_cores,
+    physical_memory,
+    runnable_precision,
+    style_vector,
+    usable_memory,
+)
+from explorer.engines.choice import (
+    ENGINE_KINDS,
+    ENGINE_VARIABLE,
+    PRELOAD_VARIABLE,
+    TORCH_MEMORY,
+    SharedEngines,
+    auto_choice,
+    auto_kind,
+    auto_reason,
+    available_engines,
+    load_engine,
+    onnx_variant,
+    resolve_engine,
+    torch_precision,
+    warm_engine,
+)
+from explorer.engines.model_files import (
+    HUB_REPO,
+    OFFLINE_TORCH_LABEL,
+    TORCH_WEIGHTS,
+    OfflinePart,
+    cached_torch_weights,
+    offline_onnx_model,
+    offline_part_path,
+    offline_torch_weights,
+)
 from explorer.engines.onnx_engine import DEFAULT_ONNX_VARIANT, ONNX_VARIANTS, OnnxEngine
 from explorer.engines.torch_engine import DEFAULT_TORCH_PRECISION, TORCH_PRECISIONS, TorchEngine
 

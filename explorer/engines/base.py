@@ -293,6 +293,8 @@ class Engine(ABC):
         weights: which weights are in use, in words (file and where it lives).
         vocab: phoneme symbol to token id, from the model config.
         context_tokens: tokens one call may take including the two pads (510: at most 508 phonemes).
+        load_seconds: how long the parts of building it took, by part, where the engine times them (empty
+            otherwise): what ``bench startup`` reports.
 
     Example:
         >>> import explorer
@@ -305,9 +307,10 @@ class Engine(ABC):
     name: str
     context_tokens: int = CONTEXT_TOKENS
 
-    def __init__(self, vocab: Mapping[str, int], weights: str):
+    def __init__(self, vocab: Mapping[str, int], weights: str, load_seconds: Mapping[str, float] | None = None):
         self.vocab = dict(vocab)
         self.weights = weights
+        self.load_seconds = dict(load_seconds or {})
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -64,8 +64,9 @@ TORCH_MEMORY = 4 * 1024**3
 torch 0.4 GB loaded from its traced graphs and 1.0 GB speaking a 32 s paragraph, but once per machine 1.4 GB (bf16)
 to 2.1 GB (fp32) while it traces them and 2.4 GB when it first imports the offline weights, and a server on torch
 with eight sessions synthesizing at once and the meters loaded 2.4-2.6 GB (before the traced graphs); onnx 0.5 GB,
-that server 1.4 GB. 4 GiB is about 1.5 times torch's highest peak, because a process over its limit is killed, while ONNX only costs speed. Community Cloud's
-limit (about 2.7 GB) is below it, so a deployment there stays on ONNX without a setting."""
+that server 1.4 GB. 4 GiB is about 1.5 times torch's highest peak, because a process over its limit is killed, while
+ONNX only costs speed. Community Cloud's limit (about 2.7 GB) is below it, so a deployment there stays on ONNX
+without a setting."""
 ENGINE_KINDS = (
     "auto", "torch", *(f"torch-{precision}" for precision in TORCH_PRECISIONS),
     "onnx", *(f"onnx-{variant}" for variant in ONNX_VARIANTS),

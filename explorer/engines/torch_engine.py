@@ -123,7 +123,7 @@ class TorchEngine(Engine):
             self.runner = _own_runner(path, config, self.precision, traced, vocab, self._time)
             torch.set_num_threads(physical_cores())
         # The precision is part of the description, so a replay cache keyed on it never mixes fp32 and bf16 audio.
-        super().__init__(vocab, f"{label}, computed in {self.precision}")
+        super().__init__(vocab, f"{label}, computed in {self.precision}", self.load_seconds)
         self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
 
     def _time(self, part: str, started: float) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,7 +183,7 @@ def _weights_file(
 
 def _own_runner(
     weights: Path, config: Path | str | Mapping[str, Any], precision: str, traced: bool, vocab: Mapping[str, int],
-    timed: Any,
+    timed: Callable[[str, float], float],
 ) -> EagerKModel | TracedKModel:
     """Return what an engine that builds its own model runs: the cached graphs when ``traced`` and they are there;
     else kokoro's modules built from ``weights`` (weight norm folded, bf16 weights in bf16), which are traced and

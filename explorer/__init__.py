@@ -40,8 +40,10 @@ _PUBLIC = {
     "explorer.charts": ["save_chart", "Marker"],
     "explorer.recipe": [
         "Recipe", "Mix", "Component", "Interpolation", "PCAStep", "CentroidMove", "CentroidAxis", "DimEdit",
+        "AttributeEdit",
         "RecipeContext", "apply_recipe", "load_recipe", "describe", "ood_report",
     ],
+    "explorer.attributes": ["load_axes"],
     "explorer.engines.choice": ["load_engine", "available_engines"],
     "explorer.engines.base": ["Engine"],
     "explorer.synth": ["synthesize", "synthesize_stream", "Synthesis"],
@@ -51,7 +53,7 @@ _PUBLIC = {
     "explorer.meters": ["measure", "acoustics", "intelligibility", "speaker_similarity", "word_error_rate"],
     "explorer.errors": [
         "ExplorerError", "VoiceError", "HubError", "AnalysisError", "RecipeError", "SynthesisError",
-        "ModelFilesError", "MeterUnavailable", "NoSoundError",
+        "ModelFilesError", "MeterUnavailable", "NoSoundError", "AxesError",
     ],
 }
 _SUBMODULES = ["charts", "reports", "audio"]

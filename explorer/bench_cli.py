@@ -1,6 +1,6 @@
 """The ``bench`` command: speed, memory and quality per engine configuration, the app's start-up, where a torch
-render's time goes, and the whole ``synth`` command against a naive onnxruntime script. A thin wrapper over
-:mod:`explorer.bench` and :mod:`explorer.app.timing`."""
+render's time goes, the whole ``synth`` command against a naive onnxruntime script, and the pitch trackers. A thin
+wrapper over :mod:`explorer.bench` and :mod:`explorer.app.timing`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from explorer.bench import startup
+from explorer.engines.choice import load_engine
+from explorer.voices import load_bundled
 
 __all__ = ["register"]
 
@@ -32,6 +34,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
         report = whole_process.run_cli_benchmark(names or ["auto"], args.rounds, args.text or whole_process.PARAGRAPH)
         print(json.dumps(asdict(report), indent=2) if args.json else whole_process.format_cli_report(report))
+        return
+    if args.what == "pitch":
+        from explorer.bench import pitch  # librosa and the meters load only for this one
+
+        rows = pitch.run_pitch_benchmark(load_engine("torch"), load_bundled())
+        print(json.dumps(rows, indent=2) if args.json else pitch.format_pitch_report(rows))
         return
     if args.what == "startup":
         report = startup.run_startup_benchmark(names, args.rounds)
@@ -62,15 +70,18 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``bench`` to the command line."""
     parser = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
-    parser.add_argument("what", nargs="?", choices=("synth", "quality", "all", "app", "profile", "cli", "startup"),
+    parser.add_argument("what", nargs="?",
+                        choices=("synth", "quality", "all", "app", "profile", "cli", "startup", "pitch"),
                         default="all",
                        help="synth: speed and memory; quality: also WER and similarity (default: all); "
                        "app: the app's cold start and warm reruns per page; profile: where a torch configuration's "
                        "render time goes and the floor its convolutions set (default: torch-bf16 where the CPU "
                        "computes bf16, else torch-fp32); cli: the whole `synth` command speaking a 30 s paragraph "
                        "against a naive onnxruntime script (scripts/naive_onnx_synth.py), fresh processes taking "
-                       "turns; startup: from process start to an engine ready to render, by part, before (torch-bf16:modules) and after "
-                       "(torch-bf16, cached traced graphs)")
+                       "turns; startup: from process start to an engine ready to render, by part, before "
+                       "(torch-bf16:modules) and after (torch-bf16, cached traced graphs); pitch: Praat's pitch "
+                       "tracker (the meters') against librosa's pYIN on tones of known pitch and on renders, against "
+                       "the F0 curve that drove the vocoder")
     parser.add_argument("--configs", help="comma-separated configurations to run (default: every available one; "
                        "cli: engine kinds, default auto; startup: engine kinds, a torch one with :modules for kokoro's "
                        "modules)")

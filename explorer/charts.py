@@ -53,7 +53,8 @@ from explorer.analysis import (
     VoiceAnalysis,
     layer_slice,
 )
-from explorer.errors import AnalysisError
+from explorer.attributes import ATTRIBUTES, load_axes
+from explorer.errors import AnalysisError, AxesError
 from explorer.paths import atomic_write_bytes
 from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, parse_voice_name
 
@@ -147,8 +148,20 @@ def _layer_words(layer: str) -> str:
 
 
 def _check_color_by(color_by: str) -> None:
-    if color_by not in COLOR_FIELDS:
-        raise AnalysisError(f"Cannot colour by '{str(color_by)[:40]}': use {', '.join(COLOR_FIELDS)}.")
+    if color_by not in COLOR_FIELDS and color_by not in ATTRIBUTES:
+        raise AnalysisError(f"Cannot colour by '{str(color_by)[:40]}': use {', '.join((*COLOR_FIELDS, *ATTRIBUTES))}.")
+
+
+def _with_attribute(frame: pd.DataFrame, color_by: str) -> pd.DataFrame:
+    """Add the measured attribute ``color_by`` (from the shipped axes' table) as a column, when colouring by one;
+    a voice the table does not list (an uploaded one) gets no value and is drawn grey."""
+    if color_by in ATTRIBUTES:
+        try:
+            table = load_axes().table
+        except AxesError as error:
+            raise AnalysisError(f"Cannot colour by {color_by}: {error}") from None
+        frame[color_by] = [table.get(name, {}).get(color_by) for name in frame["name"]]
+    return frame
 
 
 def _voice_frame(names: Sequence[str], voices: VoiceSet | pd.DataFrame | None) -> pd.DataFrame:
@@ -195,6 +208,13 @@ def _voice_map(
         alt.Tooltip("x:Q", title=x_title, format=".3f"),
         alt.Tooltip("y:Q", title=y_title, format=".3f"),
     ]
+    if color_by in ATTRIBUTES:
+        attribute = ATTRIBUTES[color_by]
+        legend = f"{attribute.label} ({attribute.value_unit})"
+        color = alt.Color(f"{color_by}:Q", scale=alt.Scale(scheme="viridis"), title=legend)
+        tooltip.append(alt.Tooltip(f"{color_by}:Q", title=legend, format=".3~f"))
+    else:
+        color = alt.Color(f"{color_by}:N", scale=alt.Scale(**_COLOR_SCALES[color_by]), title=color_by.capitalize())
     x = alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False))
     y = alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False))
     points = (
@@ -203,7 +223,7 @@ def _voice_map(
         .encode(
             x=x,
             y=y,
-            color=alt.Color(f"{color_by}:N", scale=alt.Scale(**_COLOR_SCALES[color_by]), title=color_by.capitalize()),
+            color=color,
             shape=alt.Shape("gender:N", scale=alt.Scale(domain=list(_GENDERS), range=_SHAPES), title="Gender"),
             tooltip=tooltip,
         )
@@ -250,7 +270,8 @@ def pca_scatter_chart(
         layer: "decoder", "prosody" or "both" (ignored for a ``PCAResult``, which knows its layer).
         x_component: 1-based component on the x axis (1 = PC1).
         y_component: 1-based component on the y axis.
-        color_by: "language", "gender" or "group".
+        color_by: "language", "gender" or "group", or a measured attribute (``explorer.attributes.ATTRIBUTES``:
+            "pitch", "pace"...) on a continuous scale.
         markers: extra points projected into the same PCA space, drawn as labelled crosses.
         select: add the ``voices``/``voices_brush`` selections (charts combined side by side need ``False``).
 
@@ -278,7 +299,7 @@ def pca_scatter_chart(
             raise AnalysisError(f"Component {component} does not exist: the {result.layer} PCA has 1-{count}.")
     if len(names) != len(result.projections):
         raise AnalysisError(f"{len(names)} voices were given for a PCA of {len(result.projections)} voices.")
-    frame = _voice_frame(names, voices)
+    frame = _with_attribute(_voice_frame(names, voices), color_by)
     frame["x"] = result.projections[:, x_component - 1]
     frame["y"] = result.projections[:, y_component - 1]
     ratio = result.explained_variance_ratio
@@ -338,7 +359,7 @@ def tsne_chart(
         raise AnalysisError(
             f"The analysis has no t-SNE of the {layer} layer; run analyze with tsne_layers including it."
         )
-    frame = _voice_frame(analysis.names, voices)
+    frame = _with_attribute(_voice_frame(analysis.names, voices), color_by)
     coords = np.asarray(analysis.tsne[layer])
     frame["x"], frame["y"] = coords[:, 0], coords[:, 1]
     title = alt.TitleParams(

@@ -2,6 +2,7 @@
 
 __all__ = [
     "AnalysisError",
+    "AxesError",
     "ExplorerError",
     "HubError",
     "MeterUnavailable",
@@ -67,6 +68,21 @@ class AnalysisError(ExplorerError):
         ... except explorer.AnalysisError as error:
         ...     print(error)
         Row 510 is out of range: choose 0-509, or none for the mean over rows.
+    """
+
+
+class AxesError(ExplorerError):
+    """The named attribute directions (``assets/axes/voice-axes.json``) are missing, damaged or not for this
+    explorer, or an attribute or amount is outside what they were calibrated for. The message names the file and
+    says how to rebuild it.
+
+    Example:
+        >>> import explorer
+        >>> try:
+        ...     explorer.load_axes("no/such/axes.json")
+        ... except explorer.AxesError as error:
+        ...     print(error)
+        No voice axes file at 'no/such/axes.json': build it with `python -m explorer axes build`.
     """
 
 

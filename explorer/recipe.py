@@ -6,7 +6,9 @@ A recipe is a base followed by edits applied in order:
   for the prosody half (dims 128-255, rhythm, pitch, duration), so "timbre of A with the prosody of B" is a mix; or an
   **interpolation** between two voices (linear or spherical, ``t`` may extrapolate);
 - up to 32 edits: a step along a PCA axis, a move toward (or away from) a centroid, a move along the axis between two
-  centroids, and set/offset/scale/zero on one dim, a range of dims or a whole half.
+  centroids, set/offset/scale/zero on one dim, a range of dims or a whole half, and a named attribute (pitch, pitch
+  range, pace, energy, brightness) by an amount in its unit, along the calibrated directions of
+  ``explorer.attributes``.
 
 Applying a recipe edits all 510 rows of the pack the same way (Kokoro picks one row per utterance length, so every
 row must carry the edit) and is deterministic. PCA axes and centroids are measured on a reference voice set (the
@@ -22,6 +24,8 @@ Bounds (anything outside raises ``RecipeError``):
 - interpolation ``t`` in [-2, 3] (0 is voice ``a``, 1 is voice ``b``);
 - PCA step: amount in [-10, 10] standard deviations of the component across the reference voices;
 - centroid move and centroid axis: amount in [-3, 3] (1 lands on the centroid, or moves by the whole axis);
+- attribute: amount within the range the shipped axes offer for it (e.g. about ±5 semitones of pitch), and so must
+  the sum of a recipe's edits of one attribute;
 - dims: ``start`` < ``stop`` within 0-256; set and offset values and scale factors in [-10, 10] (stock values lie
   within about ±3.2); ``zero`` takes no value;
 - at most 32 edits; recipe JSON at most 16 KiB, share strings at most 8 KiB; schema version 1;
@@ -63,7 +67,8 @@ from typing import ClassVar, Union
 import numpy as np
 
 from explorer.analysis import CENTROID_KINDS, LAYERS, MIN_VOICES, PCAResult, nearest_voices, pca, summary_vectors
-from explorer.errors import RecipeError, VoiceError, shown
+from explorer.attributes import ATTRIBUTES, AttributeAxis, load_axes
+from explorer.errors import AxesError, RecipeError, VoiceError, shown
 from explorer.voices import HALF, MAX_PACK_VALUE, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, validate_voice_name
 
 __all__ = [
@@ -81,6 +86,7 @@ __all__ = [
     "METHODS",
     "T_RANGE",
     "VOICE_STRING_STYLES",
+    "AttributeEdit",
     "Base",
     "CentroidAxis",
     "CentroidMove",
@@ -537,6 +543,51 @@ class CentroidAxis:
 
 
 @dataclass(frozen=True)
+class AttributeEdit:
+    """Move a voice along a named attribute (``explorer.attributes``) by ``amount`` in the attribute's unit: pitch
+    and pitch range in semitones, pace and brightness in percent, energy in decibels.
+
+    Every row gets the attribute's calibrated style change added (``AttributeAxis.offset``); the amount must lie in
+    the range the shipped axes offer, and so must the sum of a recipe's edits of one attribute.
+
+    Example:
+        >>> import explorer
+        >>> explorer.AttributeEdit("pitch", 2.0).describe()
+        'pitch +2 st'
+        >>> explorer.Recipe.from_token(explorer.Recipe.single("af_heart").with_edit(
+        ...     explorer.AttributeEdit("pace", -10)).to_token()).edits
+        (AttributeEdit(attribute='pace', amount=-10.0),)
+    """
+
+    TYPE: ClassVar[str] = "attribute"
+    attribute: str
+    amount: float
+
+    def __post_init__(self) -> None:
+        _set(self, "attribute", _choice(self.attribute, "Attribute", ATTRIBUTES))
+        axis = _attribute_axis(self.attribute)
+        label = f"{ATTRIBUTES[self.attribute].label} amount ({axis.unit})"
+        _set(self, "amount", _number(self.amount, label, round(axis.low, 6), round(axis.high, 6)))
+
+    def apply(self, pack: np.ndarray, context: RecipeContext | None = None) -> np.ndarray:
+        """Return ``pack`` moved along the attribute (``pack`` is changed in place)."""
+        pack += _attribute_axis(self.attribute).offset(self.amount)
+        return pack
+
+    def describe(self) -> str:
+        """Return one line, e.g. ``pitch +2 st``."""
+        return f"{self.attribute.replace('_', ' ')} {self.amount:+g} {ATTRIBUTES[self.attribute].unit}"
+
+
+def _attribute_axis(attribute: str) -> AttributeAxis:
+    """The shipped axis of ``attribute``; a missing or damaged axes file is a RecipeError naming the file."""
+    try:
+        return load_axes().axis(attribute)
+    except AxesError as error:
+        raise RecipeError(str(error)) from None
+
+
+@dataclass(frozen=True)
 class DimEdit:
     """Set, offset, scale or zero dims ``start`` to ``stop - 1`` in every row.
 
@@ -601,10 +652,10 @@ class DimEdit:
 
 Base = Union[Mix, Interpolation]
 """What a recipe starts from: a mix or an interpolation of stock voices."""
-Edit = Union[PCAStep, CentroidMove, CentroidAxis, DimEdit]
+Edit = Union[PCAStep, CentroidMove, CentroidAxis, DimEdit, AttributeEdit]
 """One step a recipe applies to its base, in order."""
 BASE_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (Mix, Interpolation)}
-EDIT_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (PCAStep, CentroidMove, CentroidAxis, DimEdit)}
+EDIT_TYPES: dict[str, type] = {cls.TYPE: cls for cls in (PCAStep, CentroidMove, CentroidAxis, DimEdit, AttributeEdit)}
 
 
 def _fields_dict(instance: object) -> dict:
@@ -659,6 +710,22 @@ def _components(items: object) -> tuple[Component, ...]:
     return tuple(components)
 
 
+def _check_attribute_totals(edits: Iterable[Edit]) -> None:
+    """Refuse attribute edits whose amounts for one attribute add up beyond the range its axis offers: the
+    calibration says nothing of what lies past it."""
+    totals: dict[str, float] = {}
+    for edit in edits:
+        if isinstance(edit, AttributeEdit):
+            totals[edit.attribute] = totals.get(edit.attribute, 0.0) + edit.amount
+    for attribute, total in totals.items():
+        axis = _attribute_axis(attribute)
+        if not axis.low - 1e-6 <= total <= axis.high + 1e-6:
+            raise RecipeError(
+                f"The {attribute.replace('_', ' ')} edits add up to {total:+g} {axis.unit}; together they must lie "
+                f"between {axis.low:+g} and {axis.high:+g} {axis.unit}, the calibrated range."
+            )
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A validated, immutable description of an edited voice: a base (mix or interpolation) and up to 32 edits.
@@ -697,6 +764,7 @@ class Recipe:
         for edit in edits:
             if not isinstance(edit, tuple(EDIT_TYPES.values())):
                 raise RecipeError(f"{type(edit).__name__} is not a recipe edit.")
+        _check_attribute_totals(edits)
         _set(self, "edits", edits)
 
     @classmethod
@@ -1194,7 +1262,7 @@ def apply_recipe(recipe: Recipe, voices: VoiceSet, context: RecipeContext | None
     pack = recipe.base.build(voices)
     _check_bound(pack, f"The base ({recipe.base.describe()})")
     for index, edit in enumerate(recipe.edits, 1):
-        if context is None and not isinstance(edit, DimEdit):
+        if context is None and not isinstance(edit, (DimEdit, AttributeEdit)):
             context = RecipeContext.from_voices(voices)
         step = f"Edit {index} ({edit.describe()})"
         try:

@@ -220,3 +220,24 @@ def test_zeroing_ignores_the_value_field():
 def test_a_slicing_form_out_of_bounds_raises_a_recipe_error(op, target, kwargs):
     with pytest.raises(RecipeError):
         app_state.dim_edit(op, target, **kwargs)
+
+
+def test_named_sliders_round_trip_through_the_widgets_and_the_recipe():
+    from explorer.recipe import AttributeEdit
+
+    lab = app_state.LabState(Mix((Component("af_heart"),)), attributes=(("pitch", 2.0), ("pace", -10.0)))
+    assert lab.to_recipe().edits == (AttributeEdit("pitch", 2.0), AttributeEdit("pace", -10.0))
+    values = lab.widget_values()
+    assert values[app_state.attribute_key("pitch")] == 2.0 and values[app_state.attribute_key("energy")] == 0.0
+    assert app_state.LabState.from_widgets(values) == lab == app_state.LabState.from_recipe(lab.to_recipe())
+
+
+def test_attribute_edits_the_sliders_cannot_show_stay_as_edits_in_their_order():
+    from explorer.recipe import AttributeEdit
+
+    recipe = Recipe.single("af_heart").with_edits(
+        [AttributeEdit("pace", 5.0), AttributeEdit("pitch", 1.0), AttributeEdit("pace", -5.0)])
+    lab = app_state.LabState.from_recipe(recipe)
+    assert lab.attributes == (("pace", 5.0),)
+    assert lab.extra_edits == (AttributeEdit("pitch", 1.0), AttributeEdit("pace", -5.0))
+    assert lab.to_recipe() == recipe

@@ -175,6 +175,21 @@ def test_mix_writes_a_pack_kokoro_loads_and_its_recipe(capsys, tmp_path, bundled
     assert Recipe.from_json((tmp_path / "timbre_heart.recipe.json").read_text()) == recipe
 
 
+def test_mix_takes_named_attribute_edits_from_recipe_json(capsys, tmp_path, bundled_voices):
+    from explorer.attributes import load_axes
+
+    text = json.dumps({"version": 1, "base": {"type": "mix", "components": [{"voice": "am_adam"}]},
+                       "edits": [{"type": "attribute", "attribute": "pitch", "amount": 2.0},
+                                 {"type": "attribute", "attribute": "pace", "amount": -10}]})
+    code, stdout, _ = run(capsys, "mix", "--recipe", text, "--out", str(tmp_path / "adam.pt"))
+    assert code == 0 and "pitch +2 st" in stdout and "pace -10 %" in stdout
+    axes = load_axes()
+    expected = bundled_voices["am_adam"].pack + (axes.axis("pitch").offset(2.0) + axes.axis("pace").offset(-10))
+    np.testing.assert_allclose(load_file(tmp_path / "adam.pt")[0].pack, expected, atol=1e-5)
+    code, _, err = run(capsys, "mix", "--recipe", text.replace("2.0", "50"), "--out", str(tmp_path / "x.pt"))
+    assert_one_line_error(code, err, "Pitch amount (st) is 50")
+
+
 def test_mix_reads_a_recipe_file_and_writes_npz(capsys, tmp_path):
     recipe_file = tmp_path / "r.json"
     recipe_file.write_text(Recipe.single("bf_emma").to_json())

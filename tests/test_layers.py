@@ -22,7 +22,7 @@ PACKAGE = Path(explorer.__file__).resolve().parent
 ROOT = PACKAGE.parent
 LAYERS = ("engines", "app", "bench")
 """The subpackages; every other module of ``explorer`` is a layer of its own for the circle check."""
-CORE = ("errors", "paths", "hub", "cache", "voices", "analysis", "recipe", "reports", "charts")
+CORE = ("errors", "paths", "hub", "cache", "voices", "attributes", "analysis", "recipe", "reports", "charts")
 """The numpy core and what it stands on: none of it imports torch, Streamlit or any module above it."""
 HEAVY = {"torch", "kokoro", "misaki", "transformers", "onnx", "onnxruntime", "streamlit", "scipy", "sklearn", "pandas",
          "altair", "faster_whisper", "resemblyzer", "huggingface_hub", "soundfile", "sounddevice", "psutil"}

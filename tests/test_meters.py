@@ -52,6 +52,42 @@ def test_the_pitch_tracker_works_at_other_sample_rates():
     assert meters.acoustics(tone(220, sr=16000), 16000).f0_median_hz == pytest.approx(220, rel=0.02)
 
 
+def test_the_pitch_track_is_praats_with_nan_for_unvoiced_frames_every_10_ms():
+    clip = np.concatenate([np.zeros(SR // 2), tone(220)])
+    f0 = meters.pitch_track(clip, SR)
+    assert f0.size == pytest.approx(1.5 / meters.PITCH_HOP_S, abs=5)
+    assert np.isnan(f0[:40]).all() and np.nanmedian(f0[60:]) == pytest.approx(220, rel=0.005)
+
+
+@pytest.mark.parametrize("clip", [np.zeros(100), np.zeros(SR)], ids=["shorter-than-a-window", "silence"])
+def test_a_clip_with_nothing_to_track_gives_no_pitch(clip):
+    assert np.isnan(meters.pitch_track(clip, SR)).all()
+
+
+def test_attribute_values_of_a_steady_tone():
+    """Pitch is the tone's, its spread none, pace counts the phonemes over the clip's length."""
+    values = meters.attribute_values(tone(220), "həlˈO.", SR)
+    assert values["pitch"] == pytest.approx(220, rel=0.005)
+    assert values["pitch_range"] == pytest.approx(0.0, abs=0.05)
+    assert values["pace"] == pytest.approx(5 / (tone(220).size / SR))
+    assert values["energy"] == pytest.approx(meters.integrated_loudness(tone(220), SR))
+    assert values["brightness"] == pytest.approx(220, rel=0.1)
+
+
+def test_attribute_values_of_a_glide_spread_over_its_10th_to_90th_percentile():
+    t = np.arange(2 * SR) / SR
+    glide = 0.1 * signal.chirp(t, f0=100, t1=2.0, f1=200, method="logarithmic")
+    # Praat's frames start and end 25 ms inside the clip, and 3 frames (30 ms) at each end of a voiced run are left
+    # out: the 10th-90th percentile spans 80 % of the 1.89 s in between, on a glide rising 6 semitones a second.
+    assert meters.attribute_values(glide, "a", SR)["pitch_range"] == pytest.approx(0.8 * 1.89 * 6, abs=0.1)
+
+
+def test_attribute_values_of_silence_are_none_where_undefined():
+    values = meters.attribute_values(np.zeros(SR), "a", SR)
+    assert values["pitch"] is values["pitch_range"] is values["energy"] is values["brightness"] is None
+    assert values["pace"] == pytest.approx(1.0)
+
+
 def test_white_noise_is_unvoiced():
     noise = np.random.default_rng(1).normal(scale=0.1, size=SR)
     assert meters.acoustics(noise, SR).voiced_fraction < 0.1

@@ -24,6 +24,7 @@ from explorer.recipe import (
     MAX_TOKEN_CHARS,
     MAX_VOICE_STRING_CHARS,
     MAX_WEIGHT,
+    AttributeEdit,
     CentroidAxis,
     CentroidMove,
     Component,
@@ -1041,3 +1042,67 @@ def test_any_text_as_a_voice_string_gives_a_mix_whose_string_reads_back_or_one_c
         for layer in ("decoder", "prosody"):
             weights = {name: w for name, w in recipe.base.weights(layer).items() if w}
             assert again.base.weights(layer) == pytest.approx(weights, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ named attributes
+
+
+def test_an_attribute_edit_adds_its_calibrated_offset_to_every_row(bundled_voices):
+    from explorer.attributes import load_axes
+
+    recipe = Recipe.single("af_heart").with_edit(AttributeEdit("pitch", 2.0))
+    moved = apply_recipe(recipe, bundled_voices)
+    offset = load_axes().axis("pitch").offset(2.0)
+    assert np.allclose(moved - bundled_voices["af_heart"].pack, offset[None, :].astype(np.float32), atol=1e-6)
+    assert describe(recipe).splitlines()[-1] == "pitch +2 st"
+
+
+def test_an_attribute_edit_travels_as_json_and_share_string(bundled_voices):
+    recipe = Recipe.single("bm_george").with_edits([AttributeEdit("pace", -10), AttributeEdit("brightness", 5)])
+    data = json.loads(recipe.to_json())
+    assert data["edits"][0] == {"type": "attribute", "attribute": "pace", "amount": -10.0}
+    assert Recipe.from_json(recipe.to_json()) == Recipe.from_token(recipe.to_token()) == recipe
+    assert np.array_equal(apply_recipe(Recipe.from_token(recipe.to_token()), bundled_voices),
+                          apply_recipe(recipe, bundled_voices))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"type": "attribute", "attribute": "loudness", "amount": 1}, "Attribute is 'loudness'; use one of pitch"),
+        ({"type": "attribute", "attribute": "pitch", "amount": 99}, "Pitch amount (st) is 99; it must lie between"),
+        ({"type": "attribute", "attribute": "pitch", "amount": True}, "Pitch amount (st)"),
+        ({"type": "attribute", "attribute": "pace", "amount": "fast"}, "Pace amount (%)"),
+        ({"type": "attribute", "attribute": "pace"}, "lacks amount"),
+        ({"type": "attribute", "attribute": "pace", "amount": 1, "unit": "%"}, "unknown keys 'unit'"),
+    ],
+    ids=["unknown", "too-far", "bool", "text", "missing", "extra-key"],
+)
+def test_a_bad_attribute_edit_is_a_recipe_error(edit, message):
+    data = {"version": 1, "base": {"type": "mix", "components": [{"voice": "af_heart"}]}, "edits": [edit]}
+    with pytest.raises(RecipeError, match=re.escape(message)):
+        Recipe.from_dict(data)
+
+
+def test_attribute_edits_of_one_attribute_may_not_add_up_past_its_calibrated_range():
+    from explorer.attributes import load_axes
+
+    high = load_axes().axis("pitch").high
+    many = [AttributeEdit("pitch", high / 2)] * 2
+    assert len(Recipe.single("af_heart").with_edits(many).edits) == 2            # exactly the end: allowed
+    with pytest.raises(RecipeError, match=r"The pitch edits add up to \+[\d.]+ st; together they must lie between"):
+        Recipe.single("af_heart").with_edits([*many, AttributeEdit("pitch", high / 4)])
+    with pytest.raises(RecipeError, match="add up to"):
+        Recipe.from_dict({"version": 1, "base": {"type": "mix", "components": [{"voice": "af_heart"}]},
+                          "edits": [{"type": "attribute", "attribute": "pitch", "amount": high}] * 32})
+
+
+def test_a_missing_or_damaged_axes_file_is_a_recipe_error_naming_it(tmp_path, monkeypatch):
+    from explorer import attributes
+
+    monkeypatch.setattr(attributes, "AXES_PATH", tmp_path / "voice-axes.json")
+    with pytest.raises(RecipeError, match=r"No voice axes file at '.*voice-axes.json': build it with"):
+        AttributeEdit("pitch", 1.0)
+    (tmp_path / "voice-axes.json").write_text("{")
+    with pytest.raises(RecipeError, match="is damaged.*Rebuild it with `python -m explorer axes build`"):
+        Recipe.from_token(Recipe.single("af_heart").to_token()).with_edit(AttributeEdit("pace", 5))

@@ -12,13 +12,16 @@ converted exactly to and from a ``Recipe`` and to and from the flat widget value
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from explorer.analysis import LAYERS
+from explorer.attributes import ATTRIBUTES
 from explorer.errors import ExplorerError, RecipeError
 from explorer.recipe import (
+    AttributeEdit,
     DIM_OPS,
     MAX_COMPONENTS,
     METHODS,
@@ -43,6 +46,7 @@ __all__ = [
     "LabState",
     "Restored",
     "ab_choice_key",
+    "attribute_key",
     "ab_side_key",
     "decoder_key",
     "dim_edit",
@@ -261,6 +265,11 @@ def prosody_key(voice: str) -> str:
     return f"lab_pro_{voice}"
 
 
+def attribute_key(attribute: str) -> str:
+    """Return the widget key of the Lab's slider for the named ``attribute`` ("pitch", "pace"...)."""
+    return f"lab_attr_{attribute}"
+
+
 def pca_key(layer: str, component: int) -> str:
     """Return the widget key of the slider for 0-based ``component`` of ``layer``'s PCA."""
     return f"lab_pca_{layer}_{component}"
@@ -270,8 +279,9 @@ def pca_key(layer: str, component: int) -> str:
 class LabState:
     """What the Lab's widgets describe, in the order the recipe applies it.
 
-    The recipe is ``base``, then one PCA step per nonzero slider of ``pca_layer`` (ascending component), then the
-    centroid move or axis, then ``extra_edits`` in order. ``from_recipe`` maps any recipe onto this shape exactly:
+    The recipe is ``base``, then one attribute edit per nonzero named slider (in ``ATTRIBUTES`` order), then one PCA
+    step per nonzero slider of ``pca_layer`` (ascending component), then the centroid move or axis, then
+    ``extra_edits`` in order. ``from_recipe`` maps any recipe onto this shape exactly:
     whatever the sliders cannot show (a second PCA layer, a PCA step beyond the slider range, a second centroid move)
     is kept in ``extra_edits``, so ``LabState.from_recipe(r).to_recipe() == r`` for every recipe.
 
@@ -282,6 +292,7 @@ class LabState:
             within ±``PCA_SLIDER_LIMIT`` std.
         centroid: the centroid move or axis (amount nonzero), or None.
         extra_edits: edits applied after all of the above.
+        attributes: ``(attribute, amount)`` pairs of the named sliders, in ``ATTRIBUTES`` order, amounts nonzero.
     """
 
     base: Base
@@ -289,6 +300,7 @@ class LabState:
     pca_amounts: tuple[tuple[int, float], ...] = ()
     centroid: CentroidMove | CentroidAxis | None = None
     extra_edits: tuple[Edit, ...] = ()
+    attributes: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.pca_layer not in LAYERS:
@@ -302,6 +314,9 @@ class LabState:
                     f"PCA slider PC{component + 1} is {amount:g}; sliders hold nonzero amounts within "
                     f"±{PCA_SLIDER_LIMIT:g} std."
                 )
+        names = [name for name, _ in self.attributes]
+        if names != [name for name in ATTRIBUTES if name in names] or any(amount == 0 for _, amount in self.attributes):
+            raise RecipeError("Attribute sliders must be distinct attributes, in order, with nonzero amounts.")
         if self.centroid is not None and self.centroid.amount == 0:
             raise RecipeError("A centroid move of 0 changes nothing; leave the centroid out instead.")
         self.to_recipe()  # validates every part (components, bounds, number of edits)
@@ -319,8 +334,7 @@ class LabState:
         names = [name for name in dict.fromkeys(voices) if name in known][:MAX_COMPONENTS]
         if not names:
             return self
-        return LabState(Mix(tuple(Component(name) for name in names)), self.pca_layer, self.pca_amounts,
-                        self.centroid, self.extra_edits)
+        return dataclasses.replace(self, base=Mix(tuple(Component(name) for name in names)))
 
     def to_recipe(self) -> Recipe:
         """Return the recipe these widgets describe.
@@ -328,7 +342,8 @@ class LabState:
         Raises:
             RecipeError: a value out of bounds, or more than 32 edits in all.
         """
-        steps: list[Edit] = [PCAStep(self.pca_layer, component, amount) for component, amount in self.pca_amounts]
+        steps: list[Edit] = [AttributeEdit(name, amount) for name, amount in self.attributes]
+        steps += [PCAStep(self.pca_layer, component, amount) for component, amount in self.pca_amounts]
         if self.centroid is not None:
             steps.append(self.centroid)
         return Recipe(self.base, (*steps, *self.extra_edits))
@@ -337,6 +352,12 @@ class LabState:
     def from_recipe(cls, recipe: Recipe) -> LabState:
         """Return the state whose ``to_recipe()`` is ``recipe``, putting on sliders what they can show."""
         edits = list(recipe.edits)
+        attributes: list[tuple[str, float]] = []
+        order = list(ATTRIBUTES)
+        while edits and isinstance(edits[0], AttributeEdit) and edits[0].amount != 0 and (
+                not attributes or order.index(edits[0].attribute) > order.index(attributes[-1][0])):
+            edit = edits.pop(0)
+            attributes.append((edit.attribute, edit.amount))
         layer = edits[0].layer if edits and isinstance(edits[0], PCAStep) else "decoder"
         amounts: list[tuple[int, float]] = []
         while edits and isinstance(edits[0], PCAStep) and edits[0].layer == layer and _fits_slider(edits[0].amount) \
@@ -346,7 +367,7 @@ class LabState:
         centroid = None
         if edits and isinstance(edits[0], (CentroidMove, CentroidAxis)) and edits[0].amount != 0:
             centroid = edits.pop(0)
-        return cls(recipe.base, layer, tuple(amounts), centroid, tuple(edits))
+        return cls(recipe.base, layer, tuple(amounts), centroid, tuple(edits), tuple(attributes))
 
     def widget_values(self) -> dict[str, object]:
         """Return the value of every widget key ``from_widgets`` reads for this state (set them all on restore).
@@ -364,6 +385,8 @@ class LabState:
         else:
             values.update({BASE_MODE: "interpolate", INTERP_A: self.base.a, INTERP_B: self.base.b,
                            INTERP_T: self.base.t, INTERP_METHOD: self.base.method})
+        chosen = dict(self.attributes)
+        values.update({attribute_key(name): chosen.get(name, 0.0) for name in ATTRIBUTES})
         amounts = dict(self.pca_amounts)
         components = sorted(set(DEFAULT_PCA_COMPONENTS) | set(amounts))
         values[PCA_LAYER] = self.pca_layer
@@ -410,8 +433,9 @@ class LabState:
             centroid = CentroidMove(values.get(CENTROID_KIND), values.get(CENTROID_KEY), amount)
         elif mode == "axis" and amount:
             centroid = CentroidAxis(values.get(CENTROID_KIND), values.get(AXIS_FROM), values.get(AXIS_TO), amount)
+        attributes = tuple((name, float(values.get(attribute_key(name), 0.0))) for name in ATTRIBUTES)
         return cls(base, layer, tuple(pair for pair in amounts if pair[1]), centroid,
-                   tuple(values.get(EXTRA_EDITS, ())))
+                   tuple(values.get(EXTRA_EDITS, ())), tuple(pair for pair in attributes if pair[1]))
 
 
 def _fits_slider(amount: float) -> bool:

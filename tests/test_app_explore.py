@@ -129,6 +129,21 @@ def test_voices_page_lists_every_bundled_voice_with_its_pack_and_trajectory(bund
     assert len(titles) == 2 and all("af_heart" in json.dumps(title) for title in titles)
 
 
+def test_voices_table_lists_each_voices_measured_attributes_so_a_person_can_sort_by_them(bundled_voices):
+    """Which voices are the highest, the fastest? The table carries the measured attributes of every stock voice."""
+    from explorer.attributes import load_axes
+
+    shown = table(app := open_page("voices"), "pitch (Hz)")
+    assert list(shown.columns[-5:]) == ["pitch (Hz)", "pitch range (st)", "pace (/s)", "energy (LUFS)",
+                                        "brightness (Hz)"]
+    measured = load_axes().table
+    assert shown.set_index("name")["pace (/s)"].to_dict() == pytest.approx(
+        {name: measured[name]["pace"] for name in bundled_voices.names})
+    highest = shown.sort_values("pitch (Hz)").name.iloc[-1]
+    assert highest[1] == "f"
+    assert any("which voices are the highest, the fastest?" in caption.value for caption in app.caption)
+
+
 def test_voices_filters_narrow_the_table_and_the_voice_choice(bundled_voices):
     """Filtering by language and then gender leaves only the matching voices in the table and the voice picker."""
     app = open_page("voices")
@@ -294,6 +309,36 @@ def test_map_colour_and_tsne(bundled_voices):
     assert "t-SNE" in chart["title"]["text"]
     assert chart["layer"][0]["encoding"]["color"]["field"] == "gender"
     assert not [s for s in app.selectbox if s.key in {"map_x", "map_y"}]
+
+
+@pytest.mark.parametrize("method", ["PCA", "t-SNE"])
+def test_map_colours_voices_by_a_measured_attribute_on_a_continuous_scale(bundled_voices, method):
+    from explorer.attributes import load_axes
+
+    app = open_page("map")
+    app.selectbox(key="map_color").set_value("pitch")
+    app.radio(key="map_method").set_value(method).run()
+    assert_ok(app)
+    chart = map_chart(app)
+    color = spec(chart)["layer"][0]["encoding"]["color"]
+    assert (color["field"], color["type"], color["title"]) == ("pitch", "quantitative", "Pitch (Hz)")
+    (points,) = [frame for frame in chart_frames(chart).values() if "pitch" in frame.columns]
+    assert points.set_index("name")["pitch"].to_dict() == pytest.approx(
+        {name: values["pitch"] for name, values in load_axes().table.items()})
+
+
+def test_without_the_axes_file_the_pages_say_how_to_rebuild_it_and_go_on(bundled_voices, monkeypatch, tmp_path):
+    from explorer import attributes
+
+    monkeypatch.setattr(attributes, "AXES_PATH", tmp_path / "voice-axes.json")
+    app = open_page("voices")
+    assert "pitch (Hz)" not in table(app, "source").columns
+    assert any("python -m explorer axes build" in caption.value for caption in app.caption)
+    app = open_page("map")
+    app.selectbox(key="map_color").set_value("pace").run()
+    assert_ok(app)
+    assert "python -m explorer axes build" in app.error[0].value
+    assert spec(map_chart(app))["layer"][0]["encoding"]["color"]["field"] == "language"
 
 
 def test_map_tsne_perplexity_redraws_the_map_with_the_chosen_value(bundled_voices, analyses):

@@ -26,7 +26,17 @@ from explorer import meters
 from explorer.app import listen, state, ui
 from explorer.audio import SAMPLE_RATE, read_wav
 from explorer.engines import Engine, load_vocab
-from explorer.recipe import CentroidMove, Component, DimEdit, Mix, PCAStep, Recipe, RecipeContext, apply_recipe
+from explorer.recipe import (
+    AttributeEdit,
+    CentroidMove,
+    Component,
+    DimEdit,
+    Mix,
+    PCAStep,
+    Recipe,
+    RecipeContext,
+    apply_recipe,
+)
 from explorer.voices import load_bytes
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -184,6 +194,41 @@ def test_moving_a_pca_slider_changes_the_recipe_and_moves_the_map_marker():
     assert x_after - x_before == pytest.approx(2.0 * std, rel=1e-3)
     assert y_after == pytest.approx(y_before, abs=1e-4)
     assert "PCA decoder PC1 +2 std" in at.code[0].value
+
+
+def test_a_named_slider_moves_the_voice_by_the_calibrated_amount_and_shows_its_measured_effect():
+    """A person makes the voice two semitones higher: the recipe gains the attribute edit, and the slider's caption
+    says what the build measured there and what it did to the other attributes."""
+    at = open_page("pages/listen/lab.py")
+    slider = at.slider(key=state.attribute_key("pitch"))
+    assert slider.label == "Pitch (semitones)"
+    slider.set_value(2.0)
+    rerun(at)
+    assert Recipe.from_token(at.session_state["recipe_token"]).edits == (AttributeEdit("pitch", 2.0),)
+    assert "pitch +2 st" in at.code[0].value
+    (effect,) = [caption.value for caption in at.caption if caption.value.startswith("Measured +2.0")]
+    assert "cross-talk:" in effect and "pitch range +" in effect and "brightness" in effect
+
+
+def test_a_shared_recipe_with_attribute_edits_opens_on_the_named_sliders():
+    recipe = Recipe.single("bm_george").with_edits([AttributeEdit("pace", -10.0), AttributeEdit("energy", 1.0),
+                                                    PCAStep("decoder", 0, 1.0)])
+    at = open_page("pages/listen/lab.py", {"recipe": recipe.to_token()})
+    assert Recipe.from_token(at.session_state["recipe_token"]) == recipe
+    assert at.slider(key=state.attribute_key("pace")).value == -10.0
+    assert at.slider(key=state.attribute_key("energy")).value == 1.0
+    assert at.slider(key=state.attribute_key("pitch")).value == 0.0
+    assert not at.warning
+
+
+def test_without_the_axes_file_the_named_sliders_say_how_to_rebuild_it(monkeypatch, tmp_path):
+    from explorer import attributes
+
+    monkeypatch.setattr(attributes, "AXES_PATH", tmp_path / "voice-axes.json")
+    at = open_page("pages/listen/lab.py")
+    assert not [slider for slider in at.slider if slider.key == state.attribute_key("pitch")]
+    assert any("python -m explorer axes build" in error.value for error in at.error)
+    assert Recipe.from_token(at.session_state["recipe_token"]) == Recipe.single("af_heart")
 
 
 def test_choosing_a_centroid_target_changes_the_pack():

@@ -7,6 +7,7 @@ import streamlit as st
 from explorer import charts
 from explorer.app import state, ui
 from explorer.analysis import LAYER_MEANING, LAYERS, default_perplexity, perplexity_bounds, summary_vectors
+from explorer.attributes import ATTRIBUTES, load_axes
 from explorer.errors import ExplorerError
 from explorer.app.state import LabState
 from explorer.recipe import Recipe, apply_recipe
@@ -24,7 +25,18 @@ layer = layer_column.selectbox(
     format_func=lambda name: f"{name} ({LAYER_MEANING[name].split(',')[0]})",
     help="decoder: dims 0-127 (timbre); prosody: dims 128-255 (rhythm, pitch, duration); both: all 256.",
 )
-color_by = color_column.selectbox("Colour by", charts.COLOR_FIELDS, key=state.MAP_COLOR)
+color_by = color_column.selectbox(
+    "Colour by", (*charts.COLOR_FIELDS, *ATTRIBUTES), key=state.MAP_COLOR,
+    format_func=lambda field: ATTRIBUTES[field].label.lower() if field in ATTRIBUTES else field,
+    help="Voice metadata, or an attribute measured in each voice's speech (pitch, pitch range, pace, energy, "
+         "brightness: the Voices page's attribute table).",
+)
+if color_by in ATTRIBUTES:
+    try:
+        load_axes()
+    except ExplorerError as error:
+        ui.show_error(error)
+        color_by = charts.COLOR_FIELDS[0]
 
 if method == "PCA":
     ratio = analysis.pca[layer].explained_variance_ratio

@@ -5,6 +5,7 @@ import streamlit as st
 from explorer import charts
 from explorer.app import state, ui
 from explorer.analysis import row_trajectory
+from explorer.attributes import load_axes
 from explorer.audio import wav_bytes
 from explorer.errors import ExplorerError
 from explorer.voices import HUB_REPOS, SUPPORTED_SUFFIXES, load_bytes, load_hub
@@ -75,16 +76,30 @@ shown = table
 for column, values in chosen.items():
     if values:
         shown = shown[shown[column].isin(values)]
+try:
+    measured = load_axes().table_frame()
+except ExplorerError as error:
+    measured = None
+    st.caption(f"Measured attributes are not shown: {ui.escape_markdown(error)}")
+listed = shown.drop(columns=["language_code"])
+if measured is not None:
+    listed = listed.merge(measured, on="name", how="left")
 picked = st.dataframe(
-    shown.drop(columns=["language_code"]),
+    listed,
     hide_index=True,
     key=state.VOICES_TABLE,
     on_select="rerun",
     selection_mode="single-row",
-    column_config={"name": st.column_config.TextColumn("Voice", pinned=True)},
+    column_config={"name": st.column_config.TextColumn("Voice", pinned=True),
+                   **{column: st.column_config.NumberColumn(format="%.1f")
+                      for column in (measured.columns[1:] if measured is not None else ())}},
     height=min(38 + 35 * max(len(shown), 1), 330),
 )
-st.caption(f"{len(shown)} of {len(table)} voices shown. Click a row to look at that voice.")
+st.caption(f"{len(shown)} of {len(table)} voices shown. Click a row to look at that voice, a column's header to sort "
+           "by it: which voices are the highest, the fastest? The measured columns come from every stock voice "
+           "speaking the same English sentences (`python -m explorer axes build`): median pitch and its 10th-90th "
+           "percentile spread by Praat, phonemes per second of speech, BS.1770 loudness and spectral centroid. "
+           "Uploaded voices have none.")
 
 if shown.empty:
     st.info("No voice matches these filters.")

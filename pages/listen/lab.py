@@ -1,6 +1,8 @@
-"""Voice Lab: mix voices, move along PCA axes and centroids, slice dims; hear, measure, export and share the result."""
+"""Voice Lab: mix voices, move them by named attributes (pitch, pace...), along PCA axes and centroids, slice dims;
+hear, measure, export and share the result."""
 
 import dataclasses
+import math
 import uuid
 
 import pandas as pd
@@ -9,6 +11,7 @@ import streamlit as st
 from explorer import charts, sweep
 from explorer.analysis import CENTROID_KINDS, LAYER_MEANING, LAYERS
 from explorer.app import listen, state, ui
+from explorer.attributes import ATTRIBUTES, load_axes
 from explorer.audio import wav_bytes
 from explorer.charts import Marker, pca_scatter_chart
 from explorer.errors import ExplorerError
@@ -29,8 +32,9 @@ from explorer.voices import STYLE_DIM
 
 st.title("Voice Lab")
 st.caption(
-    "Start from stock voices, then edit: mix them (with separate weights for timbre and prosody), step along the "
-    "principal axes of the stock voices, move toward a centroid or along an axis between two, or slice single dims. "
+    "Start from stock voices, then edit: mix them (with separate weights for timbre and prosody), make them higher, "
+    "livelier, faster, louder or brighter by a measured amount, step along the principal axes of the stock voices, "
+    "move toward a centroid or along an axis between two, or slice single dims. "
     "The readouts follow every move; Synthesize to hear it, and share the link to let someone hear the same voice."
 )
 
@@ -132,6 +136,45 @@ def _base_controls() -> None:
                   help="0 is voice a, 1 is voice b; below 0 or above 1 extrapolates past them.")
         st.radio("Method", METHODS, key=state.INTERP_METHOD, horizontal=True, persist_state="session",
                  help="linear blends every value; slerp turns each half's direction along the great circle.")
+
+
+def _attribute_controls() -> None:
+    try:
+        axes = load_axes()
+    except ExplorerError as error:
+        ui.show_error(error)
+        return
+    st.caption("Move the voice by what a listener hears, in the units people think in. Each slider follows a "
+               "direction measured on the stock voices' speech and calibrated so that its amount is what the build "
+               "measured on average; the range is where speech stayed clear and the voice itself.")
+    for name, axis in axes.axes.items():
+        attribute = ATTRIBUTES[name]
+        key = state.attribute_key(name)
+        st.session_state.setdefault(key, 0.0)
+        step = 1.0 if axis.unit == "%" else 0.1
+        low, high = step * math.ceil(axis.low / step - 1e-9), step * math.floor(axis.high / step + 1e-9)
+        if not low <= st.session_state[key] <= high:  # a restored amount between the grid and the calibrated end
+            low, high = min(low, st.session_state[key]), max(high, st.session_state[key])
+        amount = st.slider(f"{attribute.label} ({attribute.unit_words})", float(low), float(high), step=step,
+                           key=key, format=f"%+.{0 if step == 1 else 1}f {axis.unit}", persist_state="session",
+                           help=attribute.help)
+        st.caption(ui.escape_markdown(_attribute_effect(axis, amount)))
+    built = axes.provenance
+    st.caption(f"Measured by `python -m explorer axes build` on {len(axes.table)} voices speaking "
+               f"{len(built.get('corpus', []))} English sentences ({ui.escape_markdown(built.get('built', '?'))}); "
+               "`python -m explorer axes check` proves each direction on voices and sentences the build never used.")
+
+
+def _attribute_effect(axis, amount: float) -> str:
+    """One line: what the build measured at ``amount`` along ``axis``, and its effect on the other attributes."""
+    if amount == 0:
+        return f"Calibrated range {axis.low:+.1f} to {axis.high:+.1f} {axis.unit}."
+    expected = axis.expected(amount)
+    own, spread = expected[axis.attribute]
+    others = ", ".join(f"{ATTRIBUTES[name].label.lower()} {round(change, 1) + 0.0:+.1f} {ATTRIBUTES[name].unit}"
+                       for name, (change, _) in expected.items() if name != axis.attribute)
+    return (f"Measured {own:+.1f} ± {spread:.1f} {axis.unit} (median ± half the interquartile range); "
+            f"cross-talk: {others}.")
 
 
 def _pca_controls() -> None:
@@ -313,9 +356,12 @@ def _export(recipe: Recipe, pack, token: str) -> None:
 def _panel() -> None:
     controls, readouts = st.columns([1, 1], gap="large")
     with controls:
-        base_tab, pca_tab, centroid_tab, dims_tab = st.tabs(["Base voices", "PCA axes", "Centroids", "Dimensions"])
+        base_tab, attribute_tab, pca_tab, centroid_tab, dims_tab = st.tabs(
+            ["Base voices", "Pitch, pace…", "PCA axes", "Centroids", "Dimensions"])
         with base_tab:
             _base_controls()
+        with attribute_tab:
+            _attribute_controls()
         with pca_tab:
             _pca_controls()
         with centroid_tab:

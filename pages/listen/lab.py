@@ -156,7 +156,8 @@ def _attribute_controls() -> None:
         if not low <= st.session_state[key] <= high:  # a restored amount between the grid and the calibrated end
             low, high = min(low, st.session_state[key]), max(high, st.session_state[key])
         amount = st.slider(f"{attribute.label} ({attribute.unit_words})", float(low), float(high), step=step,
-                           key=key, format=f"%+.{0 if step == 1 else 1}f {axis.unit}", persist_state="session",
+                           key=key, format=f"%+.{0 if step == 1 else 1}f {axis.unit.replace('%', '%%')}",
+                           persist_state="session",
                            help=attribute.help)
         st.caption(ui.escape_markdown(_attribute_effect(axis, amount)))
     built = axes.provenance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from urllib.parse import urljoin
 
 import numpy as np
@@ -85,6 +86,24 @@ def test_sliders_move_the_voice_and_synthesize_plays_a_24_khz_wav(page, server):
     assert abs(sum(chunk["duration"] for chunk in played) - samples.size / rate) < 0.01
     expect(page.get_by_text(f"engine {resolve_engine('auto')[0]} ·")).to_have_count(1)  # what auto stands for
     screenshot(page, "lab-synthesized")
+    expect_no_exception(page)
+
+
+def test_the_named_sliders_draw_in_their_units_and_move_the_voice(page, server):
+    """A person opens "Pitch, pace…", reads each slider in its unit (a percent sign is text, not a format code: the
+    browser's number formatter once failed on it) and makes the voice faster."""
+    open_app(page, f"{server.url}/lab")
+    page.get_by_role("tab", name="Pitch, pace…").click()
+    expect(page.get_by_test_id("stAlertContentError")).to_have_count(0)
+    for label in ("Pitch (semitones)", "Pitch range (semitones)", "Pace (percent)", "Energy (decibels)",
+                  "Brightness (percent)"):
+        expect(slider(page, label)).to_have_count(1)
+    slider(page, "Pace (percent)").focus()
+    press(page, "ArrowRight", 2)
+    expect(recipe_box(page)).to_have_text("voice af_heart\npace +2 %")
+    expect(page.get_by_test_id("stSlider").filter(has_text="Pace (percent)")).to_contain_text("+2 %")
+    expect(page.get_by_text(re.compile(r"^Measured \+2\.0 ± "))).to_have_count(1)
+    screenshot(page, "lab-named-sliders")
     expect_no_exception(page)
 
 

@@ -118,7 +118,7 @@ TARGET_TOLERANCE = 0.25
 
 @dataclass(frozen=True)
 class AxesBuildConfig:
-    """How much ``build_axes`` measures. The defaults are the shipped build (about 10 minutes on 2 cores);
+    """How much ``build_axes`` measures. The defaults are the shipped build (about 27 minutes on 2 cores);
     ``small()`` is the test suite's (about a minute).
 
     Attributes:

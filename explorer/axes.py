@@ -51,10 +51,9 @@ from explorer.g2p import phonemize
 from explorer.meters import (
     F0_MIN_HZ,
     attribute_values,
+    intelligibility,
     pitch_values,
     speaker_similarity,
-    transcribe,
-    word_error_rate,
 )
 from explorer.paths import VOICES_DIR, atomic_write_bytes
 from explorer.recipe import AttributeEdit, Recipe, RecipeContext, apply_recipe
@@ -561,17 +560,10 @@ def _calibrate(
                 speech = renderer.speech(pack + step * direction, index)
                 after = renderer.values(speech, index)
                 changes[s, v, index] = _changes([before[index]], [after])[0]
-                wer[s, v, index] = _wer(speech, sentence)
+                wer[s, v, index] = intelligibility(speech, sentence).wer
                 similarity[s, v, index] = speaker_similarity(starts[index], speech)
             tick(len(config.sentences))
     return _Calibration(steps, changes, wer, similarity)
-
-
-def _wer(speech: np.ndarray, sentence: str) -> float:
-    """Return the word error rate of one render (1 when nothing is heard)."""
-    if speech.size == 0:
-        return 1.0
-    return word_error_rate(sentence, transcribe(speech))
 
 
 # the check ----------------------------------------------------------------------------------------
@@ -691,7 +683,7 @@ def check_axes(
                     start, before = starts[name, index]
                     change = _changes([before], [renderer.values(speech, index)])[0]
                     voice_changes.append(change)
-                    wer.append(_wer(speech, text))
+                    wer.append(intelligibility(speech, text).wer)
                     similarity.append(speaker_similarity(start, speech))
                     done += 1
                     if progress is not None:

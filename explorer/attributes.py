@@ -50,7 +50,7 @@ AXES_PATH = ASSETS_DIR / "axes" / "voice-axes.json"
 """The shipped directions, calibration and attribute table of the stock voices."""
 AXES_FORMAT = "kokoro-explorer voice axes"
 """What the file's ``format`` field says, so another JSON file is not mistaken for one."""
-AXES_VERSION = 1
+AXES_VERSION = 2
 """Bumped when the file's layout or the way attributes are measured changes; an older file is refused."""
 REBUILD_COMMAND = "python -m explorer axes build"
 """The command that measures the axes and writes ``AXES_PATH``."""

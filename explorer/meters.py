@@ -308,15 +308,20 @@ def pitch_values(f0: np.ndarray, edge_frames: int = VOICING_EDGE_FRAMES) -> tupl
     return float(np.median(track[voiced])), 12.0 * float(np.log2(high / low))
 
 
-def attribute_values(speech: np.ndarray, phonemes: str, sample_rate: float = SAMPLE_RATE) -> dict[str, float | None]:
+def attribute_values(
+    speech: np.ndarray, phonemes: str, sample_rate: float = SAMPLE_RATE, speaking_seconds: float | None = None,
+) -> dict[str, float | None]:
     """Measure the named attributes (``explorer.attributes.ATTRIBUTES``) of one utterance, as the attribute table
     states them: median F0 in Hz, F0 spread in semitones (``pitch_values``), phonemes per second, loudness in LUFS,
     spectral centroid in Hz.
 
     Args:
-        speech: one render cut to its speech (``explorer.synth.speech_span``), so its length is the speaking time.
+        speech: one render cut to its speech (``explorer.synth.speech_span``).
         phonemes: what it says, for the pace.
         sample_rate: Samples per second.
+        speaking_seconds: the time the phonemes take where the engine states it (Kokoro's predicted durations less
+            the two pads: the audio's length without its edge pauses, exactly); None takes the clip's length, which
+            moves with where the silence threshold cuts the first and last sounds.
 
     Returns:
         Attribute name to value; None where the clip gives it no meaning (no voiced frame, silence).
@@ -326,7 +331,8 @@ def attribute_values(speech: np.ndarray, phonemes: str, sample_rate: float = SAM
     return {
         "pitch": pitch,
         "pitch_range": spread,
-        "pace": phoneme_count(phonemes) * sample_rate / x.size if x.size else None,
+        "pace": (phoneme_count(phonemes) / speaking_seconds if speaking_seconds else
+                 phoneme_count(phonemes) * sample_rate / x.size if x.size else None),
         "energy": integrated_loudness(x, sample_rate),
         "brightness": spectral_centroid(x, sample_rate),
     }

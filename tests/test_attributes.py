@@ -117,12 +117,13 @@ def test_the_file_is_read_once_per_version(tmp_path):
     [
         ("not json", "damaged"),
         ({"format": "something else"}, "not a kokoro-explorer voice axes file"),
-        (made_axes(version=99), "version 99; this explorer reads 1"),
+        (made_axes(version=99), "version 99; this explorer reads 2"),
+        (made_axes(version=1), "version 1; this explorer reads 2"),  # pace was timed from the audio's edges
         (made_axes(table=[1, 2]), "table is not an object"),
         (made_axes(axes={}), "no axes"),
         (made_axes(axes={"loudness": {}}), "'loudness', not an attribute"),
     ],
-    ids=["not-json", "other-format", "newer-version", "bad-table", "no-axes", "unknown-axis"],
+    ids=["not-json", "other-format", "newer-version", "older-version", "bad-table", "no-axes", "unknown-axis"],
 )
 def test_a_damaged_file_is_refused_naming_it_and_the_rebuild_command(tmp_path, data, reason):
     path = write(tmp_path, data)

@@ -74,6 +74,10 @@ def test_attribute_values_of_a_steady_tone():
     assert values["brightness"] == pytest.approx(220, rel=0.1)
 
 
+def test_pace_counts_the_phonemes_over_the_speaking_time_the_engine_states_when_it_states_one():
+    assert meters.attribute_values(tone(220), "həlˈO.", SR, speaking_seconds=0.5)["pace"] == pytest.approx(10.0)
+
+
 def test_attribute_values_of_a_glide_spread_over_its_10th_to_90th_percentile():
     t = np.arange(2 * SR) / SR
     glide = 0.1 * signal.chirp(t, f0=100, t1=2.0, f1=200, method="logarithmic")

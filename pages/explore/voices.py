@@ -98,8 +98,8 @@ picked = st.dataframe(
 st.caption(f"{len(shown)} of {len(table)} voices shown. Click a row to look at that voice, a column's header to sort "
            "by it: which voices are the highest, the fastest? The measured columns come from every stock voice "
            "speaking the same English sentences (`python -m explorer axes build`): median pitch and its 10th-90th "
-           "percentile spread by Praat, phonemes per second of speech, BS.1770 loudness and spectral centroid. "
-           "Uploaded voices have none.")
+           "percentile spread by Praat, phonemes per second of speaking time (from the predicted durations), BS.1770 "
+           "loudness and spectral centroid. Uploaded voices have none.")
 
 if shown.empty:
     st.info("No voice matches these filters.")

@@ -610,14 +610,14 @@ class _Start:
     def moved_to(self, pack: np.ndarray, tick: Callable[[], None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Render ``pack`` speaking every sentence (``tick`` after each) and return, against this start, the
         attribute changes ``[sentences, attributes]`` and the word error rates and similarities ``[sentences]``."""
-        changes, wer, similarity = [], [], []
+        after, wer, similarity = [], [], []
         for index, (before, sentence) in enumerate(zip(self.takes, self.renderer.sentences)):
             take = self.renderer.take(pack, index)
-            changes.append(_changes([self.values[index]], [self.renderer.values(take, index)])[0])
+            after.append(self.renderer.values(take, index))
             wer.append(intelligibility(take.speech, sentence).wer)
             similarity.append(speaker_similarity(before.speech, take.speech))
             tick()
-        return np.array(changes), np.array(wer), np.array(similarity)
+        return _changes(self.values, after), np.array(wer), np.array(similarity)
 
 
 # the check ----------------------------------------------------------------------------------------

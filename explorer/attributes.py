@@ -41,6 +41,7 @@ __all__ = [
     "Attribute",
     "AttributeAxis",
     "VoiceAxes",
+    "VoiceGain",
     "attribute_change",
     "load_axes",
     "phoneme_count",
@@ -50,11 +51,18 @@ AXES_PATH = ASSETS_DIR / "axes" / "voice-axes.json"
 """The shipped directions, calibration and attribute table of the stock voices."""
 AXES_FORMAT = "kokoro-explorer voice axes"
 """What the file's ``format`` field says, so another JSON file is not mistaken for one."""
-AXES_VERSION = 2
+AXES_VERSION = 3
 """Bumped when the file's layout or the way attributes are measured changes; an older file is refused."""
+GAIN_SIDES = ("lower", "raise")
+"""The file's names for an axis's two sides, each with its gains at half its reach and at its reach."""
 REBUILD_COMMAND = "python -m explorer axes build"
 """The command that measures the axes and writes ``AXES_PATH``."""
 MAX_AXES_BYTES = 4 * 1024 * 1024
+GAIN_GRID = 401
+"""How finely ``AttributeAxis.step`` reads the curve when it solves for a voice's gain."""
+GAIN_LIMITS = (0.5, 2.0)
+"""The least and the most a voice's predicted gain may be: the stock voices' measured gains lie within them, and
+further out the model would extrapolate beyond every voice it was fitted on."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,29 @@ def attribute_change(name: str, before: float, after: float) -> float:
 
 
 @dataclass(frozen=True, eq=False)
+class VoiceGain:
+    """How many times the calibration curve's change a voice gets from a step along a direction, predicted from where
+    the voice sits in the style space: ``log(gain) = intercept + weights . v``, ``v`` the pack's mean over rows.
+
+    Voices answer one step differently, by up to 2x (the voices far along the decoder's first principal component
+    brighten more, the higher voices move fewer semitones), so the attribute edit reads the curve where the curve's
+    change times the voice's gain is the amount asked. The default (zero weights and intercept) is a gain of 1.
+
+    Attributes:
+        intercept: the log gain where ``v`` is zero (with zero weights: every voice's log gain).
+        weights: float64 ``[256]``.
+    """
+
+    intercept: float = 0.0
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(STYLE_DIM), repr=False)
+
+    def of(self, pack: np.ndarray) -> float:
+        """Return the gain of a voice pack (``[510, 256]`` or ``[510, 1, 256]``), within ``GAIN_LIMITS``."""
+        vector = np.asarray(pack, dtype=np.float64).reshape(-1, STYLE_DIM).mean(axis=0)
+        return float(np.exp(np.clip(self.intercept + self.weights @ vector, *np.log(GAIN_LIMITS))))
+
+
+@dataclass(frozen=True, eq=False)
 class AttributeAxis:
     """A calibrated direction for one attribute.
 
@@ -136,8 +167,12 @@ class AttributeAxis:
         steps: the calibration steps along ``direction``, ascending, 0 included.
         changes: per attribute name, the median change measured at each step (this attribute's own is ascending).
         spread: per attribute name, half the interquartile range of those changes over voices and texts.
-        low: the most negative amount offered, in the attribute's unit.
+        low: the most negative amount offered, in the attribute's unit: what three voices in four reach.
         high: the most positive amount offered.
+        gains: per side (lowering, raising), the voices' gain where the curve reads half its reach and where it
+            reads all of it; in between it is interpolated, below half it is the first.
+        reach: the least and most change the curve is read at: where the calibration voices stayed within every
+            goal. A voice that answers weakly is moved at most this far, never past a step the build found sound.
     """
 
     attribute: str
@@ -147,6 +182,13 @@ class AttributeAxis:
     spread: Mapping[str, np.ndarray] = field(repr=False)
     low: float
     high: float
+    gains: tuple[tuple[VoiceGain, VoiceGain], tuple[VoiceGain, VoiceGain]] = ((VoiceGain(), VoiceGain()),
+                                                                             (VoiceGain(), VoiceGain()))
+    reach: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reach is None:
+            object.__setattr__(self, "reach", (self.low, self.high))
 
     @property
     def unit(self) -> str:
@@ -168,13 +210,25 @@ class AttributeAxis:
             )
         return float(amount)
 
-    def step(self, amount: float) -> float:
-        """Return how far along ``direction`` gives a median change of ``amount`` (the calibration curve inverted)."""
-        return float(np.interp(self.check_amount(amount), self.changes[self.attribute], self.steps))
+    def step(self, amount: float, pack: np.ndarray | None = None) -> float:
+        """Return how far along ``direction`` moves ``pack`` by ``amount``. Without a pack the calibration curve
+        (the median calibration voice) is read at ``amount``; with one, where the curve's change times the voice's
+        gain there is ``amount``, but never past ``reach``."""
+        amount = self.check_amount(amount)
+        if pack is not None and amount != 0:
+            side = 1 if amount > 0 else 0
+            read = np.linspace(0.0, self.reach[side], GAIN_GRID)
+            half, full = (gain.of(pack) for gain in self.gains[side])
+            reached = np.abs(read * np.interp(read / self.reach[side], [0.5, 1.0], [half, full]))
+            past = np.flatnonzero(reached >= abs(amount))
+            amount = (float(np.interp(abs(amount), reached[past[0] - 1:past[0] + 1], read[past[0] - 1:past[0] + 1]))
+                      if past.size else self.reach[side])
+        return float(np.interp(amount, self.changes[self.attribute], self.steps))
 
-    def offset(self, amount: float) -> np.ndarray:
-        """Return the float64 ``[256]`` style change that moves a voice by ``amount`` of the attribute."""
-        return self.step(amount) * self.direction
+    def offset(self, amount: float, pack: np.ndarray | None = None) -> np.ndarray:
+        """Return the float64 ``[256]`` style change that moves ``pack`` (without one: the median calibration voice)
+        by ``amount`` of the attribute."""
+        return self.step(amount, pack) * self.direction
 
     def expected(self, amount: float) -> dict[str, tuple[float, float]]:
         """Return what the build measured at ``amount``: per attribute, (median change, spread), interpolated
@@ -240,6 +294,9 @@ class VoiceAxes:
                     "spread": {other: numbers(values) for other, values in axis.spread.items()},
                     "low": float(f"{axis.low:.7g}"),
                     "high": float(f"{axis.high:.7g}"),
+                    "reach": numbers(axis.reach),
+                    "gains": {side: [{"intercept": float(f"{gain.intercept:.7g}"), "weights": numbers(gain.weights)}
+                                     for gain in gains] for side, gains in zip(GAIN_SIDES, axis.gains)},
                 }
                 for name, axis in self.axes.items()
             },
@@ -312,10 +369,20 @@ def _axis(name: str, value: object) -> AttributeAxis:
     if np.any(np.diff(changes[name]) <= 0):
         raise ValueError(f"its {name} calibration is not ascending")
     low, high = (float(_vector([data[end]], f"{name} {end}")[0]) for end in ("low", "high"))
-    if not changes[name][0] - 1e-9 <= low < 0 < high <= changes[name][-1] + 1e-9:
+    reach_low, reach_high = _vector(data["reach"], f"{name} reach", 2)
+    if not changes[name][0] - 1e-9 <= reach_low <= low < 0 < high <= reach_high <= changes[name][-1] + 1e-9:
         raise ValueError(f"its {name} range {low:g} to {high:g} is not inside its calibration")
+    gains = _object(data["gains"], f"{name} gains")
     return AttributeAxis(name, _vector(data["direction"], f"{name} direction", STYLE_DIM), steps, changes, spread,
-                         low, high)
+                         low, high, tuple(_gains(gains[side], f"{name} gains to {side}") for side in GAIN_SIDES),
+                         (float(reach_low), float(reach_high)))
+
+
+def _gains(value: object, label: str) -> tuple[VoiceGain, VoiceGain]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"its {label} are not a pair")
+    return tuple(VoiceGain(float(_vector([_object(data, label)["intercept"]], f"{label} intercept")[0]),
+                           _vector(data["weights"], f"{label} weights", STYLE_DIM)) for data in value)
 
 
 _LOADED: dict[tuple[str, int, int], VoiceAxes] = {}

@@ -17,6 +17,11 @@ How a direction is found (regression on audio, not gradients through the predict
    moved monotonically, the other attributes moved by less than 8 % of their own ranges (the goal is 10 %), and
    speech survived (word error rate at most 0.05, similarity to the start voice at least 0.80). The calibration
    voices are ones the fit never moved, and pace is read from the predicted durations, as in the fit.
+4. **Gains.** Voices answer a step differently, by up to 2x, so every English stock voice but the check's is moved
+   to half and all of each end of the calibrated range, and its change over the curve's is its gain there. A
+   ridge regression on the voice's top PCA coordinates predicts any voice's gain, kept only where it beats the
+   voices' mean in leave-one-out; the edit reads the curve where it, times the voice's gain, gives the amount
+   asked, never past the calibrated end. The range offered is what three voices in four reach there.
 
 Every render is seeded, so a build is deterministic on one machine; the vocoder's noise is the same for a voice and
 its moved copy, so the differences measured are the edit's.
@@ -24,6 +29,7 @@ its moved copy, so the differences measured are the edit's.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import time
@@ -35,12 +41,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explorer.analysis import LAYERS
+from explorer.analysis import LAYERS, summary_vectors
 from explorer.attributes import (
     ATTRIBUTES,
     AXES_VERSION,
+    GAIN_LIMITS,
+    GAIN_SIDES,
     AttributeAxis,
     VoiceAxes,
+    VoiceGain,
     attribute_change,
     load_axes,
     phoneme_count,
@@ -112,6 +121,8 @@ fit's own voices, 1 of 5. All 22 English voices but the check's, on 2 sentences,
 range at all: one of 22 voices always turned back at the first step (the pitch tracker's noise on 2 sentences)."""
 CHECK_VOICES = ("af_kore", "af_aoede", "am_eric", "am_liam", "bf_alice", "bm_daniel")
 """Held-out voices for ``check_axes``: the build never moves them (it only measures them for the table)."""
+GAIN_VOICES = (*FIT_VOICES, *CALIBRATION_VOICES, "af_jessica", "af_river", "am_santa")
+"""The voices whose gains the build measures, to predict any voice's: every English stock voice but the check's."""
 SEARCH_LIMITS = {"pitch": 8.0, "pitch_range": 6.0, "pace": 40.0, "energy": 6.0, "brightness": 30.0}
 """How far, in each attribute's unit, the calibration looks in each direction; the range offered is within it."""
 CROSSTALK_LIMIT = 0.10
@@ -127,7 +138,7 @@ TARGET_TOLERANCE = 0.25
 
 @dataclass(frozen=True)
 class AxesBuildConfig:
-    """How much ``build_axes`` measures. The defaults are the shipped build (about 28 minutes on 2 cores);
+    """How much ``build_axes`` measures. The defaults are the shipped build (about an hour on 2 cores);
     ``small()`` is the test suite's (about a minute).
 
     Attributes:
@@ -145,6 +156,9 @@ class AxesBuildConfig:
         calibration_voices: voices the calibration steps are rendered on.
         calibration_sentences: how many of the sentences the calibration's renders speak.
         steps_per_side: calibration steps on each side of 0, evenly spaced up to the search limit.
+        gain_voices: voices moved to half and all of each end of every calibrated range to measure their gains.
+        gain_sentences: how many of the sentences their renders speak.
+        gain_components: top PCA components of each half a voice's gain is predicted from.
         seed: for the mixes, the moves and the vocoder's noise.
         table_voices: the voices whose attributes the table lists (None: every voice given).
     """
@@ -161,6 +175,9 @@ class AxesBuildConfig:
     calibration_voices: tuple[str, ...] = CALIBRATION_VOICES
     calibration_sentences: int = len(BUILD_SENTENCES)
     steps_per_side: int = 4
+    gain_voices: tuple[str, ...] = GAIN_VOICES
+    gain_sentences: int = 3
+    gain_components: int = 2
     seed: int = 0
     table_voices: tuple[str, ...] | None = None
 
@@ -170,7 +187,7 @@ class AxesBuildConfig:
         return cls(fit_voices=("af_heart", "am_adam", "bf_emma", "bm_george"), mixes=0, moves=8, components=4,
                    sentences=BUILD_SENTENCES[:1], fit_sentences=1, prosody_moves=8,
                    calibration_voices=("af_heart", "am_adam"), calibration_sentences=1, steps_per_side=2,
-                   table_voices=())
+                   gain_voices=("af_heart", "am_adam", "bf_emma", "bm_george"), gain_sentences=1, table_voices=())
 
 
 FRAME_SECONDS = 0.025
@@ -418,7 +435,8 @@ def build_axes(
         AxesError: a configured voice is not in ``voices``, or a direction cannot be offered at all.
     """
     table_names = config.table_voices if config.table_voices is not None else tuple(voices.names)
-    missing = [name for name in (*config.fit_voices, *config.calibration_voices, *table_names) if name not in voices]
+    missing = [name for name in (*config.fit_voices, *config.calibration_voices, *config.gain_voices, *table_names)
+               if name not in voices]
     if missing:
         raise AxesError(f"The axes build needs voices that are not loaded: {', '.join(missing)}.")
     started = time.perf_counter()
@@ -438,7 +456,9 @@ def build_axes(
                            * len(calibration_renderer.sentences))
     probes = len(bases) * (1 + config.prosody_moves) * sentences * PROBE_COST
     fit_renders = len(bases) * (1 + config.moves) * len(fit_renderer.sentences)
-    total = probes + fit_renders + calibration_renders + len(table_names) * sentences
+    gain_renderer = Renderer(engine, config.sentences[:config.gain_sentences], config.seed)
+    gain_renders = len(config.gain_voices) * len(gain_renderer.sentences) * (1 + 4 * len(ATTRIBUTES))
+    total = probes + fit_renders + calibration_renders + gain_renders + len(table_names) * sentences
     done = 0
 
     def tick(count: float, what: str) -> None:
@@ -478,6 +498,10 @@ def build_axes(
     axes, dropped = _offer(directions, calibrations, config.steps_per_side)
     if not axes:
         raise AxesError("No direction could be offered: " + "; ".join(f"{k}: {v}" for k, v in dropped.items()))
+    gain_packs = {name: voices[name].pack.astype(np.float64) for name in config.gain_voices}
+    gains = _measure_gains(axes, gain_renderer, gain_packs,
+                           lambda what: tick(len(gain_renderer.sentences), f"gains: {what}"))
+    axes, gain_fits = _with_gains(axes, gains, context, np.stack(list(gain_packs.values())), config.gain_components)
 
     table = attribute_table(voices, renderer, table_names, lambda: tick(sentences, "attribute table"))
     provenance = {
@@ -492,6 +516,7 @@ def build_axes(
         "fit_moves": {"renders": len(moves), "predicted prosody": len(predicted_moves)},
         "fit_r2": {name: round(float(value), 4) for name, value in zip(ATTRIBUTES, r2)},
         "dropped": dropped,
+        "gains": gain_fits,
         "minutes": round((time.perf_counter() - started) / 60, 1),
     }
     return VoiceAxes(axes=axes, table=table, provenance=provenance)
@@ -553,6 +578,108 @@ def _offer(
             low=low, high=high,
         )
     return axes, dropped
+
+
+def _measure_gains(
+    axes: dict[str, AttributeAxis],
+    renderer: Renderer,
+    packs: dict[str, np.ndarray],
+    tick: Callable[[str], None],
+) -> dict[str, np.ndarray]:
+    """Move every voice in ``packs`` to half and all of each end of every offered range (the steps that take the
+    calibration curve there) and return, per attribute, the voices' gains ``[voices, sides, 2]`` (lowering, raising;
+    half, all): each voice's own change (its median over the sentences) over the curve's; NaN where no render could
+    be measured."""
+    gains = {name: np.full((len(packs), 2, 2), np.nan) for name in axes}
+    for v, (voice, pack) in enumerate(packs.items()):
+        before = renderer.measure(pack)
+        tick(f"{voice} as it is")
+        for name, axis in axes.items():
+            own = list(ATTRIBUTES).index(name)
+            for side, end in enumerate((axis.low, axis.high)):
+                for point, amount in enumerate((end / 2, end)):
+                    changes = _changes(before, renderer.measure(pack + axis.offset(amount)))[:, own]
+                    if np.any(np.isfinite(changes)):
+                        gains[name][v, side, point] = np.nanmedian(changes) / amount
+                    tick(f"{voice}, {name} {amount:+.3g} {axis.unit}")
+    return gains
+
+
+OFFERED_PERCENTILE = 25
+"""The range offered is what this share of the voices falls short of (the rest reach it) at the calibrated end: a
+median would leave the check's voices, weaker than most at brightness, 30 % short at both ends; the lower quartile
+holds them within 21 %."""
+GAIN_PENALTIES = np.logspace(-2, 4, 25)
+"""The ridge penalties a gain model chooses among (by leave-one-out); the largest amounts to the voices' mean."""
+
+
+def _with_gains(
+    axes: dict[str, AttributeAxis], gains: dict[str, np.ndarray], context: RecipeContext, packs: np.ndarray,
+    components: int,
+) -> tuple[dict[str, AttributeAxis], dict[str, dict[str, dict]]]:
+    """Return the axes with a gain model for each side (``_fit_gain`` on the packs' top ``components`` PCA
+    coordinates of each half, each in units of its spread across the stock voices) and what each fit found.
+
+    The calibration's ends become each axis's ``reach``; the range offered is what three voices in four reach
+    there: an end times the lower quartile of the voices' gains at it, where that is below 1."""
+    columns, shifts = [], []
+    for half in ("decoder", "prosody"):
+        result = context.pca[half]
+        for index in range(min(components, len(result.components))):
+            column = np.zeros(256)
+            column[LAYERS[half]] = result.components[index] / result.component_std[index]
+            columns.append(column)
+            shifts.append(-float(result.mean @ result.components[index]) / result.component_std[index])
+    matrix, shift = np.array(columns).T, np.array(shifts)
+    coordinates = summary_vectors(packs) @ matrix + shift
+    fitted, found = {}, {}
+    for name, axis in axes.items():
+        fits = [[_fit_gain(gains[name][:, side, point], coordinates) for point in range(2)] for side in range(2)]
+        models = tuple(tuple(VoiceGain(intercept + float(slopes @ shift), matrix @ slopes)
+                             for (intercept, slopes), _ in side) for side in fits)
+        reached = [float(np.nanpercentile(np.clip(gains[name][:, side, 1], *GAIN_LIMITS), OFFERED_PERCENTILE))
+                   if np.any(np.isfinite(gains[name][:, side, 1])) else 1.0 for side in range(2)]
+        fitted[name] = dataclasses.replace(axis, gains=models, reach=(axis.low, axis.high),
+                                           low=axis.low * min(1.0, reached[0]), high=axis.high * min(1.0, reached[1]))
+        found[name] = {side: {point: record for point, (_, record) in zip(("half", "all"), fit)}
+                       for side, fit in zip(GAIN_SIDES, fits)}
+    return fitted, found
+
+
+def _fit_gain(gains: np.ndarray, coordinates: np.ndarray) -> tuple[tuple[float, np.ndarray], dict]:
+    """Fit the log of the voices' gains (clipped to ``GAIN_LIMITS``; a voice that moved the wrong way counts as the
+    least) on their coordinates by ridge regression, the penalty chosen by leave-one-out (scikit-learn's
+    ``RidgeCV``). The model is kept only where it predicts a left-out voice's gain better than the other voices'
+    mean does; elsewhere every voice gets that mean.
+
+    Returns:
+        The intercept and slopes on the coordinates, and a record of the fit: voices, median gain, the
+        leave-one-out error (rms of the log gain) of the model and of the mean, and which was kept.
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+
+    usable = np.isfinite(gains)
+    target = np.log(np.clip(gains[usable], *GAIN_LIMITS))
+    features = coordinates[usable]
+    slopes = np.zeros(coordinates.shape[1])
+    record: dict = {"voices": int(usable.sum())}
+    if len(target) < 3:
+        record["kept"] = "none" if len(target) == 0 else "mean"
+        return (float(target.mean()) if len(target) else 0.0, slopes), record
+    mean_errors = (target - target.mean()) * len(target) / (len(target) - 1)
+    model = RidgeCV(alphas=GAIN_PENALTIES)
+    model_errors = target - cross_val_predict(model, features, target, cv=LeaveOneOut())
+    rms = {kind: float(np.sqrt(np.mean(errors**2)))
+           for kind, errors in (("model", model_errors), ("mean", mean_errors))}
+    record.update({"median gain": round(float(np.exp(np.median(target))), 3),
+                   "leave-one-out rms": {kind: round(value, 3) for kind, value in rms.items()}})
+    if rms["model"] < rms["mean"]:
+        model.fit(features, target)
+        record.update(kept="model", penalty=float(model.alpha_))
+        return (float(model.intercept_), np.asarray(model.coef_, dtype=np.float64)), record
+    record["kept"] = "mean"
+    return (float(target.mean()), slopes), record
 
 
 def attribute_table(
@@ -693,8 +820,8 @@ def check_axes(
     progress: Progress | None = None,
 ) -> AxesCheck:
     """Render amounts along every attribute (``fractions`` of its offered range each side), each voice moved by the
-    axis's calibrated offset (what the recipe edit ``{"type": "attribute"}`` adds to every row), on voices and
-    sentences the build never used, and measure what changed.
+    axis's calibrated offset for that voice (what the recipe edit ``{"type": "attribute"}`` adds to every row), on
+    voices and sentences the build never used (their gains predicted, never measured), and measure what changed.
 
     Per attribute and amount it records the intended change, the measured change (median and interquartile spread
     over voices and sentences), the targeting error, the largest cross-talk (another attribute's median change as a
@@ -734,7 +861,7 @@ def check_axes(
         for amount in [a for a in amounts if a != 0.0]:
             changes, wer, similarity = [], [], []
             for name in names:
-                moved = (voices[name].pack + axis.offset(amount)).astype(np.float32)
+                moved = (voices[name].pack + axis.offset(amount, voices[name].pack)).astype(np.float32)
                 voice_changes, voice_wer, voice_similarity = starts[name].moved_to(
                     moved,
                     lambda name=name: tick(1, f"{attribute} {amount:+.3g} {axis.unit}: {name}"))

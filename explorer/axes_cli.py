@@ -75,7 +75,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``axes build`` and ``axes check`` to the command line."""
     axes = commands.add_parser("axes", help="measure or check the named attribute directions (pitch, pace...)")
     actions = axes.add_subparsers(dest="action", required=True, parser_class=type(axes))
-    build = actions.add_parser("build", help="measure, calibrate and write the directions (about 28 min on 2 cores)")
+    build = actions.add_parser("build", help="measure, calibrate and write the directions (about an hour on 2 cores)")
     build.add_argument("--out", default=str(AXES_PATH), help=f"the file to write (default: {AXES_PATH})")
     build.add_argument("--small", action="store_true", help="the test suite's small build (about a minute)")
     build.add_argument("--engine", choices=[kind for kind in ENGINE_KINDS if kind.startswith("torch")],

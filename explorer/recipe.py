@@ -547,8 +547,9 @@ class AttributeEdit:
     """Move a voice along a named attribute (``explorer.attributes``) by ``amount`` in the attribute's unit: pitch
     and pitch range in semitones, pace and brightness in percent, energy in decibels.
 
-    Every row gets the attribute's calibrated style change added (``AttributeAxis.offset``); the amount must lie in
-    the range the shipped axes offer, and so must the sum of a recipe's edits of one attribute.
+    Every row gets the attribute's calibrated style change for this voice added (``AttributeAxis.offset``: the
+    curve read at the amount over the voice's predicted gain); the amount must lie in the range the shipped axes
+    offer, and so must the sum of a recipe's edits of one attribute.
 
     Example:
         >>> import explorer
@@ -571,7 +572,7 @@ class AttributeEdit:
 
     def apply(self, pack: np.ndarray, context: RecipeContext | None = None) -> np.ndarray:
         """Return ``pack`` moved along the attribute (``pack`` is changed in place)."""
-        pack += _attribute_axis(self.attribute).offset(self.amount)
+        pack += _attribute_axis(self.attribute).offset(self.amount, pack)
         return pack
 
     def describe(self) -> str:

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from explorer import attributes
-from explorer.attributes import ATTRIBUTES, AXES_PATH, AttributeAxis, VoiceAxes, attribute_change, load_axes
+from explorer.attributes import (
+    ATTRIBUTES,
+    AXES_PATH,
+    GAIN_LIMITS,
+    AttributeAxis,
+    VoiceAxes,
+    VoiceGain,
+    attribute_change,
+    load_axes,
+)
 from explorer.errors import AxesError
 from explorer.voices import HALF
 
@@ -61,6 +70,58 @@ def test_an_amount_is_read_through_the_calibration_curve(tmp_path):
     expected = axis.expected(3.0)
     assert expected["pitch"] == pytest.approx((3.0, 0.075))
     assert expected["pace"] == pytest.approx((0.15, 0.075))                   # the build's measured cross-talk
+
+
+def gain(log_gain: float, dim0: float = 0.0) -> dict:
+    """A gain model: ``log_gain`` for every voice, plus ``dim0`` times the voice's mean dim 0."""
+    weights = np.zeros(256)
+    weights[0] = dim0
+    return {"intercept": log_gain, "weights": list(weights)}
+
+
+def voice_with_dim0(value: float) -> np.ndarray:
+    pack = np.zeros((510, 256))
+    pack[:, 0] = value
+    return pack
+
+
+def test_a_voice_is_moved_by_the_amount_over_its_gain(tmp_path):
+    data = made_axes()
+    data["axes"]["pitch"]["gains"]["raise"] = [gain(0.0, np.log(2.0))] * 2   # gain 2 where dim 0 is 1, else 1
+    axis = load_axes(write(tmp_path, data)).axis("pitch")
+    answers_twice, answers_once = voice_with_dim0(1.0), voice_with_dim0(0.0)
+    assert axis.gains[1][0].of(answers_twice) == pytest.approx(2.0)
+    assert axis.step(3.0, answers_twice) == pytest.approx(0.75, abs=1e-3)   # half the step: it moves twice as far
+    assert axis.step(3.0, answers_once) == axis.step(3.0) == pytest.approx(1.5)
+    assert axis.step(-3.0, answers_twice) == pytest.approx(-1.5)            # lowering has its own gains: 1
+    assert np.allclose(axis.offset(3.0, answers_twice), axis.step(3.0, answers_twice) * axis.direction)
+
+
+def test_a_voices_gain_is_interpolated_between_half_its_reach_and_all_of_it(tmp_path):
+    data = made_axes()                                   # reach 4 on the raising side; the curve: change 2 per step
+    data["axes"]["pitch"]["gains"]["raise"] = [gain(np.log(1.5)), gain(0.0)]   # 1.5 at change 2, 1 at change 4
+    axis = load_axes(write(tmp_path, data)).axis("pitch")
+    voice = voice_with_dim0(0.0)
+    assert axis.step(1.5, voice) == pytest.approx(0.5, abs=1e-3)            # read at 1, gain 1.5
+    assert axis.step(3.0, voice) == pytest.approx(1.0, abs=1e-3)            # read at 2, gain 1.5
+    assert axis.step(3.75, voice) == pytest.approx(1.5, abs=1e-3)           # read at 3, gain 1.25
+    assert axis.step(4.0, voice) == pytest.approx(2.0, abs=1e-3)            # read at 4, gain 1
+
+
+def test_a_weak_voice_is_moved_no_further_than_the_calibration_found_sound(tmp_path):
+    data = made_axes()
+    data["axes"]["pitch"]["gains"]["raise"] = [gain(float(np.log(0.5)))] * 2
+    axis = load_axes(write(tmp_path, data)).axis("pitch")
+    assert axis.reach == (-3.0, 4.0)
+    assert axis.step(1.0, voice_with_dim0(0.0)) == pytest.approx(1.0, abs=1e-3)   # 1 over gain 0.5: the curve at 2
+    assert axis.step(3.0, voice_with_dim0(0.0)) == pytest.approx(2.0)              # 6 is past the reach: held at 4
+
+
+def test_a_predicted_gain_stays_within_the_voices_it_was_fitted_on():
+    far = np.full((510, 256), 100.0)
+    assert VoiceGain(0.0, np.full(256, 1.0)).of(far) == GAIN_LIMITS[1]
+    assert VoiceGain(0.0, np.full(256, -1.0)).of(far) == GAIN_LIMITS[0]
+    assert VoiceGain().of(far) == 1.0
 
 
 @pytest.mark.parametrize("amount", [-3.5, 4.5, float("nan"), True, "2"])
@@ -117,13 +178,15 @@ def test_the_file_is_read_once_per_version(tmp_path):
     [
         ("not json", "damaged"),
         ({"format": "something else"}, "not a kokoro-explorer voice axes file"),
-        (made_axes(version=99), "version 99; this explorer reads 2"),
-        (made_axes(version=1), "version 1; this explorer reads 2"),  # pace was timed from the audio's edges
+        (made_axes(version=99), "version 99; this explorer reads 3"),
+        (made_axes(version=1), "version 1; this explorer reads 3"),  # pace was timed from the audio's edges
+        (made_axes(version=2), "version 2; this explorer reads 3"),  # one gain for every voice
         (made_axes(table=[1, 2]), "table is not an object"),
         (made_axes(axes={}), "no axes"),
         (made_axes(axes={"loudness": {}}), "'loudness', not an attribute"),
     ],
-    ids=["not-json", "other-format", "newer-version", "older-version", "bad-table", "no-axes", "unknown-axis"],
+    ids=["not-json", "other-format", "newer-version", "older-version", "no-gains-version", "bad-table", "no-axes",
+         "unknown-axis"],
 )
 def test_a_damaged_file_is_refused_naming_it_and_the_rebuild_command(tmp_path, data, reason):
     path = write(tmp_path, data)
@@ -140,10 +203,16 @@ def test_a_damaged_file_is_refused_naming_it_and_the_rebuild_command(tmp_path, d
         (lambda axis: axis.update(steps=[2.0, 1.0, 0.0, -1.0, -2.0]), "steps are not ascending through 0"),
         (lambda axis: axis["changes"].update(pitch=[0.0] * 5), "calibration is not ascending"),
         (lambda axis: axis.update(high=99.0), "range -3 to 99 is not inside its calibration"),
+        (lambda axis: axis.update(reach=[-1.0, 4.0]), "range -3 to 4 is not inside its calibration"),
         (lambda axis: axis.pop("low"), "lacks 'low'"),
         (lambda axis: axis["spread"].update(pace=[1e999] * 5), "spread of pace holds a value that is not finite"),
+        (lambda axis: axis["gains"].pop("raise"), "lacks 'raise'"),
+        (lambda axis: axis["gains"].update(lower=[gain(0.0)]), "gains to lower are not a pair"),
+        (lambda axis: axis["gains"]["lower"][1].update(weights=[0.0] * 3),
+         "gains to lower weights has 3 values, not 256"),
     ],
-    ids=["short", "not-numbers", "descending", "flat", "range", "missing", "infinite"],
+    ids=["short", "not-numbers", "descending", "flat", "range", "reach", "missing", "infinite", "no-gain",
+         "one-gain", "short-gain"],
 )
 def test_a_damaged_axis_is_refused_with_what_is_wrong(tmp_path, damage, reason):
     data = made_axes()

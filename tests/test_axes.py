@@ -64,8 +64,8 @@ def test_the_shipped_axes_name_the_voices_corpus_and_code_they_come_from():
     config = {key: list(value) if isinstance(value, tuple) else value
               for key, value in asdict(AxesBuildConfig()).items()}
     assert provenance["config"] == config
-    assert set(CHECK_VOICES).isdisjoint(config["fit_voices"]) and set(CHECK_VOICES).isdisjoint(
-        config["calibration_voices"])
+    for used in ("fit_voices", "calibration_voices", "gain_voices"):
+        assert set(CHECK_VOICES).isdisjoint(config[used]), used
     assert set(config["calibration_voices"]).isdisjoint(config["fit_voices"])  # a gain measured as new voices see it
     assert set(CHECK_SENTENCES).isdisjoint(BUILD_SENTENCES)
 
@@ -102,6 +102,27 @@ def test_a_small_rebuild_calibrates_its_own_steps(small_build):
         own = axis.changes[axis.attribute]
         assert own[list(axis.steps).index(0.0)] == 0.0 and np.all(np.diff(own) > 0)
         assert axis.expected(axis.high)[axis.attribute][0] == pytest.approx(axis.high)
+
+
+def test_a_small_rebuild_predicts_a_voices_gain_only_where_that_beats_the_voices_mean(small_build):
+    for name, axis in small_build.axes.items():
+        for side, gains in zip(("lower", "raise"), axis.gains):
+            for point, gain in zip(("half", "all"), gains):
+                fit = small_build.provenance["gains"][name][side][point]
+                assert fit["voices"] == len(AxesBuildConfig.small().gain_voices), (name, side, fit)
+                errors = fit["leave-one-out rms"]
+                if fit["kept"] == "model":
+                    assert errors["model"] < errors["mean"] and np.any(gain.weights), (name, side, fit)
+                else:
+                    assert not np.any(gain.weights) and errors["model"] >= errors["mean"], (name, side, fit)
+
+
+def test_a_small_rebuild_offers_what_the_median_voice_reaches_and_reads_no_further_than_it_calibrated(small_build):
+    for axis in small_build.axes.values():
+        low, high = axis.reach
+        assert axis.changes[axis.attribute][0] <= low <= axis.low < 0 < axis.high <= high
+        moved = axis.step(axis.high, np.zeros((510, 256)) + axis.direction)
+        assert moved <= float(np.interp(high, axis.changes[axis.attribute], axis.steps)) + 1e-9
 
 
 def test_the_check_moves_a_held_out_voice_the_way_asked_and_pitch_by_about_the_amount(engine, bundled_voices):

@@ -184,7 +184,8 @@ def test_mix_takes_named_attribute_edits_from_recipe_json(capsys, tmp_path, bund
     code, stdout, _ = run(capsys, "mix", "--recipe", text, "--out", str(tmp_path / "adam.pt"))
     assert code == 0 and "pitch +2 st" in stdout and "pace -10 %" in stdout
     axes = load_axes()
-    expected = bundled_voices["am_adam"].pack + (axes.axis("pitch").offset(2.0) + axes.axis("pace").offset(-10))
+    pitched = bundled_voices["am_adam"].pack + axes.axis("pitch").offset(2.0, bundled_voices["am_adam"].pack)
+    expected = pitched + axes.axis("pace").offset(-10, pitched)            # each edit for the voice it is given
     np.testing.assert_allclose(load_file(tmp_path / "adam.pt")[0].pack, expected, atol=1e-5)
     code, _, err = run(capsys, "mix", "--recipe", text.replace("2.0", "50"), "--out", str(tmp_path / "x.pt"))
     assert_one_line_error(code, err, "Pitch amount (st) is 50")

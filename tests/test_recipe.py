@@ -1047,12 +1047,12 @@ def test_any_text_as_a_voice_string_gives_a_mix_whose_string_reads_back_or_one_c
 # ------------------------------------------------------------------------------------------------ named attributes
 
 
-def test_an_attribute_edit_adds_its_calibrated_offset_to_every_row(bundled_voices):
+def test_an_attribute_edit_adds_the_voices_calibrated_offset_to_every_row(bundled_voices):
     from explorer.attributes import load_axes
 
     recipe = Recipe.single("af_heart").with_edit(AttributeEdit("pitch", 2.0))
     moved = apply_recipe(recipe, bundled_voices)
-    offset = load_axes().axis("pitch").offset(2.0)
+    offset = load_axes().axis("pitch").offset(2.0, bundled_voices["af_heart"].pack)
     assert np.allclose(moved - bundled_voices["af_heart"].pack, offset[None, :].astype(np.float32), atol=1e-6)
     assert describe(recipe).splitlines()[-1] == "pitch +2 st"
 

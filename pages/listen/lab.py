@@ -146,7 +146,9 @@ def _attribute_controls() -> None:
         return
     st.caption("Move the voice by what a listener hears, in the units people think in. Each slider follows a "
                "direction measured on the stock voices' speech and calibrated so that its amount is what the build "
-               "measured on average; the range is where speech stayed clear and the voice itself.")
+               "measured on average; the range is where speech stayed clear and the voice itself. A voice that "
+               "answers a step more strongly than most (its gain, predicted from where it sits among the stock "
+               "voices) takes a smaller step, so the amount is what this voice does.")
     for name, axis in axes.axes.items():
         attribute = ATTRIBUTES[name]
         key = state.attribute_key(name)

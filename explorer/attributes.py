@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +40,7 @@ __all__ = [
     "REBUILD_COMMAND",
     "Attribute",
     "AttributeAxis",
+    "AttributeEffect",
     "VoiceAxes",
     "VoiceGain",
     "attribute_change",
@@ -210,32 +211,63 @@ class AttributeAxis:
             )
         return float(amount)
 
-    def step(self, amount: float, pack: np.ndarray | None = None) -> float:
-        """Return how far along ``direction`` moves ``pack`` by ``amount``. Without a pack the calibration curve
-        (the median calibration voice) is read at ``amount``; with one, where the curve's change times the voice's
-        gain there is ``amount``, but never past ``reach``."""
+    def reading(self, amount: float, pack: np.ndarray | None = None) -> tuple[float, float]:
+        """Return where the calibration curve is read to move ``pack`` by ``amount`` (the curve's change there, in
+        the attribute's unit) and the voice's predicted gain there. Without a pack: ``amount`` and 1 (the median
+        calibration voice). With one: where the curve's change times the gain is ``amount``, but never past
+        ``reach``, so a voice that answers weakly may fall short."""
         amount = self.check_amount(amount)
-        if pack is not None and amount != 0:
-            side = 1 if amount > 0 else 0
-            read = np.linspace(0.0, self.reach[side], GAIN_GRID)
-            half, full = (gain.of(pack) for gain in self.gains[side])
-            reached = np.abs(read * np.interp(read / self.reach[side], [0.5, 1.0], [half, full]))
-            past = np.flatnonzero(reached >= abs(amount))
-            amount = (float(np.interp(abs(amount), reached[past[0] - 1:past[0] + 1], read[past[0] - 1:past[0] + 1]))
-                      if past.size else self.reach[side])
-        return float(np.interp(amount, self.changes[self.attribute], self.steps))
+        if pack is None or amount == 0:
+            return amount, 1.0
+        side = 1 if amount > 0 else 0
+        points = [gain.of(pack) for gain in self.gains[side]]
+        read = np.linspace(0.0, self.reach[side], GAIN_GRID)
+        gains = np.interp(read / self.reach[side], [0.5, 1.0], points)
+        reached = np.abs(read * gains)
+        past = np.flatnonzero(reached >= abs(amount))
+        if not past.size:
+            return self.reach[side], float(gains[-1])
+        window = slice(past[0] - 1, past[0] + 1)
+        at = float(np.interp(abs(amount), reached[window], read[window]))
+        return at, float(np.interp(at / self.reach[side], [0.5, 1.0], points))
+
+    def step(self, amount: float, pack: np.ndarray | None = None) -> float:
+        """Return how far along ``direction`` moves ``pack`` by ``amount`` (see ``reading``)."""
+        return float(np.interp(self.reading(amount, pack)[0], self.changes[self.attribute], self.steps))
 
     def offset(self, amount: float, pack: np.ndarray | None = None) -> np.ndarray:
         """Return the float64 ``[256]`` style change that moves ``pack`` (without one: the median calibration voice)
         by ``amount`` of the attribute."""
         return self.step(amount, pack) * self.direction
 
-    def expected(self, amount: float) -> dict[str, tuple[float, float]]:
-        """Return what the build measured at ``amount``: per attribute, (median change, spread), interpolated
-        between calibration steps. The attribute's own median is ``amount``; the others are its cross-talk."""
-        step = self.step(amount)
-        return {name: (float(np.interp(step, self.steps, self.changes[name])),
-                       float(np.interp(step, self.steps, self.spread[name]))) for name in self.changes}
+    def expected(self, amount: float, pack: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+        """Return what the build measured where ``pack`` (without one: the median calibration voice) is moved by
+        ``amount``: per attribute, (median change, spread), interpolated between calibration steps. The attribute's
+        own is the curve's times the voice's predicted gain (``amount`` unless the voice is held at the reach); the
+        others are the cross-talk measured at that step."""
+        read, gain = self.reading(amount, pack)
+        step = float(np.interp(read, self.changes[self.attribute], self.steps))
+        found = {name: (float(np.interp(step, self.steps, self.changes[name])),
+                        float(np.interp(step, self.steps, self.spread[name]))) for name in self.changes}
+        found[self.attribute] = (read * gain, found[self.attribute][1] * gain)
+        return found
+
+
+@dataclass(frozen=True)
+class AttributeEffect:
+    """What moving one voice by ``amount`` of ``attribute`` is expected to do: ``expected`` as
+    ``AttributeAxis.expected`` gives it for the voice, and the voice's predicted ``gain`` where the curve is read."""
+
+    attribute: str
+    amount: float
+    expected: Mapping[str, tuple[float, float]]
+    gain: float
+
+    @property
+    def held(self) -> bool:
+        """Whether the voice answers too weakly to reach the amount within the calibrated reach (it falls short)."""
+        own = self.expected[self.attribute][0]
+        return abs(own) < abs(self.amount) * 0.99
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,6 +297,21 @@ class VoiceAxes:
         if not isinstance(name, str) or name not in self.axes:
             raise AxesError(f"Unknown attribute {shown(name)}; use one of {', '.join(self.axes)}.")
         return self.axes[name]
+
+    def effects(self, pack: np.ndarray, amounts: Sequence[tuple[str, float]]) -> list[AttributeEffect]:
+        """Return what each ``(attribute, amount)`` is expected to do to ``pack``, each moving the voice the ones
+        before it moved, in order, as a recipe's attribute edits do.
+
+        Raises:
+            AxesError: an unknown attribute or an amount outside its range.
+        """
+        moved, found = np.asarray(pack, dtype=np.float64), []
+        for name, amount in amounts:
+            axis = self.axis(name)
+            found.append(AttributeEffect(name, float(amount), axis.expected(amount, moved),
+                                         axis.reading(amount, moved)[1]))
+            moved = moved + axis.offset(amount, moved)
+        return found
 
     def table_frame(self) -> pd.DataFrame:
         """Return the attribute table as a DataFrame: one row per voice ("name"), one column per attribute, headed

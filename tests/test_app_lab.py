@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import meters
 from explorer.app import listen, state, ui
+from explorer.attributes import load_axes
 from explorer.audio import SAMPLE_RATE, read_wav
 from explorer.engines import Engine, load_vocab
 from explorer.recipe import (
@@ -198,7 +199,8 @@ def test_moving_a_pca_slider_changes_the_recipe_and_moves_the_map_marker():
 
 def test_a_named_slider_moves_the_voice_by_the_calibrated_amount_and_shows_its_measured_effect():
     """A person makes the voice two semitones higher: the recipe gains the attribute edit, and the slider's caption
-    says what the build measured there and what it did to the other attributes."""
+    says what the build measured there for this voice (its predicted gain) and what it did to the other
+    attributes."""
     at = open_page("pages/listen/lab.py")
     slider = at.slider(key=state.attribute_key("pitch"))
     assert slider.label == "Pitch (semitones)"
@@ -206,8 +208,11 @@ def test_a_named_slider_moves_the_voice_by_the_calibrated_amount_and_shows_its_m
     rerun(at)
     assert Recipe.from_token(at.session_state["recipe_token"]).edits == (AttributeEdit("pitch", 2.0),)
     assert "pitch +2 st" in at.code[0].value
-    (effect,) = [caption.value for caption in at.caption if caption.value.startswith("Measured +2.0")]
-    assert "cross-talk:" in effect and "pitch range +" in effect and "brightness" in effect
+    (effect,) = [caption.value for caption in at.caption if caption.value.startswith("For this voice, expect +2.0 ± ")]
+    voice = apply_recipe(Recipe(Recipe.from_token(at.session_state["recipe_token"]).base, ()), ui.bundled_voices())
+    gain = load_axes().effects(voice, [("pitch", 2.0)])[0].gain
+    assert f"it answers {gain:.2f}x as strongly" in effect and gain != 1.0
+    assert "cross-talk:" in effect and "pitch range" in effect and "brightness" in effect
 
 
 def test_a_shared_recipe_with_attribute_edits_opens_on_the_named_sliders():

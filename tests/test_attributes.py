@@ -117,6 +117,36 @@ def test_a_weak_voice_is_moved_no_further_than_the_calibration_found_sound(tmp_p
     assert axis.step(3.0, voice_with_dim0(0.0)) == pytest.approx(2.0)              # 6 is past the reach: held at 4
 
 
+def test_what_a_voice_is_expected_to_do_is_the_amount_unless_it_is_held_at_the_reach(tmp_path):
+    data = made_axes()
+    data["axes"]["pitch"]["gains"]["raise"] = [gain(float(np.log(0.5)))] * 2
+    axis = load_axes(write(tmp_path, data)).axis("pitch")
+    weak = voice_with_dim0(0.0)
+    assert axis.reading(1.0, weak) == pytest.approx((2.0, 0.5), abs=1e-3)
+    assert axis.expected(1.0, weak)["pitch"] == pytest.approx((1.0, 0.025), abs=1e-3)   # the curve's spread, halved
+    assert axis.expected(1.0, weak)["pace"] == pytest.approx(axis.expected(2.0)["pace"])  # cross-talk where it reads
+    assert axis.reading(3.0, weak) == (4.0, 0.5)
+    assert axis.expected(3.0, weak)["pitch"][0] == pytest.approx(2.0)                    # held: it falls short
+    assert axis.reading(-2.0, weak) == axis.reading(-2.0) == (-2.0, 1.0)                # lowering: gain 1
+
+
+def test_each_attribute_is_expected_to_move_the_voice_as_the_edits_before_it_left_it(tmp_path):
+    data = made_axes()                                     # brightness moves dim 4; pitch answers twice where it is 1
+    weights = np.zeros(256)
+    weights[4] = np.log(2.0)
+    data["axes"]["pitch"]["gains"]["raise"] = [{"intercept": 0.0, "weights": list(weights)}] * 2
+    axes = load_axes(write(tmp_path, data))
+    voice = np.zeros((510, 256))
+    alone, = axes.effects(voice, [("pitch", 3.0)])
+    brightened, after = axes.effects(voice, [("brightness", 2.0), ("pitch", 3.0)])
+    assert (alone.gain, brightened.gain) == (1.0, 1.0)
+    assert after.gain == pytest.approx(2.0) and after.expected["pitch"][0] == pytest.approx(3.0, abs=1e-3)
+    assert not after.held and axes.effects(voice, [("pitch", -3.0)])[0].expected["pitch"][0] == -3.0
+    data["axes"]["pitch"]["gains"]["raise"] = [gain(float(np.log(0.5)))] * 2
+    weak, = load_axes(write(tmp_path, data)).effects(voice, [("pitch", 3.0)])
+    assert weak.held and weak.expected["pitch"][0] == pytest.approx(2.0)
+
+
 def test_a_predicted_gain_stays_within_the_voices_it_was_fitted_on():
     far = np.full((510, 256), 100.0)
     assert VoiceGain(0.0, np.full(256, 1.0)).of(far) == GAIN_LIMITS[1]

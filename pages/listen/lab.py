@@ -4,6 +4,7 @@ hear, measure, export and share the result."""
 import dataclasses
 import math
 import uuid
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -138,17 +139,19 @@ def _base_controls() -> None:
                  help="linear blends every value; slerp turns each half's direction along the great circle.")
 
 
-def _attribute_controls() -> None:
+def _attribute_controls() -> dict[str, Any]:
+    """Draw the named sliders; return, per attribute, the place under its slider where its effect is told."""
     try:
         axes = load_axes()
     except ExplorerError as error:
         ui.show_error(error)
-        return
+        return {}
     st.caption("Move the voice by what a listener hears, in the units people think in. Each slider follows a "
                "direction measured on the stock voices' speech and calibrated so that its amount is what the build "
                "measured on average; the range is where speech stayed clear and the voice itself. A voice that "
                "answers a step more strongly than most (its gain, predicted from where it sits among the stock "
                "voices) takes a smaller step, so the amount is what this voice does.")
+    effects = {}
     for name, axis in axes.axes.items():
         attribute = ATTRIBUTES[name]
         key = state.attribute_key(name)
@@ -161,23 +164,45 @@ def _attribute_controls() -> None:
                            key=key, format=f"%+.{0 if step == 1 else 1}f {axis.unit.replace('%', '%%')}",
                            persist_state="session",
                            help=attribute.help)
-        st.caption(ui.escape_markdown(_attribute_effect(axis, amount)))
+        effects[name] = st.empty()
+        effects[name].caption(ui.escape_markdown(_attribute_effect(axis, amount)))
     built = axes.provenance
     st.caption(f"Measured by `python -m explorer axes build` on {len(axes.table)} voices speaking "
                f"{len(built.get('corpus', []))} English sentences ({ui.escape_markdown(built.get('built', '?'))}); "
                "`python -m explorer axes check` proves each direction on voices and sentences the build never used.")
+    return effects
 
 
 def _attribute_effect(axis, amount: float) -> str:
     """One line: what the build measured at ``amount`` along ``axis``, and its effect on the other attributes."""
     if amount == 0:
         return f"Calibrated range {axis.low:+.1f} to {axis.high:+.1f} {axis.unit}."
-    expected = axis.expected(amount)
-    own, spread = expected[axis.attribute]
-    others = ", ".join(f"{ATTRIBUTES[name].label.lower()} {round(change, 1) + 0.0:+.1f} {ATTRIBUTES[name].unit}"
-                       for name, (change, _) in expected.items() if name != axis.attribute)
-    return (f"Measured {own:+.1f} ± {spread:.1f} {axis.unit} (median ± half the interquartile range); "
-            f"cross-talk: {others}.")
+    own, spread = axis.expected(amount)[axis.attribute]
+    return f"Measured {own:+.1f} ± {spread:.1f} {axis.unit} (median ± half the interquartile range); " + \
+        _crosstalk(axis.expected(amount), axis.attribute)
+
+
+def _crosstalk(expected, attribute: str) -> str:
+    return "cross-talk: " + ", ".join(
+        f"{ATTRIBUTES[name].label.lower()} {round(change, 1) + 0.0:+.1f} {ATTRIBUTES[name].unit}"
+        for name, (change, _) in expected.items() if name != attribute) + "."
+
+
+def _effects_for_this_voice(effects: dict[str, Any], lab_state: state.LabState) -> None:
+    """Under each moved slider, say what it is expected to do to this voice: the base, moved by the sliders above."""
+    moved = [(name, amount) for name, amount in lab_state.attributes if amount]
+    if not moved:
+        return
+    pack = apply_recipe(Recipe(lab_state.base, ()), voices, context)
+    for effect in load_axes().effects(pack, moved):
+        if effect.attribute not in effects:
+            continue
+        own, spread = effect.expected[effect.attribute]
+        unit = ATTRIBUTES[effect.attribute].unit
+        held = " and is held at the end the build calibrated" if effect.held else ""
+        effects[effect.attribute].caption(ui.escape_markdown(
+            f"For this voice, expect {own:+.1f} ± {spread:.1f} {unit} (it answers {effect.gain:.2f}x as strongly as "
+            f"the calibration's median voice{held}); " + _crosstalk(effect.expected, effect.attribute)))
 
 
 def _pca_controls() -> None:
@@ -364,7 +389,7 @@ def _panel() -> None:
         with base_tab:
             _base_controls()
         with attribute_tab:
-            _attribute_controls()
+            effects = _attribute_controls()
         with pca_tab:
             _pca_controls()
         with centroid_tab:
@@ -377,6 +402,7 @@ def _panel() -> None:
         lab_state = state.LabState.from_widgets(st.session_state)
         recipe = lab_state.to_recipe()
         pack = apply_recipe(recipe, voices, context)
+        _effects_for_this_voice(effects, lab_state)
     except ExplorerError as error:
         with readouts:
             ui.show_error(error)

@@ -256,18 +256,19 @@ class AttributeAxis:
 @dataclass(frozen=True)
 class AttributeEffect:
     """What moving one voice by ``amount`` of ``attribute`` is expected to do: ``expected`` as
-    ``AttributeAxis.expected`` gives it for the voice, and the voice's predicted ``gain`` where the curve is read."""
+    ``AttributeAxis.expected`` gives it for the voice, where the calibration curve is ``read`` (its change there)
+    and the voice's predicted ``gain`` there."""
 
     attribute: str
     amount: float
     expected: Mapping[str, tuple[float, float]]
+    read: float
     gain: float
 
     @property
     def held(self) -> bool:
         """Whether the voice answers too weakly to reach the amount within the calibrated reach (it falls short)."""
-        own = self.expected[self.attribute][0]
-        return abs(own) < abs(self.amount) * 0.99
+        return abs(self.read * self.gain) < abs(self.amount) * 0.99
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,7 +310,7 @@ class VoiceAxes:
         for name, amount in amounts:
             axis = self.axis(name)
             found.append(AttributeEffect(name, float(amount), axis.expected(amount, moved),
-                                         axis.reading(amount, moved)[1]))
+                                         *axis.reading(amount, moved)))
             moved = moved + axis.offset(amount, moved)
         return found
 

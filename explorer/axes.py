@@ -760,12 +760,16 @@ class AxesCheck:
         monotonic: attribute name to whether every voice moved monotonically across the amounts tried.
         voices: the voices tried.
         sentences: the sentences spoken.
+        answers: one per attribute, amount and voice: the voice's predicted gain, its measured gain (its median
+            change over the curve's where its step read it), its measured change, and whether it was held at the
+            reach.
     """
 
     rows: list[dict]
     monotonic: dict[str, bool]
     voices: tuple[str, ...]
     sentences: tuple[str, ...]
+    answers: list[dict] = field(default_factory=list)
 
     def summary(self) -> pd.DataFrame:
         """Return one row per attribute: range offered, worst targeting error, monotonicity, worst cross-talk, worst
@@ -806,6 +810,26 @@ class AxesCheck:
         import pandas as pd
 
         return pd.DataFrame(self.rows)
+
+    def gains(self) -> pd.DataFrame:
+        """Return, per attribute and side, how the voices' gains were predicted against how they answered: the
+        range of each over voices and amounts, the median prediction error (predicted over measured, in percent)
+        and how many steps held a voice at the reach. Where an attribute misses its target, this says whether the
+        gain model is why."""
+        import pandas as pd
+
+        table = pd.DataFrame(self.answers)
+        rows = []
+        for (name, raising), group in table.groupby(["attribute", table["intended"] > 0], sort=False):
+            error = 100 * np.abs(group["predicted gain"] / group["measured gain"] - 1)
+            rows.append({
+                "attribute": name, "side": GAIN_SIDES[int(raising)],
+                "predicted gain": f"{group['predicted gain'].min():.2f} to {group['predicted gain'].max():.2f}",
+                "measured gain": f"{group['measured gain'].min():.2f} to {group['measured gain'].max():.2f}",
+                "median prediction error %": round(float(np.nanmedian(error)), 1),
+                "held at the reach": f"{int(group['held'].sum())} of {len(group)}",
+            })
+        return pd.DataFrame(rows)
 
 
 def check_axes(
@@ -853,6 +877,7 @@ def check_axes(
         starts[name] = _Start.of(renderer, voices[name].pack)
         tick(len(texts), f"start voices: {name}")
     rows: list[dict] = []
+    answers: list[dict] = []
     monotonic = {}
     for attribute, axis in axes.axes.items():
         amounts = sorted({(axis.high if f > 0 else -axis.low) * f for f in fractions} | {0.0})
@@ -861,6 +886,7 @@ def check_axes(
         for amount in [a for a in amounts if a != 0.0]:
             changes, wer, similarity = [], [], []
             for name in names:
+                effect, = axes.effects(voices[name].pack, [(attribute, amount)])
                 moved = (voices[name].pack + axis.offset(amount, voices[name].pack)).astype(np.float32)
                 voice_changes, voice_wer, voice_similarity = starts[name].moved_to(
                     moved,
@@ -868,7 +894,12 @@ def check_axes(
                 changes.extend(voice_changes)
                 wer.extend(voice_wer)
                 similarity.extend(voice_similarity)
-                per_voice[name].append(float(np.nanmedian(voice_changes[:, own])))
+                measured = float(np.nanmedian(voice_changes[:, own]))
+                per_voice[name].append(measured)
+                answers.append({"attribute": attribute, "intended": round(amount, 3), "voice": name,
+                                "predicted gain": round(effect.gain, 3),
+                                "measured gain": round(measured / effect.read, 3), "measured": round(measured, 3),
+                                "held": effect.held})
             table = np.array(changes)
             medians = np.nanmedian(table, axis=0)
             low, high = np.nanpercentile(table, [25, 75], axis=0)
@@ -885,7 +916,7 @@ def check_axes(
             })
         order = np.argsort([0.0, *[a for a in amounts if a != 0.0]])
         monotonic[attribute] = all(bool(np.all(np.diff(np.array(values)[order]) > 0)) for values in per_voice.values())
-    return AxesCheck(rows=rows, monotonic=monotonic, voices=names, sentences=texts)
+    return AxesCheck(rows=rows, monotonic=monotonic, voices=names, sentences=texts, answers=answers)
 
 
 def write_axes(axes: VoiceAxes, path: Path) -> Path:

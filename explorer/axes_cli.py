@@ -62,9 +62,11 @@ def _cmd_check(args: argparse.Namespace) -> None:
     voices = args.voices.split(",") if args.voices else voice_axes.CHECK_VOICES
     with _progress_bar("axes check") as progress:
         result = voice_axes.check_axes(load_bundled(), engine, axes, check_voices=voices, progress=progress)
-    summary = result.summary()
+    summary, gains = result.summary(), result.gains()
     print(_markdown(summary) if args.markdown else summary.to_string(index=False))
     print(printable(result.verdict()))
+    print("\nHow the voices answered (gain: a voice's change over the calibration curve's where its step reads it):")
+    print(_markdown(gains) if args.markdown else gains.to_string(index=False))
     if args.steps:
         out = check_output(args.steps)
         result.steps().to_csv(out, index=False)

@@ -137,6 +137,24 @@ def test_the_check_moves_a_held_out_voice_the_way_asked_and_pitch_by_about_the_a
     assert set(summary.columns) >= {"worst error %", "monotonic", "worst cross-talk %", "worst WER", "goals met"}
 
 
+def test_the_check_says_how_each_voice_answered_against_its_predicted_gain(engine, bundled_voices):
+    axes = load_axes()
+    result = check_axes(bundled_voices, engine, check_voices=["af_kore"], sentences=CHECK_SENTENCES[:1],
+                        fractions=(-1.0, 1.0))
+    assert len(result.answers) == 2 * len(axes.axes)
+    for answer, row in zip(result.answers, result.rows):        # one voice: its change is the median
+        axis = axes.axis(answer["attribute"])
+        amount = axis.high if answer["intended"] > 0 else axis.low                # fractions -1 and 1: the ends
+        effect, = axes.effects(bundled_voices["af_kore"].pack, [(axis.attribute, amount)])
+        assert answer["voice"] == "af_kore" and answer["measured"] == row["measured"]
+        assert answer["predicted gain"] == round(effect.gain, 3) and answer["held"] == effect.held
+        assert answer["measured gain"] == pytest.approx(answer["measured"] / effect.read, abs=2e-3)
+    gains = result.gains()
+    assert [(row.attribute, row.side) for row in gains.itertuples()] == [
+        (name, side) for name in axes.axes for side in ("lower", "raise")]
+    assert set(gains["held at the reach"]) <= {"0 of 1", "1 of 1"}
+
+
 def test_the_check_measures_the_axes_it_is_given_not_the_shipped_ones(engine, bundled_voices, small_build):
     result = check_axes(bundled_voices, engine, small_build, check_voices=["af_kore"], sentences=CHECK_SENTENCES[:1],
                         fractions=(1.0,))

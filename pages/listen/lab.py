@@ -177,12 +177,14 @@ def _attribute_effect(axis, amount: float) -> str:
     """One line: what the build measured at ``amount`` along ``axis``, and its effect on the other attributes."""
     if amount == 0:
         return f"Calibrated range {axis.low:+.1f} to {axis.high:+.1f} {axis.unit}."
-    own, spread = axis.expected(amount)[axis.attribute]
-    return f"Measured {own:+.1f} ± {spread:.1f} {axis.unit} (median ± half the interquartile range); " + \
-        _crosstalk(axis.expected(amount), axis.attribute)
+    expected = axis.expected(amount)
+    own, spread = expected[axis.attribute]
+    return (f"Measured {own:+.1f} ± {spread:.1f} {axis.unit} (median ± half the interquartile range); "
+            + _crosstalk(expected, axis.attribute))
 
 
 def _crosstalk(expected, attribute: str) -> str:
+    """The other attributes' expected changes, in a line."""
     return "cross-talk: " + ", ".join(
         f"{ATTRIBUTES[name].label.lower()} {round(change, 1) + 0.0:+.1f} {ATTRIBUTES[name].unit}"
         for name, (change, _) in expected.items() if name != attribute) + "."

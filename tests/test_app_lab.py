@@ -226,6 +226,30 @@ def test_a_shared_recipe_with_attribute_edits_opens_on_the_named_sliders():
     assert not at.warning
 
 
+def test_a_share_link_opens_on_its_text_language_and_speed_and_the_link_follows_later_edits():
+    """The recipient hears what the sender heard: the link sets the sample text, language and speed; an edit after
+    that is the listener's own and goes into the link the page shows."""
+    shared = {"recipe": Recipe.single("bf_emma").to_token(), "text": "Cheerio, old chap.", "lang": "b",
+              "speed": "1.25"}
+    at = open_page("pages/listen/lab.py", shared)
+    assert [at.session_state[key] for key in (state.SAMPLE_TEXT, state.LANG, state.SPEED)] == [
+        "Cheerio, old chap.", "b", 1.25]
+    assert not at.warning
+    at.text_area(key=state.SAMPLE_TEXT).input("Something else entirely.")
+    rerun(at)
+    assert at.session_state[state.SAMPLE_TEXT] == "Something else entirely."
+    assert at.session_state[state.LAB_SHARED] == {**shared, "text": "Something else entirely."}
+    assert any("text=Something+else+entirely." in block.value for block in at.code)
+
+
+def test_a_share_link_with_an_unusable_language_says_so_and_keeps_the_sessions():
+    at = open_page("pages/listen/lab.py", {"recipe": Recipe.single("bf_emma").to_token(), "lang": "zz",
+                                           "speed": "1.5"})
+    assert at.session_state[state.LANG] == "a" and at.session_state[state.SPEED] == 1.5
+    assert [warning.value for warning in at.warning] == [
+        "The link's language 'zz' is not one of a, b, e, f, h, i, j, p, z, so the language was kept."]
+
+
 def test_without_the_axes_file_the_named_sliders_say_how_to_rebuild_it(monkeypatch, tmp_path):
     from explorer import attributes
 

@@ -19,10 +19,10 @@ import pandas as pd
 
 from explorer.analysis import nearest_voices, summary_vectors
 from explorer.audio import AudioCache, audio_cache_key
-from explorer.errors import ExplorerError, RecipeError
+from explorer.errors import ExplorerError, RecipeError, shown
 from explorer.recipe import MAX_TOKEN_CHARS, OODReport, Recipe, RecipeContext, ood_report
 from explorer.synth import FIRST_CHUNK_PHONEMES, RenderedChunk, Synthesis, prepare, synthesize
-from explorer.voices import VoiceSet, pack_bytes, validate_voice_name
+from explorer.voices import LANGUAGES, VoiceSet, pack_bytes, validate_voice_name
 
 if TYPE_CHECKING:
     from explorer.engines import Engine
@@ -62,7 +62,12 @@ __all__ = [
     "meter_rows",
     "meters_table",
     "readout",
+    "SHARED_TEXT_CHARS",
+    "SPEED_RANGE",
+    "SPEED_STEP",
+    "share_params",
     "share_url",
+    "shared_speech",
     "side_recipe",
     "synthesize_cached",
 ]
@@ -169,10 +174,62 @@ def export_files(pack: np.ndarray, recipe: Recipe, name: str) -> dict[str, Calla
     }
 
 
-def share_url(page_url: str, token: str) -> str:
-    """Return ``page_url`` with its query string replaced by ``recipe=<token>`` (fragment dropped)."""
+SPEED_RANGE = (0.5, 2.0)
+"""The speeds the listening pages offer."""
+SPEED_STEP = 0.05
+"""Their grid."""
+SHARED_TEXT_CHARS = 1000
+"""The longest sample text a share link carries: browsers and servers cut URLs of a few thousand characters."""
+
+
+def share_params(token: str, request: SpeechRequest) -> dict[str, str]:
+    """Return the query a share link carries: the recipe's share string, and the text (where it is at most
+    ``SHARED_TEXT_CHARS`` long), language and speed, so the recipient hears exactly what the sender heard."""
+    params = {"recipe": token}
+    if len(request.text) <= SHARED_TEXT_CHARS:
+        params["text"] = request.text
+    params.update(lang=request.lang, speed=f"{request.speed:g}")
+    return params
+
+
+def share_url(page_url: str, params: Mapping[str, str]) -> str:
+    """Return ``page_url`` with its query string replaced by ``params`` (``share_params``; fragment dropped)."""
     parts = urlsplit(page_url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode({"recipe": token}), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(dict(params)), ""))
+
+
+def shared_speech(query: Mapping[str, str]) -> tuple[dict[str, object], list[str]]:
+    """Read what a share link says to speak: return the ``text``, ``lang`` and ``speed`` it sets (those present and
+    valid) and one sentence for each that is present but cannot be used."""
+    found: dict[str, object] = {}
+    problems = []
+    if "text" in query:
+        text = str(query["text"])
+        if not text.strip():
+            problems.append("The link's text is empty, so the text was kept.")
+        elif len(text) > SHARED_TEXT_CHARS:
+            problems.append(f"The link's text has {len(text):,} characters; a link carries at most "
+                            f"{SHARED_TEXT_CHARS:,}, so the text was kept.")
+        else:
+            found["text"] = text
+    if "lang" in query:
+        if query["lang"] in LANGUAGES:
+            found["lang"] = query["lang"]
+        else:
+            problems.append(f"The link's language {shown(query['lang'])} is not one of {', '.join(LANGUAGES)}, so "
+                            "the language was kept.")
+    if "speed" in query:
+        try:
+            speed = float(query["speed"])
+        except ValueError:
+            speed = math.nan
+        on_grid = round(speed / SPEED_STEP) * SPEED_STEP if math.isfinite(speed) else math.nan
+        if SPEED_RANGE[0] <= speed <= SPEED_RANGE[1] and abs(speed - on_grid) < 1e-9:
+            found["speed"] = round(on_grid, 2)
+        else:
+            problems.append(f"The link's speed {shown(query['speed'])} is not one of {SPEED_RANGE[0]:g} to "
+                            f"{SPEED_RANGE[1]:g} in steps of {SPEED_STEP:g}, so the speed was kept.")
+    return found, problems
 
 
 def _number(value: float | None, unit: str = "", digits: int = 1) -> str:

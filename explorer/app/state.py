@@ -137,6 +137,10 @@ DIMENSIONS_ROW = "dimensions_row"
 
 LAB_VOICE = "lab_voice"
 LAB_VOICES_SEEN = "lab_voices_seen"
+LAB_SHARED = "lab_shared"
+"""The query the Lab last wrote to the URL: a query that differs from it is a share link just opened."""
+SPEECH_KEYS = {"text": SAMPLE_TEXT, "lang": LANG, "speed": SPEED}
+"""The session key each spoken setting a share link carries sets."""
 LAB_RESET = "lab_reset"
 LAB_NEAREST = "lab_nearest"
 LAB_MAP = "lab_map"

@@ -34,7 +34,7 @@ from explorer import recipe as recipe_module
 from explorer import voices as voices_module
 from explorer.analysis import VoiceAnalysis, analyze, check_perplexity, summary_label, tsne
 from explorer.app import state
-from explorer.app.listen import Render, SpeechRequest, synthesize_cached
+from explorer.app.listen import SPEED_RANGE, SPEED_STEP, Render, SpeechRequest, synthesize_cached
 from explorer.audio import AudioCache, wav_bytes
 from explorer.engines import (
     ENGINE_KINDS,
@@ -246,7 +246,7 @@ def speech_settings() -> SpeechRequest:
     text_column.text_area("Sample text", key=state.SAMPLE_TEXT, persist_state="session", height=80)
     settings_column.selectbox("Language", list(LANGUAGE_CHOICES), key=state.LANG, persist_state="session",
                               format_func=LANGUAGE_CHOICES.get)
-    settings_column.slider("Speed", 0.5, 2.0, step=0.05, key=state.SPEED, persist_state="session")
+    settings_column.slider("Speed", *SPEED_RANGE, step=SPEED_STEP, key=state.SPEED, persist_state="session")
     return speech_request()
 
 

@@ -64,6 +64,12 @@ def _restore() -> None:
         st.session_state.update(lab_state.widget_values())
     if restored is not None and restored.warning:
         st.warning(ui.escape_markdown(restored.warning), icon=":material/warning:")
+    query = st.query_params.to_dict()
+    if query != st.session_state.get(state.LAB_SHARED):
+        speech, problems = listen.shared_speech(query)
+        st.session_state.update({state.SPEECH_KEYS[name]: value for name, value in speech.items()})
+        for problem in problems:
+            st.warning(ui.escape_markdown(problem), icon=":material/warning:")
 
 
 def _picked_voices() -> None:
@@ -378,8 +384,12 @@ def _export(recipe: Recipe, pack, token: str) -> None:
             )
         st.caption(".pt and .npz hold a [510, 1, 256] float32 pack, as kokoro's KPipeline and kokoro-onnx load "
                    "them; the JSON is the recipe that rebuilds it from the stock voices.")
-    st.markdown("**Share link** (the recipe is in the URL; anyone with these voices hears the same voice)")
-    st.code(listen.share_url(st.context.url or "", token), language=None, wrap_lines=True)
+    shared = listen.share_params(token, ui.speech_request())
+    st.markdown("**Share link** (the recipe, text, language and speed are in the URL; anyone with these voices hears "
+                "what you hear)" if "text" in shared else
+                f"**Share link** (the recipe, language and speed; the text is over {listen.SHARED_TEXT_CHARS:,} "
+                "characters, too long for a link)")
+    st.code(listen.share_url(st.context.url or "", shared), language=None, wrap_lines=True)
 
 
 @st.fragment
@@ -411,8 +421,10 @@ def _panel() -> None:
         return
     token = recipe.to_token()
     st.session_state[state.RECIPE_TOKEN] = token
-    if st.query_params.get("recipe") != token:
-        st.query_params["recipe"] = token
+    shared = listen.share_params(token, ui.speech_request())
+    if st.query_params.to_dict() != shared:
+        st.query_params.from_dict(shared)
+    st.session_state[state.LAB_SHARED] = shared
     with readouts:
         _readouts(recipe, pack, lab_state.pca_layer, list(st.session_state.get(state.PCA_COMPONENTS, [])))
     st.divider()

@@ -129,8 +129,9 @@ def test_the_export_downloads_a_pack_that_loads_back(page, server, bundled_voice
     expect_no_exception(page)
 
 
-def test_a_share_link_reproduces_the_recipe_in_a_fresh_browser(new_page, server):
-    """A person shapes a voice and sends the share link; someone else opening it sees the same recipe."""
+def test_a_share_link_reproduces_the_recipe_and_the_text_in_a_fresh_browser(new_page, server):
+    """A person shapes a voice, types what it should say and sends the share link; someone else opening it sees
+    the same recipe and text."""
     page = new_page()
     open_app(page, f"{server.url}/lab")
     page.get_by_role("tab", name="PCA axes").click()
@@ -141,6 +142,8 @@ def test_a_share_link_reproduces_the_recipe_in_a_fresh_browser(new_page, server)
           .get_by_text("along an axis").click())
     slider(page, "Amount").focus()
     press(page, "ArrowRight", 2)
+    page.get_by_label("Sample text").fill("Words worth sharing.")   # a text area sends its text on Ctrl+Enter
+    rerun(page, lambda: page.get_by_label("Sample text").press("Control+Enter"))
     description = code_texts(page)[0]
     assert description.splitlines()[1:] == ["PCA decoder PC2 -0.3 std", "along gender axis 'male' -> 'female' x0.1"]
     (link,) = [text for text in code_texts(page) if "recipe=" in text]
@@ -152,6 +155,7 @@ def test_a_share_link_reproduces_the_recipe_in_a_fresh_browser(new_page, server)
     expect(recipe_box(other)).to_have_text(description)
     assert recipe_token(other.url) == recipe_token(link)
     expect(other.get_by_test_id("stAlertContentWarning")).to_have_count(0)
+    expect(other.get_by_label("Sample text")).to_have_value("Words worth sharing.")
     other.get_by_role("tab", name="PCA axes").click()
     expect(slider(other, "PC2")).to_have_value("-0.3")
     screenshot(other, "lab-from-share-link")

@@ -207,7 +207,10 @@ def test_the_tally_counts_trials_and_right_answers():
     assert (tally.trials, tally.correct) == (4, 2)
     assert listen.BlindTally(8, 8).p_value == pytest.approx(1 / 256)
     assert listen.BlindTally(3, 0).p_value == 1.0
-    assert "7 of 8 correct" in listen.BlindTally(8, 7).summary()
+    assert listen.BlindTally(16, 14).summary() == (
+        "14 of 16 correct: you can tell them apart (guessing does this well once in 478 runs).")
+    assert listen.BlindTally(8, 5).summary() == (
+        "5 of 8 correct: not enough to say you can tell them apart (guessing does this well 36 times in 100 runs).")
     with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'X'\.$"):
         tally.record(listen.BlindTrial(5, "A"), "X")
     with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'aaaaaaaaaa'\.$"):  # cut to 10

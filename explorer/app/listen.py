@@ -358,12 +358,20 @@ class BlindTally:
 
     @property
     def p_value(self) -> float:
-        """Chance of doing at least this well by guessing (one-sided binomial, p = 1/2); 1.0 before any trial."""
-        return sum(math.comb(self.trials, k) for k in range(self.correct, self.trials + 1)) / 2**self.trials
+        """Chance of doing at least this well by guessing (one-sided binomial test, p = 1/2, scipy's
+        ``binomtest``); 1.0 before any trial."""
+        if not self.trials:
+            return 1.0
+        from scipy.stats import binomtest
+
+        return float(binomtest(self.correct, self.trials, 0.5, alternative="greater").pvalue)
 
     def summary(self) -> str:
-        """Return e.g. "7 of 8 correct (88 %); guessing does this well with probability 0.035"."""
+        """Return the tally in words and numbers, e.g. "14 of 16 correct: you can tell them apart (guessing does
+        this well once in 478 runs)." A verdict needs guessing to do as well less than once in 20 runs."""
         if not self.trials:
             return "No blind trials yet."
-        return (f"{self.correct} of {self.trials} correct ({self.correct / self.trials:.0%}); guessing does this "
-                f"well with probability {self.p_value:.3g}.")
+        p = self.p_value
+        chance = f"once in {round(1 / p):,} runs" if p < 0.1 else f"{round(100 * p)} times in 100 runs"
+        verdict = "you can tell them apart" if p < 0.05 else "not enough to say you can tell them apart"
+        return f"{self.correct} of {self.trials} correct: {verdict} (guessing does this well {chance})."

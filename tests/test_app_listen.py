@@ -224,8 +224,13 @@ def test_a_damaged_tally_in_session_state_starts_afresh(stored):
     assert listen.BlindTally.from_dict(listen.BlindTally(5, 3).to_dict()) == listen.BlindTally(5, 3)
 
 
-def test_x_sounds_like_its_side_but_is_not_the_same_file():
-    audio = (0.5 * np.sin(np.linspace(0, 2000, 24000))).astype(np.float32)
-    x = listen.blind_x_audio(audio)
-    assert wav_bytes(x) != wav_bytes(audio)
-    assert abs(rms_dbfs(x) - rms_dbfs(audio)) < 0.1
+@pytest.mark.parametrize("x_is", ["A", "B"])
+def test_x_sounds_like_its_side_and_lasts_as_long_as_both_but_is_not_the_same_file(x_is):
+    longer = (0.5 * np.sin(np.linspace(0, 2000, 24000))).astype(np.float32)
+    shorter = (0.3 * np.sin(np.linspace(0, 3000, 20000))).astype(np.float32)
+    a, b, x = listen.blind_stimuli(longer, shorter, listen.BlindTrial(0, x_is))
+    assert len(a) == len(b) == len(x) == 24000
+    assert np.array_equal(a, longer) and np.array_equal(b[:20000], shorter) and not np.any(b[20000:])
+    side = a if x_is == "A" else b
+    assert wav_bytes(x) != wav_bytes(side) and wav_bytes(x) not in (wav_bytes(a), wav_bytes(b))
+    assert abs(rms_dbfs(x) - rms_dbfs(side)) < 0.1 and np.allclose(x, side, atol=1e-2)

@@ -56,7 +56,7 @@ __all__ = [
     "BlindTrial",
     "Readout",
     "Render",
-    "blind_x_audio",
+    "blind_stimuli",
     "draw_trial",
     "export_files",
     "meter_rows",
@@ -321,9 +321,12 @@ def draw_trial(seed: int, index: int) -> BlindTrial:
     return BlindTrial(int(index), SIDES[int(rng.integers(2))])
 
 
-def blind_x_audio(audio: np.ndarray) -> np.ndarray:
-    """Return X's audio: its side's audio at ``BLIND_X_GAIN`` (see there)."""
-    return (np.asarray(audio, dtype=np.float32) * BLIND_X_GAIN).astype(np.float32)
+def blind_stimuli(audio_a: np.ndarray, audio_b: np.ndarray, trial: BlindTrial) -> tuple[np.ndarray, ...]:
+    """Return what a blind trial plays as A, B and X: all three the same length (the shorter side padded with
+    silence at its end), so no player shows a length that gives X away; X is its side at ``BLIND_X_GAIN``."""
+    length = max(len(audio_a), len(audio_b))
+    a, b = (np.pad(np.asarray(audio, dtype=np.float32), (0, length - len(audio))) for audio in (audio_a, audio_b))
+    return a, b, ((a if trial.x_is == "A" else b) * BLIND_X_GAIN).astype(np.float32)
 
 
 @dataclass(frozen=True)

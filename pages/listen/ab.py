@@ -67,10 +67,10 @@ def _choose(choice: str) -> None:
 def _blind(audio_a, audio_b) -> None:
     tally = listen.BlindTally.from_dict(st.session_state[state.BLIND_TALLY])
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
-    hidden = audio_a if trial.x_is == "A" else audio_b
     columns = st.columns(3)
-    for column, label, audio in zip(columns, ("A", "B", "X"), (audio_a, audio_b, listen.blind_x_audio(hidden))):
-        with column:
+    for column, label, audio in zip(columns, ("A", "B", "X"), listen.blind_stimuli(audio_a, audio_b, trial)):
+        # A container per trial: a new trial's players start afresh, never where the last trial's were left.
+        with column.container(key=f"ab_blind_{label}_{trial.index}"):
             st.markdown(f"**{label}**")
             st.audio(wav_bytes(audio), format="audio/wav")
     st.markdown(f"**Trial {trial.index + 1}: is X the voice of A or of B?**")
@@ -84,6 +84,20 @@ def _blind(audio_a, audio_b) -> None:
         (st.success if choice == truth else st.error)(f"Trial {index + 1}: you said X is {choice}; X was {truth}, "
                                                        f"so you were {verdict}.")
     st.caption(f"Session tally: {listen.BlindTally.from_dict(st.session_state[state.BLIND_TALLY]).summary()}")
+
+
+def _meters(renders, request) -> None:
+    """The meters of both sides, after the audio: each side's similarity is to the other side's render."""
+    try:
+        measured = {
+            "A": ui.render_meters(renders["A"], request.recognisable_text, {"B": renders["B"]}),
+            "B": ui.render_meters(renders["B"], request.recognisable_text, {"A": renders["A"]}),
+        }
+    except ExplorerError as error:
+        ui.show_error(error)
+    else:
+        st.markdown("**Meters** (measured on the renders before loudness matching)")
+        st.dataframe(listen.meters_table(measured), key=state.AB_METERS)
 
 
 @st.fragment
@@ -128,17 +142,10 @@ def _panel() -> None:
                     with column:
                         st.markdown(f"**{label}**")
                         st.audio(wav_bytes(audio), format="audio/wav")
-            # Meters after the audio: each side's similarity is to the other side's render.
-            try:
-                measured = {
-                    "A": ui.render_meters(renders["A"], request.recognisable_text, {"B": renders["B"]}),
-                    "B": ui.render_meters(renders["B"], request.recognisable_text, {"A": renders["A"]}),
-                }
-            except ExplorerError as error:
-                ui.show_error(error)
+            if blind:
+                st.caption("The meters are hidden in blind mode: durations and pitch would tell A from B.")
             else:
-                st.markdown("**Meters** (measured on the renders before loudness matching)")
-                st.dataframe(listen.meters_table(measured), key=state.AB_METERS)
+                _meters(renders, request)
     else:
         st.caption("Press Synthesize to hear both sides; renders heard before replay without rendering again.")
     st.divider()

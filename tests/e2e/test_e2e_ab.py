@@ -23,6 +23,9 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
     rerun(page, lambda: page.get_by_text("Blind mode (ABX)").click())
     expect(players).to_have_count(3)
     expect(page.get_by_text("Trial 1: is X the voice of A or of B?")).to_be_visible()
+    assert len(set(durations(page))) == 1                          # no player's length tells X from the others
+    expect(page.get_by_text("The meters are hidden in blind mode")).to_be_visible()
+    page.evaluate("() => { const x = [...document.querySelectorAll('audio')][2]; x.currentTime = 1.0; x.heard = 1; }")
     tally = page.get_by_test_id("stCaptionContainer").filter(has_text="Session tally")
     expect(tally).to_have_text("Session tally: No blind trials yet.")
     rerun(page, lambda: button(page, "X is A").click())
@@ -32,5 +35,13 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
     expect(tally).to_contain_text(f"{int(right)} of 1 correct")
     expect(page.get_by_text("Trial 2: is X the voice of A or of B?")).to_be_visible()
     expect(players).to_have_count(3)
+    fresh_x = "() => { const x = [...document.querySelectorAll('audio')][2]; return x.currentTime === 0 && !x.heard; }"
+    assert page.evaluate(fresh_x)                                  # a new X player, whichever side X is on
     screenshot(page, "ab-blind")
     expect_no_exception(page)
+
+
+def durations(page) -> list[float]:
+    """The length in seconds of every audio player on the page, once each has loaded its audio."""
+    page.wait_for_function("() => [...document.querySelectorAll('audio')].every(a => a.readyState >= 1)")
+    return page.evaluate("() => [...document.querySelectorAll('audio')].map(a => a.duration)")

@@ -465,22 +465,44 @@ def test_a_pasted_recipe_string_that_is_broken_shows_an_error_on_its_side():
     assert "ab_synthesize" not in [button.key for button in at.button]
 
 
-def test_blind_mode_plays_a_hidden_x_and_records_the_listeners_choice():
-    """A person turns on blind mode, listens to A, B and X, says X is A: the tally counts the trial."""
+def test_blind_mode_plays_a_hidden_x_and_tells_the_answers_only_when_the_test_is_over():
+    """A person turns on blind mode, listens to A, B and X and answers each trial: nothing says whether an answer was
+    right until the last of the test's 8 trials, then every trial and the verdict show."""
     at = open_page("pages/listen/ab.py")
     at.session_state["ab_seed"] = 7
     at.toggle(key="ab_blind").set_value(True)
     at.button(key="ab_synthesize").click()
     rerun(at)
+    at.selectbox(key="ab_test_length").set_value(8)
+    rerun(at)
     assert len(audio_elements(at)) == 3
-    assert at.session_state["blind_tally"] == {"trials": 0, "correct": 0}
+    assert at.session_state["blind_tally"] == {"answers": []}
+    for trial in range(8):
+        assert len(audio_elements(at)) == 3 and not at.success and not at.error
+        at.button(key="ab_choose_A").click()
+        rerun(at)
+    truths = [listen.draw_trial(7, index).x_is for index in range(8)]
+    assert at.session_state["blind_tally"] == {"answers": [truth + "A" for truth in truths]}
+    right = truths.count("A")
+    assert any(f"The test is over: {right} of 8 correct" in block.value for block in at.markdown)
+    assert len(audio_elements(at)) == 0 and at.dataframe[0].value["X was"].tolist() == truths
+    at.button(key="ab_new_test").click()
+    rerun(at)
+    assert at.session_state["blind_tally"] == {"answers": []} and at.session_state["ab_seed"] != 7
+
+
+def test_blind_mode_can_say_after_each_trial_whether_the_answer_was_right():
+    at = open_page("pages/listen/ab.py")
+    at.session_state["ab_seed"] = 7
+    at.toggle(key="ab_blind").set_value(True)
+    at.button(key="ab_synthesize").click()
+    rerun(at)
+    at.radio(key="ab_feedback_mode").set_value("after each trial")
     at.button(key="ab_choose_A").click()
     rerun(at)
     truth = listen.draw_trial(7, 0).x_is
-    assert at.session_state["blind_tally"] == {"trials": 1, "correct": int(truth == "A")}
     assert any(f"X was {truth}" in message.value for message in [*at.success, *at.error])
-    assert any("1 of 1 correct" in c.value or "0 of 1 correct" in c.value for c in at.caption)
-    assert len(audio_elements(at)) == 3  # the next trial is ready
+    assert any(f"So far: {int(truth == 'A')} of 1 correct" in caption.value for caption in at.caption)
 
 
 class NaNEngine(ToneEngine):

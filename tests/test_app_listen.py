@@ -199,29 +199,33 @@ def test_the_hidden_x_is_seeded_and_not_always_the_same_side():
     assert [t.x_is for t in trials] != [listen.draw_trial(99, index).x_is for index in range(200)]
 
 
-def test_the_tally_counts_trials_and_right_answers():
-    tally = listen.BlindTally()
-    assert tally.summary() == "No blind trials yet." and tally.p_value == 1.0
+def tally(right: int, wrong: int) -> listen.BlindTally:
+    return listen.BlindTally(("AA",) * right + ("BA",) * wrong)
+
+
+def test_the_tally_keeps_every_answer_and_says_what_they_show():
+    answered = listen.BlindTally()
+    assert answered.summary() == "No blind trials yet." and answered.p_value == 1.0
     for index, choice in enumerate("AABB"):
-        tally = tally.record(listen.BlindTrial(index, "A"), choice)
-    assert (tally.trials, tally.correct) == (4, 2)
-    assert listen.BlindTally(8, 8).p_value == pytest.approx(1 / 256)
-    assert listen.BlindTally(3, 0).p_value == 1.0
-    assert listen.BlindTally(16, 14).summary() == (
+        answered = answered.record(listen.BlindTrial(index, "A"), choice)
+    assert (answered.trials, answered.correct, answered.answers) == (4, 2, ("AA", "AA", "AB", "AB"))
+    assert answered.table().to_dict("records")[2] == {"trial": 3, "X was": "A", "you said": "B", "right": False}
+    assert tally(8, 0).p_value == pytest.approx(1 / 256) and tally(0, 3).p_value == 1.0
+    assert tally(14, 2).summary() == (
         "14 of 16 correct: you can tell them apart (guessing does this well once in 478 runs).")
-    assert listen.BlindTally(8, 5).summary() == (
+    assert tally(5, 3).summary() == (
         "5 of 8 correct: not enough to say you can tell them apart (guessing does this well 36 times in 100 runs).")
     with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'X'\.$"):
-        tally.record(listen.BlindTrial(5, "A"), "X")
+        answered.record(listen.BlindTrial(5, "A"), "X")
     with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'aaaaaaaaaa'\.$"):  # cut to 10
-        tally.record(listen.BlindTrial(5, "A"), "a" * 500)
+        answered.record(listen.BlindTrial(5, "A"), "a" * 500)
 
 
-@pytest.mark.parametrize("stored", [None, {}, {"trials": "x", "correct": 0}, {"trials": 1, "correct": 2},
-                                    {"trials": -1, "correct": -2}, "junk"])
+@pytest.mark.parametrize("stored", [None, {}, {"trials": 3, "correct": 2}, {"answers": "AA"}, {"answers": ["AC"]},
+                                    {"answers": [1]}, {"answers": ["AA"] * 1001}, "junk"])
 def test_a_damaged_tally_in_session_state_starts_afresh(stored):
     assert listen.BlindTally.from_dict(stored) == listen.BlindTally()
-    assert listen.BlindTally.from_dict(listen.BlindTally(5, 3).to_dict()) == listen.BlindTally(5, 3)
+    assert listen.BlindTally.from_dict(tally(3, 2).to_dict()) == tally(3, 2)
 
 
 @pytest.mark.parametrize("x_is", ["A", "B"])

@@ -52,7 +52,9 @@ class SpeechRequest:
 __all__ = [
     "AB_SOURCES",
     "SpeechRequest",
+    "BLIND_TEST_LENGTHS",
     "BlindTally",
+    "FEEDBACK_MODES",
     "BlindTrial",
     "Readout",
     "Render",
@@ -329,25 +331,44 @@ def blind_stimuli(audio_a: np.ndarray, audio_b: np.ndarray, trial: BlindTrial) -
     return a, b, ((a if trial.x_is == "A" else b) * BLIND_X_GAIN).astype(np.float32)
 
 
+BLIND_TEST_LENGTHS = (8, 12, 16, 24)
+"""How many trials a blind test may have; 12 by default: all right, or 10 of 12, is beyond guessing."""
+FEEDBACK_MODES = ("at the end", "after each trial")
+"""When a blind test tells the listener whether they were right; at the end by default, so that it does not teach
+them which is which as the test runs."""
+MAX_BLIND_TRIALS = 1000
+"""The most trials a tally keeps (session state is the listener's own, but it is read back as data)."""
+
+
 @dataclass(frozen=True)
 class BlindTally:
-    """The session's blind trials: how many, and how many times the listener matched X to its side."""
+    """The session's blind trials: per trial, which side X played and which the listener said, e.g. ``"AB"``."""
 
-    trials: int = 0
-    correct: int = 0
+    answers: tuple[str, ...] = ()
+
+    @property
+    def trials(self) -> int:
+        """How many trials were answered."""
+        return len(self.answers)
+
+    @property
+    def correct(self) -> int:
+        """How many times the listener matched X to its side."""
+        return sum(answer[0] == answer[1] for answer in self.answers)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object] | None) -> BlindTally:
-        """Return the tally kept in session state (``{"trials": n, "correct": k}``); anything else is a fresh one."""
-        try:
-            trials, correct = int(data["trials"]), int(data["correct"])  # type: ignore[index]
-        except (TypeError, KeyError, ValueError):
+        """Return the tally kept in session state (``{"answers": ["AB", ...]}``); anything else is a fresh one."""
+        answers = data.get("answers") if isinstance(data, Mapping) else None
+        pairs = {x + said for x in SIDES for said in SIDES}
+        if not isinstance(answers, (list, tuple)) or len(answers) > MAX_BLIND_TRIALS or \
+                not all(isinstance(answer, str) and answer in pairs for answer in answers):
             return cls()
-        return cls(trials, correct) if 0 <= correct <= trials else cls()
+        return cls(tuple(answers))
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, list[str]]:
         """Return the form kept in session state."""
-        return {"trials": self.trials, "correct": self.correct}
+        return {"answers": list(self.answers)}
 
     def record(self, trial: BlindTrial, choice: str) -> BlindTally:
         """Return the tally after the listener said X is ``choice`` ("A" or "B") in ``trial``.
@@ -357,7 +378,13 @@ class BlindTally:
         """
         if choice not in SIDES:
             raise ExplorerError(f"A blind choice is A or B, not {str(choice)[:10]!r}.")
-        return BlindTally(self.trials + 1, self.correct + (choice == trial.x_is))
+        return BlindTally((*self.answers, trial.x_is + choice)[-MAX_BLIND_TRIALS:])
+
+    def table(self) -> pd.DataFrame:
+        """Return one row per trial: its number, the side X played, the listener's answer, and whether it was right."""
+        return pd.DataFrame([{"trial": index + 1, "X was": answer[0], "you said": answer[1],
+                              "right": answer[0] == answer[1]} for index, answer in enumerate(self.answers)],
+                            columns=["trial", "X was", "you said", "right"])
 
     @property
     def p_value(self) -> float:

@@ -92,7 +92,7 @@ STATE_DEFAULTS: dict[str, object] = {
     UPLOADED_VOICES: (),
     LAB_VOICES: (DEFAULT_VOICE,),
     RECIPE_TOKEN: None,
-    BLIND_TALLY: {"trials": 0, "correct": 0},
+    BLIND_TALLY: {"answers": []},
 }
 """Every key that must survive page changes, with its value at the start of a session."""
 
@@ -182,6 +182,10 @@ AB_RENDERED = "ab_rendered"
 AB_METERS = "ab_meters"
 AB_DIFFERENCE = "ab_difference"
 AB_FEEDBACK = "ab_feedback"
+AB_TEST_LENGTH = "ab_test_length"
+AB_FEEDBACK_MODE = "ab_feedback_mode"
+AB_NEW_TEST = "ab_new_test"
+AB_RESULTS = "ab_results"
 
 # ------------------------------------------------------------------------------------------------ Architecture page
 

@@ -64,8 +64,28 @@ def _choose(choice: str) -> None:
     st.session_state[state.AB_FEEDBACK] = (trial.index, choice, trial.x_is)
 
 
+def _new_test() -> None:
+    """Start the blind test again: no answers, and a new random order of X."""
+    st.session_state[state.BLIND_TALLY] = listen.BlindTally().to_dict()
+    st.session_state[state.AB_FEEDBACK] = None
+    st.session_state[state.AB_SEED] = secrets.randbits(32)
+
+
 def _blind(audio_a, audio_b) -> None:
+    st.session_state.setdefault(state.AB_TEST_LENGTH, 12)
+    length_column, feedback_column = st.columns(2)
+    length = length_column.selectbox("Trials in the test", listen.BLIND_TEST_LENGTHS, key=state.AB_TEST_LENGTH,
+                                     persist_state="session")
+    feedback = feedback_column.radio("Say whether I was right", listen.FEEDBACK_MODES, key=state.AB_FEEDBACK_MODE,
+                                     horizontal=True, persist_state="session",
+                                     help="At the end, the test cannot teach you which is which as it runs.")
     tally = listen.BlindTally.from_dict(st.session_state[state.BLIND_TALLY])
+    if tally.trials >= length:
+        st.markdown(f"**The test is over: {ui.escape_markdown(tally.summary())}**")
+        st.dataframe(tally.table(), hide_index=True, key=state.AB_RESULTS)
+        st.caption(f"X's sides were drawn at random with seed {st.session_state[state.AB_SEED]}.")
+        st.button("Start a new test", key=state.AB_NEW_TEST, on_click=_new_test, type="primary")
+        return
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
     columns = st.columns(3)
     for column, label, audio in zip(columns, ("A", "B", "X"), listen.blind_stimuli(audio_a, audio_b, trial)):
@@ -73,17 +93,20 @@ def _blind(audio_a, audio_b) -> None:
         with column.container(key=f"ab_blind_{label}_{trial.index}"):
             st.markdown(f"**{label}**")
             st.audio(wav_bytes(audio), format="audio/wav")
-    st.markdown(f"**Trial {trial.index + 1}: is X the voice of A or of B?**")
+    st.markdown(f"**Trial {trial.index + 1} of {length}: is X the voice of A or of B?**")
     left, right, _ = st.columns([1, 1, 4])
     left.button("X is A", key=state.ab_choice_key("A"), on_click=_choose, args=("A",), type="primary")
     right.button("X is B", key=state.ab_choice_key("B"), on_click=_choose, args=("B",), type="primary")
-    feedback = st.session_state.get(state.AB_FEEDBACK)
-    if feedback is not None:
-        index, choice, truth = feedback
-        verdict = "right" if choice == truth else "wrong"
-        (st.success if choice == truth else st.error)(f"Trial {index + 1}: you said X is {choice}; X was {truth}, "
-                                                       f"so you were {verdict}.")
-    st.caption(f"Session tally: {listen.BlindTally.from_dict(st.session_state[state.BLIND_TALLY]).summary()}")
+    last = st.session_state.get(state.AB_FEEDBACK)
+    if feedback == "after each trial":
+        if last is not None:
+            index, choice, truth = last
+            verdict = "right" if choice == truth else "wrong"
+            (st.success if choice == truth else st.error)(f"Trial {index + 1}: you said X is {choice}; X was "
+                                                           f"{truth}, so you were {verdict}.")
+        st.caption(f"So far: {tally.summary()}")
+    else:
+        st.caption(f"{tally.trials} of {length} answered; whether you were right is told when the test is over.")
 
 
 def _meters(renders, request) -> None:
@@ -114,7 +137,7 @@ def _panel() -> None:
     match = options[0].checkbox("Match loudness", value=True, key=state.AB_MATCH, persist_state="session",
                                 help="Scale B to A's RMS level (both turned down together if B would clip).")
     blind = options[1].toggle("Blind mode (ABX)", key=state.AB_BLIND, persist_state="session",
-                              help="A hidden X plays either A or B; say which. The tally is kept for the session.")
+                              help="A hidden X plays either A or B; say which, for a test of several trials.")
     if side_a is None or side_b is None:
         return
     (recipe_a, pack_a), (recipe_b, pack_b) = side_a, side_b

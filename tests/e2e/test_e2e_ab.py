@@ -22,22 +22,30 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
 
     rerun(page, lambda: page.get_by_text("Blind mode (ABX)").click())
     expect(players).to_have_count(3)
-    expect(page.get_by_text("Trial 1: is X the voice of A or of B?")).to_be_visible()
+    expect(page.get_by_text("Trial 1 of 12: is X the voice of A or of B?")).to_be_visible()
     assert len(set(durations(page))) == 1                          # no player's length tells X from the others
     expect(page.get_by_text("The meters are hidden in blind mode")).to_be_visible()
     page.evaluate("() => { const x = [...document.querySelectorAll('audio')][2]; x.currentTime = 1.0; x.heard = 1; }")
-    tally = page.get_by_test_id("stCaptionContainer").filter(has_text="Session tally")
-    expect(tally).to_have_text("Session tally: No blind trials yet.")
     rerun(page, lambda: button(page, "X is A").click())
-    verdict = page.get_by_test_id("stAlert").filter(has_text="Trial 1: you said X is A")
-    expect(verdict).to_have_text(re.compile(r"X was [AB], so you were (right|wrong)\."))
-    right = "so you were right" in verdict.inner_text()
-    expect(tally).to_contain_text(f"{int(right)} of 1 correct")
-    expect(page.get_by_text("Trial 2: is X the voice of A or of B?")).to_be_visible()
+    expect(page.get_by_text("Trial 2 of 12: is X the voice of A or of B?")).to_be_visible()
+    expect(page.get_by_text("1 of 12 answered; whether you were right is told when the test is over.")).to_be_visible()
+    expect(page.get_by_test_id("stAlert")).to_have_count(0)       # nothing teaches the listener which is which
     expect(players).to_have_count(3)
     fresh_x = "() => { const x = [...document.querySelectorAll('audio')][2]; return x.currentTime === 0 && !x.heard; }"
     assert page.evaluate(fresh_x)                                  # a new X player, whichever side X is on
     screenshot(page, "ab-blind")
+
+    rerun(page, lambda: page.get_by_text("after each trial").click())
+    rerun(page, lambda: button(page, "X is B").click())
+    verdict = page.get_by_test_id("stAlert").filter(has_text="Trial 2: you said X is B")
+    expect(verdict).to_have_text(re.compile(r"X was [AB], so you were (right|wrong)\."))
+    for _ in range(10):
+        rerun(page, lambda: button(page, "X is A").click())
+    expect(page.get_by_text(re.compile(r"^The test is over: \d+ of 12 correct"))).to_be_visible()
+    expect(players).to_have_count(0)                              # the results show; no trial is left to play
+    screenshot(page, "ab-blind-results")
+    rerun(page, lambda: button(page, "Start a new test").click())
+    expect(page.get_by_text("Trial 1 of 12: is X the voice of A or of B?")).to_be_visible()
     expect_no_exception(page)
 
 

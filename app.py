@@ -8,8 +8,9 @@ Lab recipe) by running the page alone, without this file's session set-up and si
 import streamlit as st
 
 from explorer.app import ui
+from explorer.paths import FAVICON_PATH
 
-st.set_page_config(page_title="Kokoro Voice Explorer", page_icon=":material/graphic_eq:", layout="wide")
+st.set_page_config(page_title="Kokoro Voice Explorer", page_icon=str(FAVICON_PATH), layout="wide")
 ui.enable_stack_dumps()
 ui.init_state()
 

@@ -15,6 +15,7 @@ from explorer.errors import ExplorerError, ModelFilesError, shown
 
 __all__ = [
     "CONFIG_PATH",
+    "FAVICON_PATH",
     "VOICES_DIR",
     "atomic_write_bytes",
     "atomic_write_files",
@@ -30,6 +31,9 @@ VOICES_DIR = ASSETS_DIR / "voices"
 """The bundled Kokoro v1.0 voicepacks and their ``SHA256SUMS`` manifest."""
 CONFIG_PATH = ASSETS_DIR / "config.json"
 """Kokoro-82M's model config (vocabulary and layer sizes), bundled so the model can be built offline."""
+FAVICON_PATH = ASSETS_DIR / "favicon.png"
+"""The app's tab icon, served by the app itself (a Material icon's favicon would come from a font server that an
+offline machine cannot reach)."""
 
 
 def cache_dir() -> Path:

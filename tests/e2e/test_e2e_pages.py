@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from e2e_utils import PAGES, button, expect_charts_drawn, expect_no_exception, open_app, rerun, screenshot
@@ -64,3 +65,16 @@ def test_a_link_to_a_page_works_as_the_first_visit_to_a_fresh_server(new_page, f
     open_app(page, f"{fresh_server.url}/lab")
     expect(page.get_by_role("heading", level=1)).to_have_text("Voice Lab")
     expect(page.get_by_test_id("stSidebar").get_by_text("Engine:")).to_be_visible()
+
+
+def test_the_app_fetches_nothing_from_another_host(page, server):
+    """An offline machine reaches only the app: the tab icon and everything else a page loads come from it."""
+    elsewhere = []
+    page.on("request", lambda request: elsewhere.append(request.url)
+            if urlsplit(request.url).scheme in ("http", "https")
+            and urlsplit(request.url).netloc != urlsplit(server.url).netloc else None)
+    open_app(page, f"{server.url}/lab")
+    expect_charts_drawn(page)
+    icon = page.evaluate("() => document.querySelector('link[rel~=\"icon\"]').href")
+    assert urlsplit(icon).netloc == urlsplit(server.url).netloc, icon
+    assert elsewhere == []

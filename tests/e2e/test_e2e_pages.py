@@ -67,13 +67,14 @@ def test_a_link_to_a_page_works_as_the_first_visit_to_a_fresh_server(new_page, f
     expect(page.get_by_test_id("stSidebar").get_by_text("Engine:")).to_be_visible()
 
 
-def test_the_app_fetches_nothing_from_another_host(page, server):
+@pytest.mark.parametrize("name", list(PAGES))
+def test_a_page_fetches_nothing_from_another_host(page, server, name):
     """An offline machine reaches only the app: the tab icon and everything else a page loads come from it."""
     elsewhere = []
     page.on("request", lambda request: elsewhere.append(request.url)
             if urlsplit(request.url).scheme in ("http", "https")
             and urlsplit(request.url).netloc != urlsplit(server.url).netloc else None)
-    open_app(page, f"{server.url}/lab")
+    open_app(page, f"{server.url}/{PAGES[name][0]}")
     expect_charts_drawn(page)
     icon = page.evaluate("() => document.querySelector('link[rel~=\"icon\"]').href")
     assert urlsplit(icon).netloc == urlsplit(server.url).netloc, icon

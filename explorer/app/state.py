@@ -45,6 +45,7 @@ __all__ = [
     "STATE_DEFAULTS",
     "LabState",
     "Restored",
+    "ab_blind_player_key",
     "ab_choice_key",
     "attribute_key",
     "ab_side_key",
@@ -202,6 +203,12 @@ def voices_filter_key(column: str) -> str:
 def ab_side_key(side: str, what: str) -> str:
     """Return the key of A/B side ``side``'s ``what`` ("source", "voice" or "token")."""
     return f"ab_{side}_{what}"
+
+
+def ab_blind_player_key(label: str, trial: int) -> str:
+    """Return the key of the container of blind trial ``trial``'s player ``label`` (A, B or X): a new trial gets new
+    players, never the last trial's where it was left."""
+    return f"ab_blind_{label}_{trial}"
 
 
 def ab_choice_key(side: str) -> str:

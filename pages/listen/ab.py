@@ -89,8 +89,7 @@ def _blind(audio_a, audio_b) -> None:
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
     columns = st.columns(3)
     for column, label, audio in zip(columns, ("A", "B", "X"), listen.blind_stimuli(audio_a, audio_b, trial)):
-        # A container per trial: a new trial's players start afresh, never where the last trial's were left.
-        with column.container(key=f"ab_blind_{label}_{trial.index}"):
+        with column.container(key=state.ab_blind_player_key(label, trial.index)):
             st.markdown(f"**{label}**")
             st.audio(wav_bytes(audio), format="audio/wav")
     st.markdown(f"**Trial {trial.index + 1} of {length}: is X the voice of A or of B?**")

@@ -476,19 +476,20 @@ def test_blind_mode_plays_a_hidden_x_and_tells_the_answers_only_when_the_test_is
     at.selectbox(key="ab_test_length").set_value(8)
     rerun(at)
     assert len(audio_elements(at)) == 3
-    assert at.session_state["blind_tally"] == {"answers": []}
+    assert at.session_state["blind_tally"]["answers"] == []
     for trial in range(8):
         assert len(audio_elements(at)) == 3 and not at.success and not at.error
         at.button(key="ab_choose_A").click()
         rerun(at)
     truths = [listen.draw_trial(7, index).x_is for index in range(8)]
-    assert at.session_state["blind_tally"] == {"answers": [truth + "A" for truth in truths]}
+    assert at.session_state["blind_tally"]["answers"] == [truth + "A" for truth in truths]
     right = truths.count("A")
     assert any(f"The test is over: {right} of 8 correct" in block.value for block in at.markdown)
     assert len(audio_elements(at)) == 0 and at.dataframe[0].value["X was"].tolist() == truths
+    assert [button.proto.label for button in at.get("download_button")] == ["⬇ CSV", "⬇ JSON"]
     at.button(key="ab_new_test").click()
     rerun(at)
-    assert at.session_state["blind_tally"] == {"answers": []} and at.session_state["ab_seed"] != 7
+    assert at.session_state["blind_tally"]["answers"] == [] and at.session_state["ab_seed"] != 7
 
 
 def test_blind_mode_can_say_after_each_trial_whether_the_answer_was_right():

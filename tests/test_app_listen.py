@@ -4,6 +4,7 @@ link, and A/B blind trials that are fair and counted."""
 from __future__ import annotations
 
 import io
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -200,7 +201,7 @@ def test_the_hidden_x_is_seeded_and_not_always_the_same_side():
 
 
 def tally(right: int, wrong: int) -> listen.BlindTally:
-    return listen.BlindTally(("AA",) * right + ("BA",) * wrong)
+    return listen.BlindTally(("AA",) * right + ("BA",) * wrong, ("",) * (right + wrong))
 
 
 def test_the_tally_keeps_every_answer_and_says_what_they_show():
@@ -209,7 +210,8 @@ def test_the_tally_keeps_every_answer_and_says_what_they_show():
     for index, choice in enumerate("AABB"):
         answered = answered.record(listen.BlindTrial(index, "A"), choice)
     assert (answered.trials, answered.correct, answered.answers) == (4, 2, ("AA", "AA", "AB", "AB"))
-    assert answered.table().to_dict("records")[2] == {"trial": 3, "X was": "A", "you said": "B", "right": False}
+    assert answered.table().to_dict("records")[2] == {"trial": 3, "X was": "A", "you said": "B", "right": False,
+                                                      "answered at": answered.times[2]}
     assert tally(8, 0).p_value == pytest.approx(1 / 256) and tally(0, 3).p_value == 1.0
     assert tally(14, 2).summary() == (
         "14 of 16 correct: you can tell them apart (guessing does this well once in 478 runs).")
@@ -219,6 +221,22 @@ def test_the_tally_keeps_every_answer_and_says_what_they_show():
         answered.record(listen.BlindTrial(5, "A"), "X")
     with pytest.raises(ExplorerError, match=r"^A blind choice is A or B, not 'aaaaaaaaaa'\.$"):  # cut to 10
         answered.record(listen.BlindTrial(5, "A"), "a" * 500)
+
+
+def test_a_finished_test_exports_every_trial_with_what_was_compared():
+    answered = listen.BlindTally()
+    for index, choice in enumerate("AB"):
+        answered = answered.record(listen.BlindTrial(index, "A"), choice)
+    assert all(len(time) == 25 and time.endswith("+00:00") for time in answered.times)   # 2026-12-05T11:26:39+00:00
+    files = answered.export({"A": "tokenA", "B": "tokenB", "text": "Hi.", "seed": 7})
+    csv = files["blind-test.csv"].decode().splitlines()
+    assert csv[0] == "trial,X was,you said,right,answered at" and csv[2].startswith("2,A,B,False,")
+    document = json.loads(files["blind-test.json"])
+    assert document["stimuli"] == {"A": "tokenA", "B": "tokenB", "text": "Hi.", "seed": 7}
+    assert [trial["you said"] for trial in document["trials"]] == ["A", "B"]
+    assert document["result"] == {"correct": 1, "trials": 2, "p_value": 0.75, "summary": answered.summary()}
+    assert listen.BlindTally.from_dict(answered.to_dict()) == answered
+    assert listen.BlindTally.from_dict({"answers": ["AA"], "times": [5]}).times == ("",)   # damaged times: unknown
 
 
 @pytest.mark.parametrize("stored", [None, {}, {"trials": 3, "correct": 2}, {"answers": "AA"}, {"answers": ["AC"]},

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -345,6 +347,8 @@ class BlindTally:
     """The session's blind trials: per trial, which side X played and which the listener said, e.g. ``"AB"``."""
 
     answers: tuple[str, ...] = ()
+    times: tuple[str, ...] = ()
+    """When each answer was given (ISO 8601, UTC, to the second); "" where unknown."""
 
     @property
     def trials(self) -> int:
@@ -364,11 +368,15 @@ class BlindTally:
         if not isinstance(answers, (list, tuple)) or len(answers) > MAX_BLIND_TRIALS or \
                 not all(isinstance(answer, str) and answer in pairs for answer in answers):
             return cls()
-        return cls(tuple(answers))
+        times = data.get("times")  # type: ignore[union-attr]
+        if not (isinstance(times, (list, tuple)) and len(times) == len(answers)
+                and all(isinstance(time, str) and len(time) <= 32 for time in times)):
+            times = [""] * len(answers)
+        return cls(tuple(answers), tuple(times))
 
     def to_dict(self) -> dict[str, list[str]]:
         """Return the form kept in session state."""
-        return {"answers": list(self.answers)}
+        return {"answers": list(self.answers), "times": list(self.times)}
 
     def record(self, trial: BlindTrial, choice: str) -> BlindTally:
         """Return the tally after the listener said X is ``choice`` ("A" or "B") in ``trial``.
@@ -378,13 +386,30 @@ class BlindTally:
         """
         if choice not in SIDES:
             raise ExplorerError(f"A blind choice is A or B, not {str(choice)[:10]!r}.")
-        return BlindTally((*self.answers, trial.x_is + choice)[-MAX_BLIND_TRIALS:])
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        times = self.times if len(self.times) == len(self.answers) else ("",) * len(self.answers)
+        return BlindTally((*self.answers, trial.x_is + choice)[-MAX_BLIND_TRIALS:],
+                          (*times, now)[-MAX_BLIND_TRIALS:])
 
     def table(self) -> pd.DataFrame:
-        """Return one row per trial: its number, the side X played, the listener's answer, and whether it was right."""
+        """Return one row per trial: its number, the side X played, the listener's answer, whether it was right and
+        when it was given."""
+        times = self.times if len(self.times) == len(self.answers) else ("",) * len(self.answers)
         return pd.DataFrame([{"trial": index + 1, "X was": answer[0], "you said": answer[1],
-                              "right": answer[0] == answer[1]} for index, answer in enumerate(self.answers)],
-                            columns=["trial", "X was", "you said", "right"])
+                              "right": answer[0] == answer[1], "answered at": time}
+                             for index, (answer, time) in enumerate(zip(self.answers, times))],
+                            columns=["trial", "X was", "you said", "right", "answered at"])
+
+    def export(self, stimuli: Mapping[str, object]) -> dict[str, bytes]:
+        """Return the test as files to download: ``blind-test.csv`` (one row per trial) and ``blind-test.json``
+        (``stimuli``: what was compared and how, e.g. both recipes' share strings, the text, language, speed, engine
+        and seed; then every trial and the result in words and numbers)."""
+        table = self.table()
+        document = {"stimuli": dict(stimuli), "trials": table.to_dict("records"),
+                    "result": {"correct": self.correct, "trials": self.trials, "p_value": self.p_value,
+                               "summary": self.summary()}}
+        return {"blind-test.csv": table.to_csv(index=False).encode("utf-8"),
+                "blind-test.json": json.dumps(document, indent=2).encode("utf-8")}
 
     @property
     def p_value(self) -> float:

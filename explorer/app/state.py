@@ -47,6 +47,7 @@ __all__ = [
     "Restored",
     "ab_blind_player_key",
     "ab_choice_key",
+    "ab_download_key",
     "attribute_key",
     "ab_side_key",
     "decoder_key",
@@ -209,6 +210,11 @@ def ab_blind_player_key(label: str, trial: int) -> str:
     """Return the key of the container of blind trial ``trial``'s player ``label`` (A, B or X): a new trial gets new
     players, never the last trial's where it was left."""
     return f"ab_blind_{label}_{trial}"
+
+
+def ab_download_key(filename: str) -> str:
+    """Return the key of the blind test's download button for ``filename``."""
+    return f"ab_download_{filename}"
 
 
 def ab_choice_key(side: str) -> str:

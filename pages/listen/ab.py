@@ -71,7 +71,7 @@ def _new_test() -> None:
     st.session_state[state.AB_SEED] = secrets.randbits(32)
 
 
-def _blind(audio_a, audio_b) -> None:
+def _blind(audio_a, audio_b, stimuli: dict[str, object]) -> None:
     st.session_state.setdefault(state.AB_TEST_LENGTH, 12)
     length_column, feedback_column = st.columns(2)
     length = length_column.selectbox("Trials in the test", listen.BLIND_TEST_LENGTHS, key=state.AB_TEST_LENGTH,
@@ -84,7 +84,11 @@ def _blind(audio_a, audio_b) -> None:
         st.markdown(f"**The test is over: {ui.escape_markdown(tally.summary())}**")
         st.dataframe(tally.table(), hide_index=True, key=state.AB_RESULTS)
         st.caption(f"X's sides were drawn at random with seed {st.session_state[state.AB_SEED]}.")
-        st.button("Start a new test", key=state.AB_NEW_TEST, on_click=_new_test, type="primary")
+        columns = st.columns([1, 1, 1, 3])
+        for column, (filename, data) in zip(columns, tally.export(stimuli).items()):
+            column.download_button(f"⬇ {filename.rsplit('.', 1)[-1].upper()}", data, file_name=filename,
+                                   key=state.ab_download_key(filename), on_click="ignore")
+        columns[2].button("Start a new test", key=state.AB_NEW_TEST, on_click=_new_test, type="primary")
         return
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
     columns = st.columns(3)
@@ -157,7 +161,10 @@ def _panel() -> None:
             if match:
                 audio_a, audio_b = loudness_match(audio_a, audio_b)
             if blind:
-                _blind(audio_a, audio_b)
+                _blind(audio_a, audio_b, {
+                    "A": recipe_a.to_token(), "B": recipe_b.to_token(), "text": request.text, "lang": request.lang,
+                    "speed": request.speed, "engine": engine.name, "loudness matched": match,
+                    "seed": st.session_state[state.AB_SEED]})
             else:
                 columns = st.columns(2)
                 for column, label, audio in zip(columns, ("A", "B"), (audio_a, audio_b)):

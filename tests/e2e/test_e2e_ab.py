@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
-from e2e_utils import button, expect_no_exception, open_app, rerun, screenshot, set_sample_text
+from e2e_utils import SHORT_TEXT, button, expect_no_exception, open_app, rerun, screenshot, set_sample_text
 from playwright.sync_api import expect
 
 
@@ -43,6 +45,11 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
         rerun(page, lambda: button(page, "X is A").click())
     expect(page.get_by_text(re.compile(r"^The test is over: \d+ of 12 correct"))).to_be_visible()
     expect(players).to_have_count(0)                              # the results show; no trial is left to play
+    download = page.get_by_test_id("stDownloadButton").filter(has_text="JSON")
+    with page.expect_download() as saved:
+        download.click()
+    document = json.loads(Path(saved.value.path()).read_text())
+    assert len(document["trials"]) == 12 and document["stimuli"]["text"] == SHORT_TEXT
     screenshot(page, "ab-blind-results")
     rerun(page, lambda: button(page, "Start a new test").click())
     expect(page.get_by_text("Trial 1 of 12: is X the voice of A or of B?")).to_be_visible()

@@ -55,6 +55,7 @@ __all__ = [
     "AB_SOURCES",
     "SpeechRequest",
     "BLIND_TEST_LENGTHS",
+    "DEFAULT_BLIND_TRIALS",
     "BlindTally",
     "FEEDBACK_MODES",
     "BlindTrial",
@@ -334,7 +335,9 @@ def blind_stimuli(audio_a: np.ndarray, audio_b: np.ndarray, trial: BlindTrial) -
 
 
 BLIND_TEST_LENGTHS = (8, 12, 16, 24)
-"""How many trials a blind test may have; 12 by default: all right, or 10 of 12, is beyond guessing."""
+"""How many trials a blind test may have."""
+DEFAULT_BLIND_TRIALS = 12
+"""A blind test's length unless the listener picks another: 10 right of 12 is already beyond guessing (p 0.019)."""
 FEEDBACK_MODES = ("at the end", "after each trial")
 """When a blind test tells the listener whether they were right; at the end by default, so that it does not teach
 them which is which as the test runs."""

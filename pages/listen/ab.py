@@ -72,7 +72,7 @@ def _new_test() -> None:
 
 
 def _blind(audio_a, audio_b, stimuli: dict[str, object]) -> None:
-    st.session_state.setdefault(state.AB_TEST_LENGTH, 12)
+    st.session_state.setdefault(state.AB_TEST_LENGTH, listen.DEFAULT_BLIND_TRIALS)
     length_column, feedback_column = st.columns(2)
     length = length_column.selectbox("Trials in the test", listen.BLIND_TEST_LENGTHS, key=state.AB_TEST_LENGTH,
                                      persist_state="session")

@@ -353,6 +353,10 @@ class BlindTally:
     times: tuple[str, ...] = ()
     """When each answer was given (ISO 8601, UTC, to the second); "" where unknown."""
 
+    def __post_init__(self) -> None:
+        if len(self.times) != len(self.answers):
+            object.__setattr__(self, "times", ("",) * len(self.answers))
+
     @property
     def trials(self) -> int:
         """How many trials were answered."""
@@ -372,10 +376,9 @@ class BlindTally:
                 not all(isinstance(answer, str) and answer in pairs for answer in answers):
             return cls()
         times = data.get("times")  # type: ignore[union-attr]
-        if not (isinstance(times, (list, tuple)) and len(times) == len(answers)
-                and all(isinstance(time, str) and len(time) <= 32 for time in times)):
-            times = [""] * len(answers)
-        return cls(tuple(answers), tuple(times))
+        if not (isinstance(times, (list, tuple)) and all(isinstance(time, str) and len(time) <= 32 for time in times)):
+            times = ()
+        return cls(tuple(answers), tuple(times))  # times of another length read as unknown
 
     def to_dict(self) -> dict[str, list[str]]:
         """Return the form kept in session state."""
@@ -390,17 +393,15 @@ class BlindTally:
         if choice not in SIDES:
             raise ExplorerError(f"A blind choice is A or B, not {str(choice)[:10]!r}.")
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        times = self.times if len(self.times) == len(self.answers) else ("",) * len(self.answers)
         return BlindTally((*self.answers, trial.x_is + choice)[-MAX_BLIND_TRIALS:],
-                          (*times, now)[-MAX_BLIND_TRIALS:])
+                          (*self.times, now)[-MAX_BLIND_TRIALS:])
 
     def table(self) -> pd.DataFrame:
         """Return one row per trial: its number, the side X played, the listener's answer, whether it was right and
         when it was given."""
-        times = self.times if len(self.times) == len(self.answers) else ("",) * len(self.answers)
         return pd.DataFrame([{"trial": index + 1, "X was": answer[0], "you said": answer[1],
                               "right": answer[0] == answer[1], "answered at": time}
-                             for index, (answer, time) in enumerate(zip(self.answers, times))],
+                             for index, (answer, time) in enumerate(zip(self.answers, self.times))],
                             columns=["trial", "X was", "you said", "right", "answered at"])
 
     def export(self, stimuli: Mapping[str, object]) -> dict[str, bytes]:

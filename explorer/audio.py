@@ -8,7 +8,8 @@ Four responsibilities:
    pair never synthesises twice.
 3. :func:`play` through ``sounddevice`` (imported only when playing), which reports (never raises) when PortAudio or
    an output device is missing, as on servers, CI and Streamlit Community Cloud.
-4. :func:`loudness_match` and :func:`rms_dbfs`, so two voices are compared at the same loudness.
+4. :func:`loudness_match` (BS.1770 integrated loudness through ``pyloudnorm``, :func:`integrated_lufs`) and
+   :func:`rms_dbfs`, so voices are compared at the same loudness.
 
 Example:
     >>> import numpy as np
@@ -18,8 +19,8 @@ Example:
     >>> samples.shape, rate
     ((24000,), 24000)
     >>> louder, quieter = audio.loudness_match(tone, tone / 4)
-    >>> round(audio.rms_dbfs(louder), 1), round(audio.rms_dbfs(quieter), 1)
-    (-9.0, -9.0)
+    >>> round(audio.integrated_lufs(louder), 1) == round(audio.integrated_lufs(quieter), 1)
+    True
     >>> cache = audio.AudioCache(max_bytes=10_000_000)
     >>> key = audio.audio_cache_key("onnx", "int8", "həlˈoʊ", np.zeros(256), 1.0)
     >>> cache.put(key, tone), np.array_equal(cache.get(key), tone), cache.stats().hits
@@ -48,6 +49,7 @@ __all__ = [
     "CacheStats",
     "PlaybackResult",
     "audio_cache_key",
+    "integrated_lufs",
     "loudness_match",
     "play",
     "read_audio_file",
@@ -369,26 +371,48 @@ def rms_dbfs(audio: object) -> float:
     return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")
 
 
-def loudness_match(a: object, b: object, target_dbfs: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Scale two clips to the same RMS loudness, so an A/B comparison is not won by the louder one.
-
-    Without ``target_dbfs``, ``b`` is scaled to ``a``'s RMS and ``a`` is left as it is; with it, both are scaled to
-    that level. If a scaled peak would leave [-1, 1], both clips are turned down by the same factor until the higher
-    peak is exactly 1: their RMS stays equal (if quieter than asked) and nothing clips. A silent clip cannot be
-    matched and keeps its zeros.
-
-    Returns:
-        ``(a, b)`` scaled, float32.
+def integrated_lufs(audio: object, sample_rate: int = SAMPLE_RATE) -> float:
+    """Return the BS.1770-4 integrated loudness of a clip in LUFS (``pyloudnorm``; -inf for silence). A clip shorter
+    than the standard's 400 ms gating block is measured as one block of its own length.
 
     Raises:
-        SynthesisError: either clip is empty, non-finite or misshapen.
+        SynthesisError: empty, non-finite or misshapen audio.
     """
-    first, second = _checked(a), _checked(b)
-    rms_first, rms_second = _rms(first), _rms(second)
-    target = rms_first if target_dbfs is None else 10.0 ** (target_dbfs / 20.0)
-    gain_first = target / rms_first if rms_first > 0 else 1.0
-    gain_second = target / rms_second if rms_second > 0 else 1.0
-    peak = max(float(np.abs(first).max()) * gain_first, float(np.abs(second).max()) * gain_second)
+    import pyloudnorm
+
+    array = _checked(audio).astype(np.float64)
+    if not array.any():
+        return float("-inf")
+    meter = pyloudnorm.Meter(sample_rate, block_size=min(0.4, len(array) / sample_rate))
+    with np.errstate(divide="ignore"):  # every block gated away reads -inf, as silence does
+        return float(meter.integrated_loudness(array))
+
+
+def loudness_match(
+    *clips: object, target_lufs: float | None = None, sample_rate: int = SAMPLE_RATE,
+) -> tuple[np.ndarray, ...]:
+    """Scale clips to the same BS.1770 integrated loudness (``integrated_lufs``), so a listening comparison is not
+    won by the louder one.
+
+    Without ``target_lufs`` every clip is brought to the first one's loudness and the first is left as it is; with
+    it, all are brought to that level. If a scaled peak would leave [-1, 1], every clip is turned down by the same
+    factor until the highest peak is exactly 1: their loudness stays equal (if quieter than asked) and nothing
+    clips. A silent clip cannot be matched and keeps its zeros.
+
+    Returns:
+        The clips scaled, float32, in the order given.
+
+    Raises:
+        SynthesisError: no clip, or a clip that is empty, non-finite or misshapen.
+    """
+    if not clips:
+        raise SynthesisError("Loudness matching needs at least one clip.")
+    arrays = [_checked(clip) for clip in clips]
+    levels = [integrated_lufs(array, sample_rate) for array in arrays]
+    target = levels[0] if target_lufs is None else float(target_lufs)
+    gains = [10.0 ** ((target - level) / 20.0) if np.isfinite(level) and np.isfinite(target) else 1.0
+             for level in levels]
+    peak = max(float(np.abs(array).max()) * gain for array, gain in zip(arrays, gains))
     if peak > 1.0:
-        gain_first, gain_second = gain_first / peak, gain_second / peak
-    return (first * gain_first).astype(np.float32), (second * gain_second).astype(np.float32)
+        gains = [gain / peak for gain in gains]
+    return tuple((array * gain).astype(np.float32) for array, gain in zip(arrays, gains))

@@ -23,7 +23,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from explorer import meters
-from explorer.app import listen, state, ui
+from explorer.app import listen, rating, state, ui
 from explorer.attributes import load_axes
 from explorer.audio import SAMPLE_RATE, read_wav
 from explorer.engines import Engine, load_vocab
@@ -470,7 +470,7 @@ def test_blind_mode_plays_a_hidden_x_and_tells_the_answers_only_when_the_test_is
     right until the last of the test's 8 trials, then every trial and the verdict show."""
     at = open_page("pages/listen/ab.py")
     at.session_state["ab_seed"] = 7
-    at.toggle(key="ab_blind").set_value(True)
+    at.radio(key="ab_mode").set_value("blind ABX")
     at.button(key="ab_synthesize").click()
     rerun(at)
     at.selectbox(key="ab_test_length").set_value(8)
@@ -495,7 +495,7 @@ def test_blind_mode_plays_a_hidden_x_and_tells_the_answers_only_when_the_test_is
 def test_blind_mode_can_say_after_each_trial_whether_the_answer_was_right():
     at = open_page("pages/listen/ab.py")
     at.session_state["ab_seed"] = 7
-    at.toggle(key="ab_blind").set_value(True)
+    at.radio(key="ab_mode").set_value("blind ABX")
     at.button(key="ab_synthesize").click()
     rerun(at)
     at.radio(key="ab_feedback_mode").set_value("after each trial")
@@ -504,6 +504,69 @@ def test_blind_mode_can_say_after_each_trial_whether_the_answer_was_right():
     truth = listen.draw_trial(7, 0).x_is
     assert any(f"X was {truth}" in message.value for message in [*at.success, *at.error])
     assert any(f"So far: {int(truth == 'A')} of 1 correct" in caption.value for caption in at.caption)
+
+
+def test_a_preference_test_plays_a_and_b_in_a_random_order_and_states_the_cmos_at_the_end():
+    """A person scores the second sample "+2 better" in each of 4 trials: as A and B play in a seeded random order,
+    the page turns each score into B against A, and at the end states the CMOS with its interval."""
+    at = open_page("pages/listen/ab.py")
+    at.session_state["ab_seed"] = 7
+    at.radio(key="ab_mode").set_value("preference (CMOS)")
+    at.button(key="ab_synthesize").click()
+    rerun(at)
+    at.selectbox(key="ab_preference_length").set_value(4)
+    rerun(at)
+    for trial in range(4):
+        assert len(audio_elements(at)) == 2 and not at.dataframe
+        assert any(f"Trial {trial + 1} of 4" in block.value for block in at.markdown)
+        at.select_slider(key=f"ab_score_preference_{trial}_0").set_value(2)
+        at.button(key="ab_submit").click()
+        rerun(at)
+    orders = [rating.preference_order(7, index) for index in range(4)]
+    expected = rating.PreferenceTally(tuple(orders), (2, 2, 2, 2))
+    assert at.session_state["preference_tally"]["orders"] == orders
+    assert any(f"The test is over: {ui.escape_markdown(expected.summary())}" in block.value for block in at.markdown)
+    assert at.dataframe[0].value["B against A"].tolist() == [2 if order == "AB" else -2 for order in orders]
+    assert [button.proto.label for button in at.get("download_button")] == ["⬇ CSV", "⬇ JSON"]
+    assert any("meters are hidden during a test" in caption.value for caption in at.caption)
+
+
+def test_a_rating_test_hides_the_reference_and_a_low_anchor_among_the_recipes_and_gives_their_medians():
+    """A person adds a third recipe, rates one screen (the hidden reference 100, the anchor 10, B 60, C 40) and
+    reads each stimulus's median at the end."""
+    at = open_page("pages/listen/ab.py")
+    at.session_state["ab_seed"] = 5
+    at.radio(key="ab_mode").set_value("rating (MUSHRA)")
+    rerun(at)
+    at.text_area(key="ab_more_recipes").set_value(Recipe.single("bf_emma").to_token())
+    rerun(at)
+    at.button(key="ab_synthesize").click()
+    rerun(at)
+    at.selectbox(key="ab_rating_screens").set_value(1)
+    rerun(at)
+    assert len(audio_elements(at)) == 1 + 4  # the open reference, then four hidden samples
+    conditions = (rating.HIDDEN_REFERENCE, "B", "C", rating.LOW_ANCHOR)
+    wanted = {rating.HIDDEN_REFERENCE: 100, "B": 60, "C": 40, rating.LOW_ANCHOR: 10}
+    for position, index in enumerate(rating.rating_order(5, 0, 4)):
+        at.slider(key=f"ab_score_rating_0_{position}").set_value(wanted[conditions[index]])
+    at.button(key="ab_submit").click()
+    rerun(at)
+    results = at.dataframe[0].value
+    assert dict(zip(results["stimulus"], results["median"])) == wanted
+    summary = ui.escape_markdown("Median rating (middle half) over 1 screen: hidden reference 100 (100-100)")
+    assert any(f"The test is over: {summary}" in block.value for block in at.markdown)
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ("garbage", ui.escape_markdown("Recipe C: ")), ("\n".join([Recipe.single("bf_emma").to_token()] * 5), "at most 4 more recipes")])
+def test_a_rating_test_refuses_a_broken_or_sixth_recipe_with_one_sentence(lines, message):
+    at = open_page("pages/listen/ab.py")
+    at.radio(key="ab_mode").set_value("rating (MUSHRA)")
+    rerun(at)
+    at.text_area(key="ab_more_recipes").set_value(lines)
+    rerun(at)
+    assert any(message in error.value for error in at.error)
+    assert "ab_synthesize" not in [button.key for button in at.button]
 
 
 class NaNEngine(ToneEngine):

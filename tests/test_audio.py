@@ -264,28 +264,50 @@ def test_rms_dbfs_of_a_full_scale_sine_and_of_silence():
     assert audio.rms_dbfs(np.zeros(10)) == float("-inf")
 
 
-def test_loudness_match_brings_b_to_the_rms_of_a():
-    quiet, loud = tone(amplitude=0.05), tone(amplitude=0.4, hz=330)
-    a, b = audio.loudness_match(quiet, loud)
+def test_integrated_lufs_of_a_full_scale_1khz_sine_is_its_bs1770_level():
+    # BS.1770's K-weighting is 0 dB at 1 kHz, so a full-scale 1 kHz sine reads -3.01 LUFS; silence has no loudness.
+    assert audio.integrated_lufs(tone(3.0, amplitude=1.0, hz=1000)) == pytest.approx(-3.01, abs=0.05)
+    assert audio.integrated_lufs(np.zeros(RATE)) == float("-inf")
+
+
+def test_integrated_lufs_weighs_low_frequencies_less_than_rms_does():
+    low, mid = tone(2.0, amplitude=0.3, hz=60), tone(2.0, amplitude=0.3, hz=1000)
+    assert audio.rms_dbfs(low) == pytest.approx(audio.rms_dbfs(mid), abs=0.01)
+    assert audio.integrated_lufs(low) < audio.integrated_lufs(mid) - 0.5
+
+
+def test_integrated_lufs_of_a_clip_shorter_than_one_gating_block():
+    assert np.isfinite(audio.integrated_lufs(tone(0.2, amplitude=0.5, hz=1000)))
+
+
+def test_loudness_match_brings_every_clip_to_the_loudness_of_the_first():
+    quiet, loud, low = tone(amplitude=0.05), tone(amplitude=0.4, hz=330), tone(amplitude=0.3, hz=80)
+    a, b, c = audio.loudness_match(quiet, loud, low)
     np.testing.assert_array_equal(a, quiet)
-    assert audio.rms_dbfs(b) == pytest.approx(audio.rms_dbfs(quiet), abs=0.01)
+    for matched in (b, c):
+        assert audio.integrated_lufs(matched) == pytest.approx(audio.integrated_lufs(quiet), abs=0.05)
 
 
 def test_loudness_match_to_a_target_level():
-    a, b = audio.loudness_match(tone(amplitude=0.05), tone(amplitude=0.4), target_dbfs=-20)
-    assert audio.rms_dbfs(a) == pytest.approx(-20, abs=0.01)
-    assert audio.rms_dbfs(b) == pytest.approx(-20, abs=0.01)
+    a, b = audio.loudness_match(tone(amplitude=0.05), tone(amplitude=0.4), target_lufs=-23)
+    assert audio.integrated_lufs(a) == pytest.approx(-23, abs=0.05)
+    assert audio.integrated_lufs(b) == pytest.approx(-23, abs=0.05)
 
 
-def test_loudness_match_never_clips_and_keeps_the_pair_equal():
+def test_loudness_match_never_clips_and_keeps_the_clips_equal():
     spiky = np.zeros(RATE, dtype=np.float32)
-    spiky[::1000] = 0.9  # low RMS, high peaks: matching it to a loud tone would need a gain far above 1
+    spiky[::1000] = 0.9  # low loudness, high peaks: matching it to a loud tone would need a gain far above 1
     a, b = audio.loudness_match(tone(amplitude=0.9), spiky)
     assert max(np.abs(a).max(), np.abs(b).max()) == pytest.approx(1.0)
-    assert audio.rms_dbfs(a) == pytest.approx(audio.rms_dbfs(b), abs=0.01)
+    assert audio.integrated_lufs(a) == pytest.approx(audio.integrated_lufs(b), abs=0.05)
 
 
 def test_loudness_match_leaves_silence_silent():
     a, b = audio.loudness_match(tone(), np.zeros(100, dtype=np.float32))
     np.testing.assert_array_equal(a, tone())
     assert not b.any()
+
+
+def test_loudness_match_needs_a_clip():
+    with pytest.raises(SynthesisError, match="at least one clip"):
+        audio.loudness_match()

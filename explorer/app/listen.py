@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import datetime
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis import nearest_voices, summary_vectors
+from explorer.app.rating import results_files, utc_now
 from explorer.audio import AudioCache, audio_cache_key
 from explorer.errors import ExplorerError, RecipeError, shown
 from explorer.recipe import MAX_TOKEN_CHARS, OODReport, Recipe, RecipeContext, ood_report
@@ -52,6 +51,7 @@ class SpeechRequest:
         return (*voices, self.text, self.lang, self.speed, self.engine_kind)
 
 __all__ = [
+    "AB_MODES",
     "AB_SOURCES",
     "SpeechRequest",
     "BLIND_TEST_LENGTHS",
@@ -63,6 +63,7 @@ __all__ = [
     "Render",
     "blind_stimuli",
     "draw_trial",
+    "equal_lengths",
     "export_files",
     "meter_rows",
     "meters_table",
@@ -276,6 +277,8 @@ def meters_table(results: Mapping[str, Meters]) -> pd.DataFrame:
     return pd.DataFrame({label: meter_rows(result) for label, result in results.items()})
 
 
+AB_MODES = ("side by side", "blind ABX", "preference (CMOS)", "rating (MUSHRA)")
+"""How the A/B page plays its voices: openly, or as one of its three listening tests."""
 AB_SOURCES = ("stock voice", "Lab recipe", "recipe string")
 """What an A/B side can play: a stock voice, the Lab's current recipe, or a pasted share string or link."""
 MAX_TOKEN_INPUT_CHARS = MAX_TOKEN_CHARS + 1024
@@ -326,11 +329,17 @@ def draw_trial(seed: int, index: int) -> BlindTrial:
     return BlindTrial(int(index), SIDES[int(rng.integers(2))])
 
 
+def equal_lengths(*clips: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return ``clips`` as float32, each padded with silence at its end to the longest one's length, so that no
+    player of a listening test shows a length that tells its stimulus from the others."""
+    length = max(len(clip) for clip in clips)
+    return tuple(np.pad(np.asarray(clip, dtype=np.float32), (0, length - len(clip))) for clip in clips)
+
+
 def blind_stimuli(audio_a: np.ndarray, audio_b: np.ndarray, trial: BlindTrial) -> tuple[np.ndarray, ...]:
-    """Return what a blind trial plays as A, B and X: all three the same length (the shorter side padded with
-    silence at its end), so no player shows a length that gives X away; X is its side at ``BLIND_X_GAIN``."""
-    length = max(len(audio_a), len(audio_b))
-    a, b = (np.pad(np.asarray(audio, dtype=np.float32), (0, length - len(audio))) for audio in (audio_a, audio_b))
+    """Return what a blind trial plays as A, B and X: all three the same length (``equal_lengths``), so no player
+    shows a length that gives X away; X is its side at ``BLIND_X_GAIN``."""
+    a, b = equal_lengths(audio_a, audio_b)
     return a, b, ((a if trial.x_is == "A" else b) * BLIND_X_GAIN).astype(np.float32)
 
 
@@ -351,7 +360,7 @@ class BlindTally:
 
     answers: tuple[str, ...] = ()
     times: tuple[str, ...] = ()
-    """When each answer was given (ISO 8601, UTC, to the second); "" where unknown."""
+    """When each answer was given (``utc_now``); "" where unknown."""
 
     def __post_init__(self) -> None:
         if len(self.times) != len(self.answers):
@@ -392,9 +401,8 @@ class BlindTally:
         """
         if choice not in SIDES:
             raise ExplorerError(f"A blind choice is A or B, not {str(choice)[:10]!r}.")
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         return BlindTally((*self.answers, trial.x_is + choice)[-MAX_BLIND_TRIALS:],
-                          (*self.times, now)[-MAX_BLIND_TRIALS:])
+                          (*self.times, utc_now())[-MAX_BLIND_TRIALS:])
 
     def table(self) -> pd.DataFrame:
         """Return one row per trial: its number, the side X played, the listener's answer, whether it was right and
@@ -408,12 +416,8 @@ class BlindTally:
         """Return the test as files to download: ``blind-test.csv`` (one row per trial) and ``blind-test.json``
         (``stimuli``: what was compared and how, e.g. both recipes' share strings, the text, language, speed, engine
         and seed; then every trial and the result in words and numbers)."""
-        table = self.table()
-        document = {"stimuli": dict(stimuli), "trials": table.to_dict("records"),
-                    "result": {"correct": self.correct, "trials": self.trials, "p_value": self.p_value,
-                               "summary": self.summary()}}
-        return {"blind-test.csv": table.to_csv(index=False).encode("utf-8"),
-                "blind-test.json": json.dumps(document, indent=2).encode("utf-8")}
+        return results_files("blind-test", self.table(), stimuli, {
+            "correct": self.correct, "trials": self.trials, "p_value": self.p_value, "summary": self.summary()})
 
     @property
     def p_value(self) -> float:

@@ -45,7 +45,8 @@ __all__ = [
     "STATE_DEFAULTS",
     "LabState",
     "Restored",
-    "ab_blind_player_key",
+    "ab_player_key",
+    "ab_score_key",
     "ab_choice_key",
     "ab_download_key",
     "attribute_key",
@@ -83,6 +84,10 @@ RECIPE_TOKEN = "recipe_token"
 """The Lab's current share string: A/B's "Lab recipe" side and the Map's marker read it."""
 BLIND_TALLY = "blind_tally"
 """The A/B page's blind trials (``BlindTally.to_dict``)."""
+PREFERENCE_TALLY = "preference_tally"
+"""The A/B page's preference trials (``PreferenceTally.to_dict``)."""
+RATING_SHEET = "rating_sheet"
+"""The A/B page's rating screens (``RatingSheet.to_dict``)."""
 ANALYSIS_ROW = "analysis_row"
 """``"mean"`` or a row: the summary vector every analysis page uses."""
 
@@ -95,6 +100,8 @@ STATE_DEFAULTS: dict[str, object] = {
     LAB_VOICES: (DEFAULT_VOICE,),
     RECIPE_TOKEN: None,
     BLIND_TALLY: {"answers": []},
+    PREFERENCE_TALLY: {"orders": [], "scores": []},
+    RATING_SHEET: {},
 }
 """Every key that must survive page changes, with its value at the start of a session."""
 
@@ -177,7 +184,7 @@ LAB_SWEEP_TABLE = "lab_sweep_table"
 # ------------------------------------------------------------------------------------------------ A/B page
 
 AB_SEED = "ab_seed"
-AB_BLIND = "ab_blind"
+AB_MODE = "ab_mode"
 AB_MATCH = "ab_match"
 AB_SYNTHESIZE = "ab_synthesize"
 AB_RENDERED = "ab_rendered"
@@ -188,6 +195,10 @@ AB_TEST_LENGTH = "ab_test_length"
 AB_FEEDBACK_MODE = "ab_feedback_mode"
 AB_NEW_TEST = "ab_new_test"
 AB_RESULTS = "ab_results"
+AB_PREFERENCE_LENGTH = "ab_preference_length"
+AB_RATING_SCREENS = "ab_rating_screens"
+AB_MORE_RECIPES = "ab_more_recipes"
+AB_SUBMIT = "ab_submit"
 
 # ------------------------------------------------------------------------------------------------ Architecture page
 
@@ -206,10 +217,16 @@ def ab_side_key(side: str, what: str) -> str:
     return f"ab_{side}_{what}"
 
 
-def ab_blind_player_key(label: str, trial: int) -> str:
-    """Return the key of the container of blind trial ``trial``'s player ``label`` (A, B or X): a new trial gets new
-    players, never the last trial's where it was left."""
-    return f"ab_blind_{label}_{trial}"
+def ab_player_key(test: str, trial: int, label: str) -> str:
+    """Return the key of the container of listening test ``test``'s player ``label`` in trial (or screen) ``trial``:
+    a new trial gets new players, never the last trial's where it was left."""
+    return f"ab_{test}_{trial}_{label}"
+
+
+def ab_score_key(test: str, trial: int, position: int = 0) -> str:
+    """Return the key of the score given in trial (or screen) ``trial`` of ``test`` to the stimulus at ``position``:
+    each trial's scale starts afresh."""
+    return f"ab_score_{test}_{trial}_{position}"
 
 
 def ab_download_key(filename: str) -> str:

@@ -191,9 +191,10 @@ def escape_markdown(text: object) -> str:
     return _AUTOLINKED.sub(lambda m: m[0] + WORD_JOINER, escaped)
 
 
-def show_error(error: ExplorerError) -> None:
-    """Show a library error to the person as the one sentence it is."""
-    st.error(escape_markdown(error), icon=":material/warning:")
+def show_error(error: ExplorerError, about: str = "") -> None:
+    """Show a library error to the person as the one sentence it is, after ``about`` (what it concerns, e.g.
+    "Recipe C: ") where several inputs could have caused it."""
+    st.error(escape_markdown(f"{about}{error}"), icon=":material/warning:")
 
 
 @st.cache_resource

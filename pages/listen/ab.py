@@ -1,11 +1,12 @@
-"""A/B listening: two voices or recipes with the same text, engine and speed; a blind ABX mode with a session tally."""
+"""A/B listening: two voices or recipes with the same text, engine and speed, heard side by side or in a listening
+test: blind ABX, preference (CMOS) or a multi-stimulus rating (MUSHRA)."""
 
 import secrets
 
 import streamlit as st
 
-from explorer.app import listen, state, ui
-from explorer.audio import loudness_match, wav_bytes
+from explorer.app import listen, rating, state, ui
+from explorer.audio import SAMPLE_RATE, loudness_match, wav_bytes
 from explorer.charts import pack_difference_heatmap
 from explorer.errors import ExplorerError
 from explorer.recipe import apply_recipe, describe
@@ -13,7 +14,9 @@ from explorer.recipe import apply_recipe, describe
 st.title("A/B listening")
 st.caption(
     "Compare two voices (stock voices, the Lab's current recipe, or any pasted recipe string) on the same text, "
-    "engine and speed. Loudness matching keeps the louder one from winning; blind mode hides which is which."
+    "engine and speed. Loudness matching keeps the louder one from winning; the listening tests hide which is which: "
+    "blind ABX (can you tell them apart?), preference (which is better, and by how much?) and rating (several "
+    "recipes scored 0-100 against a hidden reference and a low anchor)."
 )
 
 voices = ui.session_voices()
@@ -64,11 +67,31 @@ def _choose(choice: str) -> None:
     st.session_state[state.AB_FEEDBACK] = (trial.index, choice, trial.x_is)
 
 
-def _new_test() -> None:
-    """Start the blind test again: no answers, and a new random order of X."""
-    st.session_state[state.BLIND_TALLY] = listen.BlindTally().to_dict()
+def _new_test(key: str) -> None:
+    """Start the listening test kept under ``key`` again: no answers, and a new random order."""
+    st.session_state[key] = state.STATE_DEFAULTS[key]
     st.session_state[state.AB_FEEDBACK] = None
     st.session_state[state.AB_SEED] = secrets.randbits(32)
+
+
+def _finished(summary: str, table, files: dict[str, bytes], key: str) -> None:
+    """Show a finished test: its result in words, every answer, the seed, the downloads and a new start."""
+    st.markdown(f"**The test is over: {ui.escape_markdown(summary)}**")
+    st.dataframe(table, hide_index=True, key=state.AB_RESULTS)
+    st.caption(f"The order was drawn at random with seed {st.session_state[state.AB_SEED]}.")
+    columns = st.columns([1, 1, 1, 3])
+    for column, (filename, data) in zip(columns, files.items()):
+        column.download_button(f"⬇ {filename.rsplit('.', 1)[-1].upper()}", data, file_name=filename,
+                               key=state.ab_download_key(filename), on_click="ignore")
+    columns[2].button("Start a new test", key=state.AB_NEW_TEST, on_click=_new_test, args=(key,), type="primary")
+
+
+def _players(test: str, trial: int, clips: dict[str, object]) -> None:
+    """Play ``clips`` side by side, each in a container keyed by the trial, so every trial starts new players."""
+    for column, (label, audio) in zip(st.columns(len(clips)), clips.items()):
+        with column.container(key=state.ab_player_key(test, trial, label)):
+            st.markdown(f"**{label}**")
+            st.audio(wav_bytes(audio), format="audio/wav")
 
 
 def _blind(audio_a, audio_b, stimuli: dict[str, object]) -> None:
@@ -81,21 +104,10 @@ def _blind(audio_a, audio_b, stimuli: dict[str, object]) -> None:
                                      help="At the end, the test cannot teach you which is which as it runs.")
     tally = listen.BlindTally.from_dict(st.session_state[state.BLIND_TALLY])
     if tally.trials >= length:
-        st.markdown(f"**The test is over: {ui.escape_markdown(tally.summary())}**")
-        st.dataframe(tally.table(), hide_index=True, key=state.AB_RESULTS)
-        st.caption(f"X's sides were drawn at random with seed {st.session_state[state.AB_SEED]}.")
-        columns = st.columns([1, 1, 1, 3])
-        for column, (filename, data) in zip(columns, tally.export(stimuli).items()):
-            column.download_button(f"⬇ {filename.rsplit('.', 1)[-1].upper()}", data, file_name=filename,
-                                   key=state.ab_download_key(filename), on_click="ignore")
-        columns[2].button("Start a new test", key=state.AB_NEW_TEST, on_click=_new_test, type="primary")
+        _finished(tally.summary(), tally.table(), tally.export(stimuli), state.BLIND_TALLY)
         return
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
-    columns = st.columns(3)
-    for column, label, audio in zip(columns, ("A", "B", "X"), listen.blind_stimuli(audio_a, audio_b, trial)):
-        with column.container(key=state.ab_blind_player_key(label, trial.index)):
-            st.markdown(f"**{label}**")
-            st.audio(wav_bytes(audio), format="audio/wav")
+    _players("blind", trial.index, dict(zip(("A", "B", "X"), listen.blind_stimuli(audio_a, audio_b, trial))))
     st.markdown(f"**Trial {trial.index + 1} of {length}: is X the voice of A or of B?**")
     left, right, _ = st.columns([1, 1, 4])
     left.button("X is A", key=state.ab_choice_key("A"), on_click=_choose, args=("A",), type="primary")
@@ -112,6 +124,67 @@ def _blind(audio_a, audio_b, stimuli: dict[str, object]) -> None:
         st.caption(f"{tally.trials} of {length} answered; whether you were right is told when the test is over.")
 
 
+def _prefer(order: str, trial: int) -> None:
+    """Record the score given to the second sample of a preference trial played in ``order`` (a callback)."""
+    tally = rating.PreferenceTally.from_dict(st.session_state[state.PREFERENCE_TALLY])
+    score = st.session_state[state.ab_score_key("preference", trial)]
+    st.session_state[state.PREFERENCE_TALLY] = tally.record(order, score).to_dict()
+
+
+def _preference(audio_a, audio_b, stimuli: dict[str, object]) -> None:
+    st.session_state.setdefault(state.AB_PREFERENCE_LENGTH, rating.DEFAULT_CMOS_TRIALS)
+    length = st.selectbox("Trials in the test", rating.CMOS_TEST_LENGTHS, key=state.AB_PREFERENCE_LENGTH,
+                          persist_state="session")
+    tally = rating.PreferenceTally.from_dict(st.session_state[state.PREFERENCE_TALLY])
+    if tally.trials >= length:
+        _finished(tally.summary(), tally.table(), tally.export(stimuli), state.PREFERENCE_TALLY)
+        return
+    order = rating.preference_order(st.session_state[state.AB_SEED], tally.trials)
+    first, second = listen.equal_lengths(*((audio_a, audio_b) if order == "AB" else (audio_b, audio_a)))
+    _players("preference", tally.trials, {"First": first, "Second": second})
+    st.markdown(f"**Trial {tally.trials + 1} of {length}: how does the second sample sound against the first?**")
+    st.select_slider("The second sample sounds", list(rating.CMOS_SCALE), value=0,
+                     format_func=lambda score: f"{score:+d} {rating.CMOS_SCALE[score]}" if score else rating.CMOS_SCALE[0],
+                     key=state.ab_score_key("preference", tally.trials))
+    st.button("Submit", key=state.AB_SUBMIT, on_click=_prefer, args=(order, tally.trials), type="primary")
+    st.caption(f"{tally.trials} of {length} answered. A and B play in a random order; the result is told when the "
+               "test is over.")
+
+
+def _rate(conditions: tuple[str, ...], order: tuple[int, ...], screen: int) -> None:
+    """Record one rating screen: the slider at each position rated the condition played there (a callback)."""
+    sheet = rating.RatingSheet.from_dict(st.session_state[state.RATING_SHEET], conditions)
+    scores = {conditions[index]: st.session_state[state.ab_score_key("rating", screen, position)]
+              for position, index in enumerate(order)}
+    st.session_state[state.RATING_SHEET] = sheet.record(scores).to_dict()
+
+
+def _rating(clips: dict[str, object], stimuli: dict[str, object]) -> None:
+    """A rating screen: the open reference, then every condition of ``clips`` (the hidden reference first) hidden
+    behind a number, in a new order on every screen, each with a 0-100 slider."""
+    st.session_state.setdefault(state.AB_RATING_SCREENS, rating.DEFAULT_RATING_SCREENS)
+    screens = st.selectbox("Screens in the test", rating.RATING_SCREENS, key=state.AB_RATING_SCREENS,
+                           persist_state="session", help="Each screen plays every stimulus again, in a new order.")
+    conditions = tuple(clips)
+    sheet = rating.RatingSheet.from_dict(st.session_state[state.RATING_SHEET], conditions)
+    if sheet.screens >= screens:
+        _finished(sheet.summary(), sheet.results(), sheet.export(stimuli), state.RATING_SHEET)
+        return
+    order = rating.rating_order(st.session_state[state.AB_SEED], sheet.screens, len(conditions))
+    audio = listen.equal_lengths(*clips.values())
+    _players("reference", sheet.screens, {"Reference (A)": audio[0]})
+    st.markdown(f"**Screen {sheet.screens + 1} of {screens}: rate each sample against the reference** (100: "
+                "cannot tell it from the reference; 0: very much worse). One of them is the reference itself.")
+    for position, index in enumerate(order):
+        player, slider = st.columns([2, 3], vertical_alignment="center")
+        with player.container(key=state.ab_player_key("rating", sheet.screens, str(position))):
+            st.audio(wav_bytes(audio[index]), format="audio/wav")
+        slider.slider(f"Sample {position + 1}", 0, 100, 50, key=state.ab_score_key("rating", sheet.screens, position))
+    st.button("Submit ratings", key=state.AB_SUBMIT, on_click=_rate, args=(conditions, order, sheet.screens),
+              type="primary")
+    st.caption(f"{sheet.screens} of {screens} screens answered; the result is told when the test is over.")
+
+
 def _meters(renders, request) -> None:
     """The meters of both sides, after the audio: each side's similarity is to the other side's render."""
     try:
@@ -126,6 +199,27 @@ def _meters(renders, request) -> None:
         st.dataframe(listen.meters_table(measured), key=state.AB_METERS)
 
 
+def _more_recipes() -> list | None:
+    """The rating test's further recipes (C, D, ...), one share string per line; None after showing why one cannot
+    play."""
+    lines = [line.strip() for line in st.text_area(
+        f"More recipes to rate (one recipe string or share link per line, up to {rating.MAX_RATED_RECIPES})",
+        key=state.AB_MORE_RECIPES, persist_state="session", height=80,
+        max_chars=rating.MAX_RATED_RECIPES * listen.MAX_TOKEN_INPUT_CHARS).splitlines() if line.strip()]
+    if len(lines) > rating.MAX_RATED_RECIPES:
+        st.error(f"A rating test takes at most {rating.MAX_RATED_RECIPES} more recipes; {len(lines)} were given.")
+        return None
+    found = []
+    for label, line in zip("CDEFGH", lines):
+        try:
+            recipe = listen.side_recipe("recipe string", token=line)
+            found.append((label, recipe, apply_recipe(recipe, voices, context)))
+        except ExplorerError as error:
+            ui.show_error(error, about=f"Recipe {label}: ")
+            return None
+    return found
+
+
 @st.fragment
 def _panel() -> None:
     _defaults()
@@ -136,45 +230,53 @@ def _panel() -> None:
         side_b = _side("B")
     st.divider()
     request = ui.speech_settings()
-    options = st.columns(3)
+    mode = st.radio("Listen", listen.AB_MODES, key=state.AB_MODE, horizontal=True, persist_state="session",
+                    help="Side by side plays A and B with their meters. Blind ABX: a hidden X plays A or B; say "
+                         "which. Preference: A and B in a random order; score the second against the first. Rating: "
+                         "A is the reference; score B, further recipes, A itself and a muffled copy of A, all hidden.")
+    more = _more_recipes() if mode == "rating (MUSHRA)" else []
+    options = st.columns(2)
     match = options[0].checkbox("Match loudness", value=True, key=state.AB_MATCH, persist_state="session",
-                                help="Scale B to A's RMS level (both turned down together if B would clip).")
-    blind = options[1].toggle("Blind mode (ABX)", key=state.AB_BLIND, persist_state="session",
-                              help="A hidden X plays either A or B; say which, for a test of several trials.")
-    if side_a is None or side_b is None:
+                                help="Bring every sample to A's BS.1770 integrated loudness (all turned down together "
+                                     "if one would clip).")
+    if side_a is None or side_b is None or more is None:
         return
     (recipe_a, pack_a), (recipe_b, pack_b) = side_a, side_b
-    clicked = options[2].button("Synthesize A and B", key=state.AB_SYNTHESIZE, type="primary")
-    signature = request.signature(recipe_a.to_token(), recipe_b.to_token())
+    clicked = options[1].button("Synthesize A and B", key=state.AB_SYNTHESIZE, type="primary")
+    tokens = {"A": recipe_a.to_token(), "B": recipe_b.to_token(), **{label: r.to_token() for label, r, _ in more}}
+    signature = request.signature(*tokens.values())
     if clicked or ui.rendered_before(state.AB_RENDERED, signature):
+        packs = {"A": pack_a, "B": pack_b, **{label: pack for label, _, pack in more}}
         try:
             engine = ui.engine()
-            with st.spinner("Speaking A and B…"):
-                renders = {side: ui.speak(request, pack, engine=engine)
-                           for side, pack in (("A", pack_a), ("B", pack_b))}
+            with st.spinner("Speaking " + ", ".join(packs) + "…"):
+                renders = {label: ui.speak(request, pack, engine=engine) for label, pack in packs.items()}
         except ExplorerError as error:
             ui.show_error(error)
             renders = None
         if renders is not None:
             st.session_state[state.AB_RENDERED] = signature
-            audio_a, audio_b = renders["A"].audio, renders["B"].audio
+            clips = {label: render.audio for label, render in renders.items()}
+            if mode == "rating (MUSHRA)":
+                clips[rating.LOW_ANCHOR] = rating.low_anchor(clips["A"], SAMPLE_RATE)
             if match:
-                audio_a, audio_b = loudness_match(audio_a, audio_b)
-            if blind:
-                _blind(audio_a, audio_b, {
-                    "A": recipe_a.to_token(), "B": recipe_b.to_token(), "text": request.text, "lang": request.lang,
-                    "speed": request.speed, "engine": engine.name, "loudness matched": match,
-                    "seed": st.session_state[state.AB_SEED]})
+                clips = dict(zip(clips, loudness_match(*clips.values())))
+            stimuli = {**tokens, "text": request.text, "lang": request.lang, "speed": request.speed,
+                       "engine": engine.name, "loudness matched": match, "seed": st.session_state[state.AB_SEED]}
+            if mode == "blind ABX":
+                _blind(clips["A"], clips["B"], stimuli)
+            elif mode == "preference (CMOS)":
+                _preference(clips["A"], clips["B"], stimuli)
+            elif mode == "rating (MUSHRA)":
+                stimuli[rating.LOW_ANCHOR] = f"A low-passed at {rating.LOW_ANCHOR_HZ:g} Hz"
+                _rating({rating.HIDDEN_REFERENCE: clips["A"], **{label: clips[label] for label in clips
+                                                                 if label != "A"}}, stimuli)
             else:
-                columns = st.columns(2)
-                for column, label, audio in zip(columns, ("A", "B"), (audio_a, audio_b)):
-                    with column:
-                        st.markdown(f"**{label}**")
-                        st.audio(wav_bytes(audio), format="audio/wav")
-            if blind:
-                st.caption("The meters are hidden in blind mode: durations and pitch would tell A from B.")
-            else:
+                _players("open", 0, {"A": clips["A"], "B": clips["B"]})
+            if mode == "side by side":
                 _meters(renders, request)
+            else:
+                st.caption("The meters are hidden during a test: durations and pitch would tell the samples apart.")
     else:
         st.caption("Press Synthesize to hear both sides; renders heard before replay without rendering again.")
     st.divider()

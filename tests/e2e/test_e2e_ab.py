@@ -1,4 +1,5 @@
-"""A/B listening in a real browser: both sides play, and blind mode keeps the listener's tally."""
+"""A/B listening in a real browser: both sides play, and the blind ABX, preference and rating tests run to their
+results."""
 
 from __future__ import annotations
 
@@ -6,8 +7,20 @@ import json
 import re
 from pathlib import Path
 
-from e2e_utils import SHORT_TEXT, button, expect_no_exception, open_app, rerun, screenshot, set_sample_text
+from e2e_utils import (
+    SHORT_TEXT,
+    button,
+    expect_no_exception,
+    open_app,
+    press,
+    rerun,
+    screenshot,
+    set_sample_text,
+    slider,
+)
 from playwright.sync_api import expect
+
+from explorer.recipe import Recipe
 
 
 def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
@@ -22,11 +35,11 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
     assert sources[0] != sources[1]  # two different renders, not one played twice
     screenshot(page, "ab-both-sides")
 
-    rerun(page, lambda: page.get_by_text("Blind mode (ABX)").click())
+    rerun(page, lambda: page.get_by_text("blind ABX", exact=True).click())
     expect(players).to_have_count(3)
     expect(page.get_by_text("Trial 1 of 12: is X the voice of A or of B?")).to_be_visible()
     assert len(set(durations(page))) == 1                          # no player's length tells X from the others
-    expect(page.get_by_text("The meters are hidden in blind mode")).to_be_visible()
+    expect(page.get_by_text("The meters are hidden during a test")).to_be_visible()
     page.evaluate("() => { const x = [...document.querySelectorAll('audio')][2]; x.currentTime = 1.0; x.heard = 1; }")
     rerun(page, lambda: button(page, "X is A").click())
     expect(page.get_by_text("Trial 2 of 12: is X the voice of A or of B?")).to_be_visible()
@@ -53,6 +66,52 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
     screenshot(page, "ab-blind-results")
     rerun(page, lambda: button(page, "Start a new test").click())
     expect(page.get_by_text("Trial 1 of 12: is X the voice of A or of B?")).to_be_visible()
+    expect_no_exception(page)
+
+
+def test_a_preference_test_and_a_rating_test_run_to_their_results(page, server):
+    """A person scores B against A in a preference test, then rates B and a third recipe against A, its hidden copy
+    and a low anchor; each test ends with its result in words and its answers to download."""
+    open_app(page, f"{server.url}/ab")
+    set_sample_text(page)
+    rerun(page, lambda: page.get_by_text("preference (CMOS)", exact=True).click())
+    rerun(page, lambda: button(page, "Synthesize A and B").click())
+    players = page.get_by_test_id("stAudio")
+    expect(players).to_have_count(2)
+    assert len(set(durations(page))) == 1
+    expect(page.get_by_text("Trial 1 of 6: how does the second sample sound against the first?")).to_be_visible()
+    slider(page, "The second sample sounds").focus()
+    press(page, "ArrowRight", 2)
+    expect(page.get_by_test_id("stSlider").get_by_text("+2 better")).to_be_visible()
+    screenshot(page, "ab-preference")
+    for trial in range(6):
+        rerun(page, lambda: button(page, "Submit").click())
+    expect(page.get_by_text(re.compile(r"^The test is over: B against A:\u2060? CMOS [+-]\d\.\d \(95 % interval"))) \
+        .to_be_visible()
+    with page.expect_download() as saved:
+        button(page, "JSON").click()
+    document = json.loads(Path(saved.value.path()).read_text())
+    assert len(document["trials"]) == 6 and document["trials"][0]["score of second"] == 2
+    screenshot(page, "ab-preference-results")
+
+    rerun(page, lambda: page.get_by_text("rating (MUSHRA)", exact=True).click())
+    box = page.get_by_test_id("stTextArea").filter(has_text="More recipes to rate").locator("textarea")
+    box.fill(Recipe.single("bf_emma").to_token())
+    rerun(page, lambda: box.press("Control+Enter"))
+    rerun(page, lambda: button(page, "Synthesize A and B").click())
+    expect(players).to_have_count(5)                               # the open reference and four hidden samples
+    assert len(set(durations(page))) == 1
+    expect(page.get_by_text("Screen 1 of 2: rate each sample against the reference")).to_be_visible()
+    slider(page, "Sample 1").focus()
+    press(page, "End")
+    screenshot(page, "ab-rating")
+    rerun(page, lambda: button(page, "Submit ratings").click())
+    expect(page.get_by_text("Screen 2 of 2: rate each sample against the reference")).to_be_visible()
+    rerun(page, lambda: button(page, "Submit ratings").click())
+    expect(page.get_by_text(re.compile(r"^The test is over: Median rating \(middle half\) over 2 screens:"))) \
+        .to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(1)
+    screenshot(page, "ab-rating-results")
     expect_no_exception(page)
 
 

@@ -12,6 +12,7 @@ import io
 import json
 import zlib
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import meters
 from explorer.app import listen, rating, state, ui
+from explorer.app.shared_tests import AnswerStore, SharedTest
 from explorer.attributes import load_axes
 from explorer.audio import SAMPLE_RATE, read_wav
 from explorer.engines import Engine, load_vocab
@@ -558,8 +560,9 @@ def test_a_rating_test_hides_the_reference_and_a_low_anchor_among_the_recipes_an
 
 
 @pytest.mark.parametrize(("lines", "message"), [
-    ("garbage", ui.escape_markdown("Recipe C: ")), ("\n".join([Recipe.single("bf_emma").to_token()] * 5), "at most 4 more recipes")])
-def test_a_rating_test_refuses_a_broken_or_sixth_recipe_with_one_sentence(lines, message):
+    ("garbage", ui.escape_markdown("Recipe C: ")),
+    ("\n".join([Recipe.single("bf_emma").to_token()] * 5), "at most 4 more recipes")])
+def test_a_rating_test_refuses_a_broken_recipe_or_a_fifth_further_one_with_one_sentence(lines, message):
     at = open_page("pages/listen/ab.py")
     at.radio(key="ab_mode").set_value("rating (MUSHRA)")
     rerun(at)
@@ -567,6 +570,56 @@ def test_a_rating_test_refuses_a_broken_or_sixth_recipe_with_one_sentence(lines,
     rerun(at)
     assert any(message in error.value for error in at.error)
     assert "ab_synthesize" not in [button.key for button in at.button]
+
+
+def shared_abx_query(trials: int = 8, seed: int = 11) -> dict[str, str]:
+    recipes = (Recipe.single("af_heart").to_token(), Recipe.single("am_adam").to_token())
+    return SharedTest("blind ABX", recipes, "Hello there.", "a", 1.0, "auto", trials, seed).to_query()
+
+
+def test_a_shared_test_link_fixes_the_test_and_pools_every_listener_at_the_end(monkeypatch, tmp_path):
+    """Two people open the same test link: each answers 8 trials in an order of their own; the second sees both
+    listeners in the results, and the server's store holds all 16 answers."""
+    monkeypatch.setenv("EXPLORER_LISTENING_DB", str(tmp_path / "answers.sqlite3"))
+    query = shared_abx_query()
+    for name in ("Ana", "Ben"):
+        at = open_page("pages/listen/ab.py", query)
+        assert "ab_mode" not in [radio.key for radio in at.radio]       # the link fixes the test
+        at.text_input(key="ab_listener_name").set_value(name)
+        at.button(key="ab_synthesize").click()
+        rerun(at)
+        assert len(audio_elements(at)) == 3
+        for _ in range(8):
+            at.button(key="ab_choose_A").click()
+            rerun(at)
+        assert any("The test is over:" in block.value for block in at.markdown)
+    everyone = at.dataframe[1].value
+    assert sorted(everyone["listener"]) == ["Ana", "Ben"] and everyone["answered"].tolist() == [8, 8]
+    assert any("All listeners of this test:" in block.value and "2 listeners" in block.value for block in at.markdown)
+    results = AnswerStore(tmp_path / "answers.sqlite3").results(SharedTest.from_query(query))
+    assert results.listeners == 2 and results.pooled().trials == 16
+    assert "ab_new_test" not in [button.key for button in at.button]  # a listener's answers stand
+
+
+def test_a_hostile_test_link_is_told_in_one_sentence_and_the_page_opens_as_usual(monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_LISTENING_DB", str(tmp_path / "answers.sqlite3"))
+    at = open_page("pages/listen/ab.py", {**shared_abx_query(), "trials": "1000000", "text": "<script>x</script>"})
+    assert any("this link asks for 1000000" in error.value for error in at.error)
+    assert "ab_mode" in [radio.key for radio in at.radio] and not (tmp_path / "answers.sqlite3").exists()
+
+
+def test_a_test_made_on_the_page_offers_its_link_with_everyones_results(monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_LISTENING_DB", str(tmp_path / "answers.sqlite3"))
+    at = open_page("pages/listen/ab.py")
+    at.session_state["ab_seed"] = 11
+    at.radio(key="ab_mode").set_value("blind ABX")
+    at.button(key="ab_synthesize").click()
+    rerun(at)
+    link = next(code.value for code in at.code if "test=abx" in code.value)
+    query = {key: values[0] for key, values in parse_qs(urlsplit(link).query).items()}
+    test = SharedTest.from_query(query)
+    assert test.trials == 12 and test.seed == 11 and test.recipes[0] == Recipe.single("af_heart").to_token()
+    assert any("Nobody has answered this test yet." in block.value for block in at.markdown)
 
 
 class NaNEngine(ToneEngine):

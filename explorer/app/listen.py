@@ -204,26 +204,26 @@ def share_url(page_url: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(dict(params)), ""))
 
 
-def shared_speech(query: Mapping[str, str]) -> tuple[dict[str, object], list[str]]:
-    """Read what a share link says to speak: return the ``text``, ``lang`` and ``speed`` it sets (those present and
-    valid) and one sentence for each that is present but cannot be used."""
+def shared_speech(query: Mapping[str, str], whose: str = "The link's") -> tuple[dict[str, object], dict[str, str]]:
+    """Read what a link says to speak: return the ``text``, ``lang`` and ``speed`` it sets (those present and valid)
+    and, for each that is present but cannot be used, why (keyed "text", "language" or "speed"; each reason starts
+    with ``whose`` and has no full stop, so the page can say what it does instead)."""
     found: dict[str, object] = {}
-    problems = []
+    problems: dict[str, str] = {}
     if "text" in query:
         text = str(query["text"])
         if not text.strip():
-            problems.append("The link's text is empty, so the text was kept.")
+            problems["text"] = f"{whose} text is empty"
         elif len(text) > SHARED_TEXT_CHARS:
-            problems.append(f"The link's text has {len(text):,} characters; a link carries at most "
-                            f"{SHARED_TEXT_CHARS:,}, so the text was kept.")
+            problems["text"] = f"{whose} text has {len(text):,} characters; a link carries at most " \
+                               f"{SHARED_TEXT_CHARS:,}"
         else:
             found["text"] = text
     if "lang" in query:
         if query["lang"] in LANGUAGES:
             found["lang"] = query["lang"]
         else:
-            problems.append(f"The link's language {shown(query['lang'])} is not one of {', '.join(LANGUAGES)}, so "
-                            "the language was kept.")
+            problems["language"] = f"{whose} language {shown(query['lang'])} is not one of {', '.join(LANGUAGES)}"
     if "speed" in query:
         try:
             speed = float(query["speed"])
@@ -233,8 +233,8 @@ def shared_speech(query: Mapping[str, str]) -> tuple[dict[str, object], list[str
         if SPEED_RANGE[0] <= speed <= SPEED_RANGE[1] and abs(speed - on_grid) < 1e-9:
             found["speed"] = round(on_grid, 2)
         else:
-            problems.append(f"The link's speed {shown(query['speed'])} is not one of {SPEED_RANGE[0]:g} to "
-                            f"{SPEED_RANGE[1]:g} in steps of {SPEED_STEP:g}, so the speed was kept.")
+            problems["speed"] = f"{whose} speed {shown(query['speed'])} is not one of {SPEED_RANGE[0]:g} to " \
+                                f"{SPEED_RANGE[1]:g} in steps of {SPEED_STEP:g}"
     return found, problems
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "LOW_ANCHOR",
     "LOW_ANCHOR_HZ",
     "MAX_RATED_RECIPES",
+    "cmos_label",
     "RATING_SCREENS",
     "PreferenceTally",
     "RatingSheet",
@@ -50,6 +51,11 @@ __all__ = [
 CMOS_SCALE = {-3: "much worse", -2: "worse", -1: "slightly worse", 0: "about the same", 1: "slightly better",
               2: "better", 3: "much better"}
 """The comparison scale of ITU-T P.800's CMOS: how the second sample sounds against the first."""
+def cmos_label(score: int) -> str:
+    """Return how a CMOS score reads on the scale: "+2 better", "about the same", "-3 much worse"."""
+    return f"{score:+d} {CMOS_SCALE[score]}" if score else CMOS_SCALE[0]
+
+
 CMOS_TEST_LENGTHS = (4, 6, 8, 12)
 """How many trials a preference test may have."""
 DEFAULT_CMOS_TRIALS = 6

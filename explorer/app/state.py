@@ -199,6 +199,12 @@ AB_PREFERENCE_LENGTH = "ab_preference_length"
 AB_RATING_SCREENS = "ab_rating_screens"
 AB_MORE_RECIPES = "ab_more_recipes"
 AB_SUBMIT = "ab_submit"
+AB_LISTENER = "ab_listener"
+AB_LISTENER_NAME = "ab_listener_name"
+AB_SHARED_TEST = "ab_shared_test"
+AB_STORE_ERROR = "ab_store_error"
+AB_EVERYONE = "ab_everyone"
+AB_REFRESH = "ab_refresh"
 
 # ------------------------------------------------------------------------------------------------ Architecture page
 

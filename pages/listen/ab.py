@@ -5,18 +5,18 @@ import secrets
 
 import streamlit as st
 
-from explorer.app import listen, rating, state, ui
+from explorer.app import listen, rating, shared_tests, state, ui
 from explorer.audio import SAMPLE_RATE, loudness_match, wav_bytes
 from explorer.charts import pack_difference_heatmap
 from explorer.errors import ExplorerError
-from explorer.recipe import apply_recipe, describe
+from explorer.recipe import Recipe, apply_recipe, describe
 
 st.title("A/B listening")
 st.caption(
     "Compare two voices (stock voices, the Lab's current recipe, or any pasted recipe string) on the same text, "
     "engine and speed. Loudness matching keeps the louder one from winning; the listening tests hide which is which: "
     "blind ABX (can you tell them apart?), preference (which is better, and by how much?) and rating (several "
-    "recipes scored 0-100 against a hidden reference and a low anchor)."
+    "recipes scored 0-100 against a hidden reference and a low anchor). A test's link lets several people take it."
 )
 
 voices = ui.session_voices()
@@ -59,11 +59,28 @@ def _side(side: str):
     return recipe, pack
 
 
-def _choose(choice: str) -> None:
-    """Record the listener's answer for the current trial (a callback, so the next trial is drawn at once)."""
+TALLY_KEYS = {"blind ABX": state.BLIND_TALLY, "preference (CMOS)": state.PREFERENCE_TALLY,
+              "rating (MUSHRA)": state.RATING_SHEET}
+
+
+def _keep(key: str, tally, trial: int, answer: object, shared: shared_tests.SharedTest | None) -> None:
+    """Keep ``tally`` (with ``answer`` to ``trial`` recorded) in the session; in a shared test the server's store
+    takes the answer first, and an answer it refuses is not counted, so the two never disagree."""
+    if shared is not None:
+        try:
+            shared_tests.AnswerStore().record(shared, st.session_state[state.AB_LISTENER],
+                                              st.session_state.get(state.AB_LISTENER_NAME) or "", trial, answer)
+        except ExplorerError as error:
+            st.session_state[state.AB_STORE_ERROR] = str(error)
+            return
+    st.session_state[key] = tally.to_dict()
+
+
+def _choose(choice: str, shared: shared_tests.SharedTest | None) -> None:
+    """Record the listener's answer for the current blind trial (a callback, so the next trial is drawn at once)."""
     tally = listen.BlindTally.from_dict(st.session_state[state.BLIND_TALLY])
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
-    st.session_state[state.BLIND_TALLY] = tally.record(trial, choice).to_dict()
+    _keep(state.BLIND_TALLY, tally.record(trial, choice), trial.index, trial.x_is + choice, shared)
     st.session_state[state.AB_FEEDBACK] = (trial.index, choice, trial.x_is)
 
 
@@ -74,8 +91,9 @@ def _new_test(key: str) -> None:
     st.session_state[state.AB_SEED] = secrets.randbits(32)
 
 
-def _finished(summary: str, table, files: dict[str, bytes], key: str) -> None:
-    """Show a finished test: its result in words, every answer, the seed, the downloads and a new start."""
+def _finished(summary: str, table, files: dict[str, bytes], key: str, shared: shared_tests.SharedTest | None) -> None:
+    """Show a finished test: its result in words, every answer, the seed, the downloads and a new start; in a shared
+    test, the results of every listener so far instead of a new start."""
     st.markdown(f"**The test is over: {ui.escape_markdown(summary)}**")
     st.dataframe(table, hide_index=True, key=state.AB_RESULTS)
     st.caption(f"The order was drawn at random with seed {st.session_state[state.AB_SEED]}.")
@@ -83,7 +101,24 @@ def _finished(summary: str, table, files: dict[str, bytes], key: str) -> None:
     for column, (filename, data) in zip(columns, files.items()):
         column.download_button(f"⬇ {filename.rsplit('.', 1)[-1].upper()}", data, file_name=filename,
                                key=state.ab_download_key(filename), on_click="ignore")
-    columns[2].button("Start a new test", key=state.AB_NEW_TEST, on_click=_new_test, args=(key,), type="primary")
+    if shared is None:
+        columns[2].button("Start a new test", key=state.AB_NEW_TEST, on_click=_new_test, args=(key,),
+                          type="primary")
+    else:
+        _everyone(shared)
+
+
+def _everyone(test: shared_tests.SharedTest) -> None:
+    """The results of every listener of a shared test so far: pooled in words, then one row per listener."""
+    try:
+        results = shared_tests.AnswerStore().results(test)
+    except ExplorerError as error:
+        ui.show_error(error)
+        return
+    st.markdown(f"**All listeners of this test:** {ui.escape_markdown(results.summary())}")
+    if results.listeners:
+        st.dataframe(results.table(), hide_index=True, key=state.AB_EVERYONE)
+    st.button("Refresh the results", key=state.AB_REFRESH, help="Read the answers given since this page was drawn.")
 
 
 def _players(test: str, trial: int, clips: dict[str, object]) -> None:
@@ -94,24 +129,35 @@ def _players(test: str, trial: int, clips: dict[str, object]) -> None:
             st.audio(wav_bytes(audio), format="audio/wav")
 
 
-def _blind(audio_a, audio_b, stimuli: dict[str, object]) -> None:
-    st.session_state.setdefault(state.AB_TEST_LENGTH, listen.DEFAULT_BLIND_TRIALS)
+def _length(label: str, lengths: tuple[int, ...], default: int, key: str, shared: shared_tests.SharedTest | None,
+            **options: object) -> int:
+    """How many trials (or screens) the test has: the listener's choice, or the shared test's."""
+    if shared is not None:
+        st.caption(f"{label}: {shared.trials}, as the test's link sets it.")
+        return shared.trials
+    st.session_state.setdefault(key, default)
+    return st.selectbox(label, lengths, key=key, persist_state="session", **options)
+
+
+def _blind(audio_a, audio_b, stimuli: dict[str, object], shared: shared_tests.SharedTest | None) -> None:
     length_column, feedback_column = st.columns(2)
-    length = length_column.selectbox("Trials in the test", listen.BLIND_TEST_LENGTHS, key=state.AB_TEST_LENGTH,
-                                     persist_state="session")
+    with length_column:
+        length = _length("Trials in the test", listen.BLIND_TEST_LENGTHS, listen.DEFAULT_BLIND_TRIALS,
+                         state.AB_TEST_LENGTH, shared)
     feedback = feedback_column.radio("Say whether I was right", listen.FEEDBACK_MODES, key=state.AB_FEEDBACK_MODE,
                                      horizontal=True, persist_state="session",
                                      help="At the end, the test cannot teach you which is which as it runs.")
     tally = listen.BlindTally.from_dict(st.session_state[state.BLIND_TALLY])
     if tally.trials >= length:
-        _finished(tally.summary(), tally.table(), tally.export(stimuli), state.BLIND_TALLY)
+        _finished(tally.summary(), tally.table(), tally.export(stimuli), state.BLIND_TALLY, shared)
         return
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
     _players("blind", trial.index, dict(zip(("A", "B", "X"), listen.blind_stimuli(audio_a, audio_b, trial))))
     st.markdown(f"**Trial {trial.index + 1} of {length}: is X the voice of A or of B?**")
     left, right, _ = st.columns([1, 1, 4])
-    left.button("X is A", key=state.ab_choice_key("A"), on_click=_choose, args=("A",), type="primary")
-    right.button("X is B", key=state.ab_choice_key("B"), on_click=_choose, args=("B",), type="primary")
+    for column, side in ((left, "A"), (right, "B")):
+        column.button(f"X is {side}", key=state.ab_choice_key(side), on_click=_choose, args=(side, shared),
+                      type="primary")
     last = st.session_state.get(state.AB_FEEDBACK)
     if feedback == "after each trial":
         if last is not None:
@@ -124,51 +170,49 @@ def _blind(audio_a, audio_b, stimuli: dict[str, object]) -> None:
         st.caption(f"{tally.trials} of {length} answered; whether you were right is told when the test is over.")
 
 
-def _prefer(order: str, trial: int) -> None:
+def _prefer(order: str, trial: int, shared: shared_tests.SharedTest | None) -> None:
     """Record the score given to the second sample of a preference trial played in ``order`` (a callback)."""
     tally = rating.PreferenceTally.from_dict(st.session_state[state.PREFERENCE_TALLY])
     score = st.session_state[state.ab_score_key("preference", trial)]
-    st.session_state[state.PREFERENCE_TALLY] = tally.record(order, score).to_dict()
+    _keep(state.PREFERENCE_TALLY, tally.record(order, score), trial, {"order": order, "score": score}, shared)
 
 
-def _preference(audio_a, audio_b, stimuli: dict[str, object]) -> None:
-    st.session_state.setdefault(state.AB_PREFERENCE_LENGTH, rating.DEFAULT_CMOS_TRIALS)
-    length = st.selectbox("Trials in the test", rating.CMOS_TEST_LENGTHS, key=state.AB_PREFERENCE_LENGTH,
-                          persist_state="session")
+def _preference(audio_a, audio_b, stimuli: dict[str, object], shared: shared_tests.SharedTest | None) -> None:
+    length = _length("Trials in the test", rating.CMOS_TEST_LENGTHS, rating.DEFAULT_CMOS_TRIALS,
+                     state.AB_PREFERENCE_LENGTH, shared)
     tally = rating.PreferenceTally.from_dict(st.session_state[state.PREFERENCE_TALLY])
     if tally.trials >= length:
-        _finished(tally.summary(), tally.table(), tally.export(stimuli), state.PREFERENCE_TALLY)
+        _finished(tally.summary(), tally.table(), tally.export(stimuli), state.PREFERENCE_TALLY, shared)
         return
     order = rating.preference_order(st.session_state[state.AB_SEED], tally.trials)
     first, second = listen.equal_lengths(*((audio_a, audio_b) if order == "AB" else (audio_b, audio_a)))
     _players("preference", tally.trials, {"First": first, "Second": second})
     st.markdown(f"**Trial {tally.trials + 1} of {length}: how does the second sample sound against the first?**")
-    st.select_slider("The second sample sounds", list(rating.CMOS_SCALE), value=0,
-                     format_func=lambda score: f"{score:+d} {rating.CMOS_SCALE[score]}" if score else rating.CMOS_SCALE[0],
+    st.select_slider("The second sample sounds", list(rating.CMOS_SCALE), value=0, format_func=rating.cmos_label,
                      key=state.ab_score_key("preference", tally.trials))
-    st.button("Submit", key=state.AB_SUBMIT, on_click=_prefer, args=(order, tally.trials), type="primary")
+    st.button("Submit", key=state.AB_SUBMIT, on_click=_prefer, args=(order, tally.trials, shared), type="primary")
     st.caption(f"{tally.trials} of {length} answered. A and B play in a random order; the result is told when the "
                "test is over.")
 
 
-def _rate(conditions: tuple[str, ...], order: tuple[int, ...], screen: int) -> None:
+def _rate(conditions: tuple[str, ...], order: tuple[int, ...], screen: int,
+          shared: shared_tests.SharedTest | None) -> None:
     """Record one rating screen: the slider at each position rated the condition played there (a callback)."""
     sheet = rating.RatingSheet.from_dict(st.session_state[state.RATING_SHEET], conditions)
     scores = {conditions[index]: st.session_state[state.ab_score_key("rating", screen, position)]
               for position, index in enumerate(order)}
-    st.session_state[state.RATING_SHEET] = sheet.record(scores).to_dict()
+    _keep(state.RATING_SHEET, sheet.record(scores), screen, [scores[condition] for condition in conditions], shared)
 
 
-def _rating(clips: dict[str, object], stimuli: dict[str, object]) -> None:
+def _rating(clips: dict[str, object], stimuli: dict[str, object], shared: shared_tests.SharedTest | None) -> None:
     """A rating screen: the open reference, then every condition of ``clips`` (the hidden reference first) hidden
     behind a number, in a new order on every screen, each with a 0-100 slider."""
-    st.session_state.setdefault(state.AB_RATING_SCREENS, rating.DEFAULT_RATING_SCREENS)
-    screens = st.selectbox("Screens in the test", rating.RATING_SCREENS, key=state.AB_RATING_SCREENS,
-                           persist_state="session", help="Each screen plays every stimulus again, in a new order.")
+    screens = _length("Screens in the test", rating.RATING_SCREENS, rating.DEFAULT_RATING_SCREENS,
+                      state.AB_RATING_SCREENS, shared, help="Each screen plays every stimulus again, in a new order.")
     conditions = tuple(clips)
     sheet = rating.RatingSheet.from_dict(st.session_state[state.RATING_SHEET], conditions)
     if sheet.screens >= screens:
-        _finished(sheet.summary(), sheet.results(), sheet.export(stimuli), state.RATING_SHEET)
+        _finished(sheet.summary(), sheet.results(), sheet.export(stimuli), state.RATING_SHEET, shared)
         return
     order = rating.rating_order(st.session_state[state.AB_SEED], sheet.screens, len(conditions))
     audio = listen.equal_lengths(*clips.values())
@@ -180,7 +224,7 @@ def _rating(clips: dict[str, object], stimuli: dict[str, object]) -> None:
         with player.container(key=state.ab_player_key("rating", sheet.screens, str(position))):
             st.audio(wav_bytes(audio[index]), format="audio/wav")
         slider.slider(f"Sample {position + 1}", 0, 100, 50, key=state.ab_score_key("rating", sheet.screens, position))
-    st.button("Submit ratings", key=state.AB_SUBMIT, on_click=_rate, args=(conditions, order, sheet.screens),
+    st.button("Submit ratings", key=state.AB_SUBMIT, on_click=_rate, args=(conditions, order, sheet.screens, shared),
               type="primary")
     st.caption(f"{sheet.screens} of {screens} screens answered; the result is told when the test is over.")
 
@@ -220,8 +264,116 @@ def _more_recipes() -> list | None:
     return found
 
 
+def _speak(request: listen.SpeechRequest, packs: dict[str, object]) -> dict[str, listen.Render] | None:
+    """Render every pack of ``packs`` for ``request``; None after showing why one could not be."""
+    try:
+        engine = ui.engine(request.engine_kind)
+        with st.spinner("Speaking " + ", ".join(packs) + "…"):
+            return {label: ui.speak(request, pack, engine=engine) for label, pack in packs.items()}
+    except ExplorerError as error:
+        ui.show_error(error)
+        return None
+
+
+def _run_test(mode: str, renders: dict[str, listen.Render], match: bool, stimuli: dict[str, object],
+              shared: shared_tests.SharedTest | None = None) -> None:
+    """Run the listening test ``mode`` on ``renders`` (A, B, then any further recipes): the rating test adds the
+    low anchor, and every sample is loudness matched to A when ``match``."""
+    clips = {label: render.audio for label, render in renders.items()}
+    if mode == "rating (MUSHRA)":
+        clips[rating.LOW_ANCHOR] = rating.low_anchor(clips["A"], SAMPLE_RATE)
+        stimuli = {**stimuli, rating.LOW_ANCHOR: f"A low-passed at {rating.LOW_ANCHOR_HZ:g} Hz"}
+    if match:
+        clips = dict(zip(clips, loudness_match(*clips.values())))
+    if mode == "blind ABX":
+        _blind(clips["A"], clips["B"], stimuli, shared)
+    elif mode == "preference (CMOS)":
+        _preference(clips["A"], clips["B"], stimuli, shared)
+    else:
+        _rating({rating.HIDDEN_REFERENCE: clips["A"], **{label: clips[label] for label in clips if label != "A"}},
+                stimuli, shared)
+    st.caption("The meters are hidden during a test: durations and pitch would tell the samples apart.")
+
+
+def _stimuli(tokens: dict[str, str], request: listen.SpeechRequest, match: bool) -> dict[str, object]:
+    """What a test compared and how, for its downloads (the engine as it rendered, e.g. "torch", not "auto")."""
+    return {**tokens, "text": request.text, "lang": request.lang, "speed": request.speed,
+            "engine": ui.engine(request.engine_kind).name, "loudness matched": match,
+            "seed": st.session_state[state.AB_SEED]}
+
+
+def _share(mode: str, tokens: dict[str, str], request: listen.SpeechRequest, match: bool) -> None:
+    """Offer the current test as a link for several listeners, with everyone's results so far."""
+    length_keys = {"blind ABX": (state.AB_TEST_LENGTH, listen.DEFAULT_BLIND_TRIALS),
+                   "preference (CMOS)": (state.AB_PREFERENCE_LENGTH, rating.DEFAULT_CMOS_TRIALS),
+                   "rating (MUSHRA)": (state.AB_RATING_SCREENS, rating.DEFAULT_RATING_SCREENS)}
+    key, default = length_keys[mode]
+    try:
+        test = shared_tests.SharedTest.from_query(shared_tests.SharedTest(
+            mode, tuple(tokens.values()), request.text, request.lang, request.speed, request.engine_kind,
+            st.session_state.get(key, default), st.session_state[state.AB_SEED], match).to_query())
+    except ExplorerError as error:
+        st.caption(f"This test cannot be shared: {ui.escape_markdown(error)}")
+        return
+    with st.expander("Share this test with other listeners"):
+        st.caption("Everyone who opens this link hears the same samples, each in an order of their own; their "
+                   "answers are kept on this server, and the results below pool every listener.")
+        st.code(listen.share_url(st.context.url or "", test.to_query()), language=None, wrap_lines=True)
+        _everyone(test)
+
+
+def _take(test: shared_tests.SharedTest) -> None:
+    """Take a shared test: the link fixes the samples, text, engine and length; answers go to the server's store."""
+    listener = st.session_state.setdefault(state.AB_LISTENER, secrets.token_hex(8))
+    key = TALLY_KEYS[test.kind]
+    if st.session_state.get(state.AB_SHARED_TEST) != test.test_id:  # a new test for this session: start it afresh
+        st.session_state.update({state.AB_SHARED_TEST: test.test_id, key: state.STATE_DEFAULTS[key],
+                                 state.AB_SEED: test.listener_seed(listener), state.AB_FEEDBACK: None})
+    st.subheader(f"A shared listening test: {test.kind}")
+    st.caption(f"Everyone who opens this link hears the same {len(test.recipes)} recipes saying the same text, each "
+               "listener in an order of their own. Your answers are kept on this server with the name you give, and "
+               "the results of every listener show when you finish.")
+    st.text_input("Your name, as the results will show it", key=state.AB_LISTENER_NAME, placeholder="anonymous",
+                  max_chars=shared_tests.MAX_NAME_CHARS)
+    problem = st.session_state.pop(state.AB_STORE_ERROR, None)
+    if problem:
+        st.error(ui.escape_markdown(problem), icon=":material/warning:")
+    st.markdown(f"**Text:** {ui.escape_markdown(test.text)}")
+    request = listen.SpeechRequest(test.text, test.lang, test.speed, test.engine)
+    try:
+        packs = {label: apply_recipe(Recipe.from_token(token), voices, context)
+                 for label, token in zip("ABCDEFG", test.recipes)}
+    except ExplorerError as error:
+        ui.show_error(error)
+        return
+    signature = request.signature(test.test_id)
+    if st.button("Start the test", key=state.AB_SYNTHESIZE, type="primary") or \
+            ui.rendered_before(state.AB_RENDERED, signature):
+        renders = _speak(request, packs)
+        if renders is not None:
+            st.session_state[state.AB_RENDERED] = signature
+            tokens = dict(zip("ABCDEFG", test.recipes))
+            _run_test(test.kind, renders, test.match, _stimuli(tokens, request, test.match), test)
+
+
+def _shared_test() -> shared_tests.SharedTest | None:
+    """The test this page's link defines, if any; an unusable link is told and the page opens as usual."""
+    query = st.query_params.to_dict()
+    if "test" not in query:
+        return None
+    try:
+        return shared_tests.SharedTest.from_query(query)
+    except ExplorerError as error:
+        ui.show_error(error)
+        return None
+
+
 @st.fragment
 def _panel() -> None:
+    shared = _shared_test()
+    if shared is not None:
+        _take(shared)
+        return
     _defaults()
     left, right = st.columns(2, gap="large")
     with left:
@@ -246,37 +398,16 @@ def _panel() -> None:
     tokens = {"A": recipe_a.to_token(), "B": recipe_b.to_token(), **{label: r.to_token() for label, r, _ in more}}
     signature = request.signature(*tokens.values())
     if clicked or ui.rendered_before(state.AB_RENDERED, signature):
-        packs = {"A": pack_a, "B": pack_b, **{label: pack for label, _, pack in more}}
-        try:
-            engine = ui.engine()
-            with st.spinner("Speaking " + ", ".join(packs) + "…"):
-                renders = {label: ui.speak(request, pack, engine=engine) for label, pack in packs.items()}
-        except ExplorerError as error:
-            ui.show_error(error)
-            renders = None
+        renders = _speak(request, {"A": pack_a, "B": pack_b, **{label: pack for label, _, pack in more}})
         if renders is not None:
             st.session_state[state.AB_RENDERED] = signature
-            clips = {label: render.audio for label, render in renders.items()}
-            if mode == "rating (MUSHRA)":
-                clips[rating.LOW_ANCHOR] = rating.low_anchor(clips["A"], SAMPLE_RATE)
-            if match:
-                clips = dict(zip(clips, loudness_match(*clips.values())))
-            stimuli = {**tokens, "text": request.text, "lang": request.lang, "speed": request.speed,
-                       "engine": engine.name, "loudness matched": match, "seed": st.session_state[state.AB_SEED]}
-            if mode == "blind ABX":
-                _blind(clips["A"], clips["B"], stimuli)
-            elif mode == "preference (CMOS)":
-                _preference(clips["A"], clips["B"], stimuli)
-            elif mode == "rating (MUSHRA)":
-                stimuli[rating.LOW_ANCHOR] = f"A low-passed at {rating.LOW_ANCHOR_HZ:g} Hz"
-                _rating({rating.HIDDEN_REFERENCE: clips["A"], **{label: clips[label] for label in clips
-                                                                 if label != "A"}}, stimuli)
-            else:
-                _players("open", 0, {"A": clips["A"], "B": clips["B"]})
             if mode == "side by side":
+                audio = (renders["A"].audio, renders["B"].audio)
+                _players("open", 0, dict(zip("AB", loudness_match(*audio) if match else audio)))
                 _meters(renders, request)
             else:
-                st.caption("The meters are hidden during a test: durations and pitch would tell the samples apart.")
+                _run_test(mode, renders, match, _stimuli(tokens, request, match))
+                _share(mode, tokens, request, match)
     else:
         st.caption("Press Synthesize to hear both sides; renders heard before replay without rendering again.")
     st.divider()

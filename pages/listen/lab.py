@@ -68,8 +68,8 @@ def _restore() -> None:
     if query != st.session_state.get(state.LAB_SHARED):
         speech, problems = listen.shared_speech(query)
         st.session_state.update({state.SPEECH_KEYS[name]: value for name, value in speech.items()})
-        for problem in problems:
-            st.warning(ui.escape_markdown(problem), icon=":material/warning:")
+        for what, problem in problems.items():
+            st.warning(ui.escape_markdown(f"{problem}, so the {what} was kept."), icon=":material/warning:")
 
 
 def _picked_voices() -> None:

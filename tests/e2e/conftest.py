@@ -129,13 +129,15 @@ def serve(log_name: str, environment: dict[str, str] | None = None, script: str 
 
 
 @pytest.fixture(scope="session")
-def server(browser) -> Iterator[Server]:
+def server(browser, tmp_path_factory) -> Iterator[Server]:
     """The app for the whole session, first visited at its address (the entry page), as a person opening it does.
+    Its shared listening tests keep their answers in a file of the session's own.
 
     A first visit straight to a page's own address on a fresh server is tested on its own server
     (``test_e2e_pages.py::test_a_link_to_a_page_works_as_the_first_visit_to_a_fresh_server``).
     """
-    with serve("streamlit-server.log") as running:
+    answers = tmp_path_factory.mktemp("listening") / "listening-tests.sqlite3"
+    with serve("streamlit-server.log", {"EXPLORER_LISTENING_DB": str(answers)}) as running:
         _visit_first(browser, running.url)
         yield running
 

@@ -3,6 +3,7 @@ results."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -10,11 +11,13 @@ from pathlib import Path
 from e2e_utils import (
     SHORT_TEXT,
     button,
+    code_texts,
     expect_no_exception,
     open_app,
     press,
     rerun,
     screenshot,
+    script_finished,
     set_sample_text,
     slider,
 )
@@ -112,6 +115,43 @@ def test_a_preference_test_and_a_rating_test_run_to_their_results(page, server):
         .to_be_visible()
     expect(page.get_by_test_id("stDataFrame")).to_have_count(1)
     screenshot(page, "ab-rating-results")
+    expect_no_exception(page)
+
+
+def test_two_listeners_take_a_shared_test_at_the_same_moment_and_both_are_in_the_results(new_page, server):
+    """A person makes a blind test and shares its link; two listeners open it in their own browsers, answer every
+    trial at the same moments, and each finds both of them in the results of every listener."""
+    maker = new_page()
+    open_app(maker, f"{server.url}/ab")
+    set_sample_text(maker)
+    rerun(maker, lambda: maker.get_by_text("blind ABX", exact=True).click())
+    rerun(maker, lambda: button(maker, "Synthesize A and B").click())
+    maker.get_by_text("Share this test with other listeners").click()
+    link = next(text for text in code_texts(maker) if "test=abx" in text)
+    expect(maker.get_by_text("Nobody has answered this test yet.")).to_be_visible()
+
+    listeners = {"Ana": new_page(), "Ben": new_page()}
+    for name, page in listeners.items():
+        open_app(page, link)
+        expect(page.get_by_text("A shared listening test: blind ABX")).to_be_visible()
+        name_box = page.get_by_label("Your name, as the results will show it")
+        name_box.fill(name)
+        rerun(page, lambda: name_box.press("Enter"))
+        rerun(page, lambda: button(page, "Start the test").click())
+        expect(page.get_by_test_id("stAudio")).to_have_count(3)
+    for trial in range(12):
+        with contextlib.ExitStack() as answered:  # both listeners click before either answer is stored
+            for page in listeners.values():
+                answered.enter_context(script_finished(page))
+                button(page, "X is A").click()
+    for name, page in listeners.items():
+        expect(page.get_by_text(re.compile(r"^The test is over: \d+ of 12 correct"))).to_be_visible()
+    page = listeners["Ben"]
+    rerun(page, lambda: button(page, "Refresh the results").click())
+    expect(page.get_by_text(re.compile(r"^All listeners of this test:\s*2 listeners, all answers together:\u2060? "
+                                       r"\d+ of 24 correct"))).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_have_count(2)
+    screenshot(page, "ab-shared-results")
     expect_no_exception(page)
 
 

@@ -12,11 +12,15 @@ import io
 import json
 import zlib
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import torch
 from e2e_utils import expect_no_exception, open_app, rerun, screenshot
 from playwright.sync_api import expect
+
+from explorer.app.shared_tests import SharedTest
+from explorer.recipe import Recipe
 
 PAYLOAD = '<img src=x onerror="alert(1)"><b>![x](http://e.x/t.png)</b>'
 """HTML and a Markdown image: rendered as markup, it would load an image from elsewhere and run script."""
@@ -91,4 +95,20 @@ def test_markup_pasted_as_an_ab_recipe_string_is_shown_as_text(page, server):
     error = page.get_by_test_id("stAlertContentError").filter(has_text="unknown keys")
     expect(error).to_contain_text(PAYLOAD[:36])
     expect_text_only(error)
+    expect_no_exception(page)
+
+
+def test_a_shared_test_link_with_markup_or_an_absurd_length_is_refused_in_one_sentence(page, server):
+    """A person opens test links built to break the A/B page: markup as the test's kind, a million trials. Each says
+    in one sentence what is wrong, as text, and the page opens as usual with nothing stored."""
+    recipes = (Recipe.single("af_heart").to_token(), Recipe.single("am_adam").to_token())
+    query = SharedTest("blind ABX", recipes, "Hello there.", "a", 1.0, "auto", 8, 1).to_query()
+    for change, message in (({"test": PAYLOAD}, "is not one of abx, preference, rating"),
+                            ({"trials": "1000000"}, "this link asks for 1000000")):
+        open_app(page, f"{server.url}/ab?{urlencode({**query, **change})}")
+        error = page.get_by_test_id("stAlertContentError").filter(has_text=message)
+        expect(error).to_have_count(1)
+        expect_text_only(error)
+        expect(page.get_by_text("Side A", exact=True)).to_be_visible()       # the page as usual
+        expect(page.get_by_text("A shared listening test")).to_have_count(0)
     expect_no_exception(page)

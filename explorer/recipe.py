@@ -1310,6 +1310,8 @@ class OODReport:
 
     ``out_of_distribution`` is true when the nearest stock voice is farther than ``distance_threshold`` (the stock
     spacing, see ``OOD_DISTANCE_FACTOR``), or a dim leaves the stock range by more than ``OOD_RANGE_MARGIN`` of it.
+    Nearness is one measure throughout: the Euclidean distance of mean-over-rows vectors, as the Lab's table of
+    nearest voices gives it too.
     ``dims_out_of_range`` lists every dim outside the range, largest excess first; ``cells_out_of_range`` counts the
     values of the whole pack outside the stock min/max of their row and dim, in ``rows_out_of_range`` rows.
 
@@ -1323,21 +1325,28 @@ class OODReport:
 
     nearest_voice: str
     distance: float
-    cosine_voice: str
-    cosine_similarity: float
     dims_out_of_range: tuple[DimOutOfRange, ...]
     cells_out_of_range: int
     rows_out_of_range: int
     distance_threshold: float
     out_of_distribution: bool
 
+    @property
+    def verdict(self) -> str:
+        """"out of distribution"; "at the edge of the stock voices" where dims leave the stock range but by less than
+        ``OOD_RANGE_MARGIN`` (the voice sits outside the stock cloud on some axes, as a map shows it); else "within the
+        stock voices"."""
+        if self.out_of_distribution:
+            return "out of distribution"
+        return "at the edge of the stock voices" if self.dims_out_of_range else "within the stock voices"
+
     def summary(self) -> str:
         """Return one sentence for the Lab's readout."""
-        verdict = "Out of distribution" if self.out_of_distribution else "Within the stock voices"
+        dims = len(self.dims_out_of_range)
         text = (
-            f"{verdict}: nearest stock voice {self.nearest_voice} at distance {self.distance:.3f} "
-            f"(stock spacing {self.distance_threshold:.3f}), most similar direction {self.cosine_voice} "
-            f"(cosine {self.cosine_similarity:.3f}); {len(self.dims_out_of_range)} dims outside the stock range"
+            f"{self.verdict[0].upper()}{self.verdict[1:]}: nearest stock voice {self.nearest_voice} at distance "
+            f"{self.distance:.3f} (stock spacing {self.distance_threshold:.3f}); {dims} dim{'s' if dims != 1 else ''} "
+            "outside the stock range"
         )
         if self.dims_out_of_range:
             worst = self.dims_out_of_range[0]
@@ -1349,8 +1358,7 @@ class OODReport:
         return {
             "nearest_voice": self.nearest_voice,
             "distance": round(self.distance, 6),
-            "cosine_voice": self.cosine_voice,
-            "cosine_similarity": round(self.cosine_similarity, 6),
+            "verdict": self.verdict,
             "distance_threshold": round(self.distance_threshold, 6),
             "out_of_distribution": self.out_of_distribution,
             "cells_out_of_range": self.cells_out_of_range,
@@ -1382,7 +1390,6 @@ def ood_report(pack: np.ndarray, voices: VoiceSet, context: RecipeContext | None
     vector = summary_vectors(pack[None])[0]
     names = list(context.names)
     ((nearest, distance),) = nearest_voices(vector, context.vectors, names, k=1, metric="euclidean")
-    ((similar, cosine),) = nearest_voices(vector, context.vectors, names, k=1, metric="cosine")
     low, high = context.vectors.min(axis=0), context.vectors.max(axis=0)
     outside = np.nonzero((vector < low - _RANGE_TOLERANCE) | (vector > high + _RANGE_TOLERANCE))[0]
     dims = [DimOutOfRange(int(d), float(vector[d]), float(low[d]), float(high[d])) for d in outside]
@@ -1393,8 +1400,6 @@ def ood_report(pack: np.ndarray, voices: VoiceSet, context: RecipeContext | None
     return OODReport(
         nearest_voice=nearest,
         distance=distance,
-        cosine_voice=similar,
-        cosine_similarity=cosine,
         dims_out_of_range=tuple(dims),
         cells_out_of_range=int(cells.sum()),
         rows_out_of_range=int(cells.any(axis=1).sum()),

@@ -641,12 +641,25 @@ def test_constructing_invalid_steps_directly_raises_recipe_errors():
 
 def test_a_stock_voice_is_in_distribution_at_distance_zero_from_itself(bundled_voices):
     report = ood_report(bundled_voices["af_heart"].pack, bundled_voices)
-    assert report.nearest_voice == "af_heart" and report.cosine_voice == "af_heart"
+    assert report.nearest_voice == "af_heart" and report.verdict == "within the stock voices"
     assert report.distance == pytest.approx(0, abs=1e-9)
-    assert report.cosine_similarity == pytest.approx(1)
     assert report.dims_out_of_range == () and report.cells_out_of_range == 0
     assert not report.out_of_distribution
     assert report.summary().startswith("Within the stock voices")
+
+
+def test_a_pack_a_little_beyond_the_stock_range_of_a_dim_is_at_the_edge_not_within(bundled_voices):
+    """Walkthrough: a voice with dims outside the stock range, but by less than the margin, read "Within the stock
+    voices" while the map showed it outside the cloud; it now reads as at the edge and says how many dims."""
+    context = RecipeContext.from_voices(bundled_voices)
+    low, high = context.vectors[:, 42].min(), context.vectors[:, 42].max()
+    value = bundled_voices["af_heart"].pack.reshape(510, 256).mean(axis=0)[42]
+    offset = float(high - value + 0.1 * (high - low))
+    report = ood_report(apply_recipe(Recipe.single("af_heart").with_edit(DimEdit.single("offset", 42, offset)),
+                                     bundled_voices), bundled_voices)
+    assert not report.out_of_distribution and report.verdict == "at the edge of the stock voices"
+    assert report.summary().startswith("At the edge of the stock voices: nearest stock voice af_heart")
+    assert "; 1 dim outside the stock range, most of all dim 42" in report.summary()
 
 
 def test_a_pack_pushed_far_along_a_dim_is_out_of_distribution_with_that_dim(bundled_voices):

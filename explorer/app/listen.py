@@ -84,7 +84,8 @@ class Readout:
 
     Attributes:
         vector: the pack's mean over rows (the summary vector the PCA map and OOD report use).
-        nearest: the stock voices most similar in direction, ``(name, cosine)``, best first.
+        nearest: the nearest stock voices, ``(name, distance)`` of mean vectors, nearest first: the measure the
+            out-of-distribution report uses.
         ood: the out-of-distribution report.
     """
 
@@ -96,7 +97,7 @@ class Readout:
 def readout(pack: np.ndarray, voices: VoiceSet, context: RecipeContext, k: int = 5) -> Readout:
     """Return the live readout of ``pack`` against the stock voices of ``context``."""
     vector = summary_vectors(np.asarray(pack)[None])[0]
-    nearest = nearest_voices(vector, context.vectors, list(context.names), k=k, metric="cosine")
+    nearest = nearest_voices(vector, context.vectors, list(context.names), k=k, metric="euclidean")
     return Readout(vector, tuple(nearest), ood_report(pack, voices, context))
 
 

@@ -315,11 +315,13 @@ def sidebar() -> None:
     """Show, on every page, the engine and weights in use, the G2P in use and where the voices come from."""
     with st.sidebar:
         st.subheader("Session")
-        st.selectbox("Engine", ENGINE_KINDS, key=state.ENGINE_KIND, help="auto: the offline int8 ONNX model where this "
-                     "server may use less than 4 GiB of memory; else torch when kokoro-v1_0.pth is in the Hugging "
-                     "Face cache or the CPU computes bf16 natively (torch-bf16, the fastest); else ONNX (the "
-                     "EXPLORER_ENGINE environment variable overrides). torch runs the offline model's weights in "
-                     "kokoro's own KModel; onnx needs a third of its memory (see python -m explorer bench).")
+        st.selectbox("Engine", ENGINE_KINDS, key=state.ENGINE_KIND, help="The program that turns a voice and text "
+                     "into sound. Every engine speaks with the same Kokoro v1.0 model. **torch** runs Kokoro's own "
+                     "code, the fastest where the processor does half-precision (bf16) sums natively. **onnx** runs "
+                     "a compact exported copy that needs a third of the memory. **auto** picks for this server: onnx "
+                     "where it may use less than 4 GiB of memory, else torch (the EXPLORER_ENGINE environment "
+                     "variable overrides). The endings choose the number precision: fp32 or bf16 for torch, int8 "
+                     "(smaller, the default) or float for onnx. `python -m explorer bench` compares their speed.")
         chosen = st.session_state[state.ENGINE_KIND]
         kind, reason = chosen, ""
         try:
@@ -376,8 +378,10 @@ def analysis_row(widget_key: str) -> int | None:
         ROW_CHOICES,
         format_func=lambda row: f"mean over the {PACK_ROWS} rows" if row == MEAN_ROW else f"row {row} ({row + 1} "
         "phonemes)",
-        help="Kokoro styles an utterance of n phonemes with row n - 1 of the voicepack. Analyse the mean over all "
-        "rows, or the one row a given utterance length uses.",
+        help=f"A voicepack holds {PACK_ROWS} style vectors, one per utterance length: Kokoro styles an utterance of "
+        "n phonemes (speech sounds) with row n - 1. To compare voices, each voice is summed up by one vector: the mean "
+        f"over all {PACK_ROWS} rows (the default: the voice's overall character), or the one row that utterances of "
+        "a given length use.",
         **shared_widget(state.ANALYSIS_ROW, widget_key, MEAN_ROW),
     )
     return None if choice == MEAN_ROW else int(choice)

@@ -154,6 +154,9 @@ def _blind(audio_a, audio_b, stimuli: dict[str, object], shared: shared_tests.Sh
     trial = listen.draw_trial(st.session_state[state.AB_SEED], tally.trials)
     _players("blind", trial.index, dict(zip(("A", "B", "X"), listen.blind_stimuli(audio_a, audio_b, trial))))
     st.markdown(f"**Trial {trial.index + 1} of {length}: is X the voice of A or of B?**")
+    st.caption("X is a copy of its side's render (0.05 dB quieter, so that its file differs), not a fresh render: the "
+               "torch engine's vocoder adds noise of its own to every render, which you could hear as a difference "
+               "the voices do not make.")
     left, right, _ = st.columns([1, 1, 4])
     for column, side in ((left, "A"), (right, "B")):
         column.button(f"X is {side}", key=state.ab_choice_key(side), on_click=_choose, args=(side, shared),

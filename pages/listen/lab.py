@@ -300,13 +300,12 @@ def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
     readout = listen.readout(pack, voices, context)
     st.markdown("**Recipe**")
     st.code(describe(recipe), language=None)
-    if readout.ood.out_of_distribution:
-        st.warning(ui.escape_markdown(readout.ood.summary()), icon=":material/warning:")
-    else:
-        st.success(ui.escape_markdown(readout.ood.summary()))
-    st.markdown("**Nearest stock voices** (cosine of mean vectors)")
-    st.dataframe(pd.DataFrame(readout.nearest, columns=["voice", "cosine"]), hide_index=True,
-                 column_config={"cosine": st.column_config.NumberColumn(format="%.3f")}, key=state.LAB_NEAREST)
+    box = {"out of distribution": st.warning, "at the edge of the stock voices": st.info}.get(readout.ood.verdict,
+                                                                                              st.success)
+    box(ui.escape_markdown(readout.ood.summary()), icon=":material/warning:" if box is not st.success else None)
+    st.markdown("**Nearest stock voices** (distance of mean vectors, as above)")
+    st.dataframe(pd.DataFrame(readout.nearest, columns=["voice", "distance"]), hide_index=True,
+                 column_config={"distance": st.column_config.NumberColumn(format="%.3f")}, key=state.LAB_NEAREST)
     shown = sorted(components)[:2] or [0]
     x, y = shown[0] + 1, (shown[1] + 1 if len(shown) > 1 else (2 if shown[0] != 1 else 1))
     chart = pca_scatter_chart(context.pca[layer], ui.bundled_voices(), x_component=x, y_component=y,

@@ -832,7 +832,8 @@ def group_distance_heatmap(source: VoiceAnalysis | CentroidAnalysis) -> alt.Laye
     )
 
 
-def _pack_heatmap(matrix: np.ndarray, row_step: int, title: alt.TitleParams, value: str) -> alt.Chart:
+def _pack_heatmap(matrix: np.ndarray, row_step: int, title: alt.TitleParams, value: str,
+                  scale: float | None = None) -> alt.Chart:
     if not isinstance(row_step, (int, np.integer)) or not 1 <= row_step <= PACK_ROWS:
         raise AnalysisError(f"row_step must be 1-{PACK_ROWS}; got {row_step}.")
     starts = list(range(0, PACK_ROWS, row_step))
@@ -840,7 +841,7 @@ def _pack_heatmap(matrix: np.ndarray, row_step: int, title: alt.TitleParams, val
     binned = np.stack([matrix[start : end + 1].mean(axis=0) for start, end in zip(starts, ends)])
     labels = [f"{start}" if start == end else f"{start}-{end}" for start, end in zip(starts, ends)]
     records = _cells(binned, "row", "dim", value, starts, range(STYLE_DIM), 4, {"rows": labels})
-    domain = max(float(np.abs(matrix).max()), 1e-9)
+    domain = max(float(scale if scale is not None else np.abs(matrix).max()), 1e-9)
     bins = len(starts)
     row_title = "Row (phoneme count - 1)" if row_step == 1 else f"Row (phoneme count - 1), mean of {row_step} rows"
     chart = _heatmap(
@@ -860,19 +861,22 @@ def _pack_heatmap(matrix: np.ndarray, row_step: int, title: alt.TitleParams, val
     return chart.properties(title=title)
 
 
-def pack_heatmap(pack: np.ndarray, *, row_step: int = PACK_ROW_STEP, title: str = "Voicepack") -> alt.Chart:
+def pack_heatmap(pack: np.ndarray, *, row_step: int = PACK_ROW_STEP, title: str = "Voicepack",
+                 scale: float | None = None) -> alt.Chart:
     """Return a 510x256 voicepack as a heatmap: rows (phoneme count - 1) down, dims across.
 
     Args:
         pack: ``[510, 256]`` or ``[510, 1, 256]``.
         row_step: rows averaged into one heatmap row (1 shows every row: 130,560 cells, slow to draw).
         title: chart title, e.g. the voice's name.
+        scale: the value the colour scale ends at, either side of 0; give every voice the same one (e.g. the
+            largest magnitude over the stock voices) and voices compare by eye. None: this pack's own largest.
 
     Returns:
         A heatmap of ``ceil(510 / row_step) * 256`` cells.
     """
     matrix = as_pack(pack, title).astype(np.float64)
-    return _pack_heatmap(matrix, row_step, alt.TitleParams(title), "value")
+    return _pack_heatmap(matrix, row_step, alt.TitleParams(title), "value", scale)
 
 
 def pack_difference_heatmap(

@@ -33,6 +33,7 @@ __all__ = [
     "BOUNDARY_PAUSES",
     "MAX_PHONEMES",
     "MAX_TEXT_CHARS",
+    "SAMPLE_SENTENCES",
     "TARGET_PHONEMES",
     "Chunk",
     "ChunkPlan",
@@ -44,6 +45,7 @@ __all__ = [
     "g2p_description",
     "normalize_language",
     "phonemize",
+    "pronunciation_label",
     "spacy_model_installed",
 ]
 
@@ -64,6 +66,19 @@ ESPEAK_VOICES: dict[str, str] = {
     "a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it", "p": "pt-br",
 }
 SPACY_MODEL = "en_core_web_sm"
+
+SAMPLE_SENTENCES: dict[str, str] = {
+    "a": "The quick brown fox jumps over the lazy dog. How does this voice sound to you?",
+    "b": "The quick brown fox jumps over the lazy dog. How does this voice sound to you?",
+    "e": "Hola, ¿cómo estás? Hoy hace un día precioso para dar un paseo por el parque.",
+    "f": "Bonjour, comment allez-vous ? Il fait très beau aujourd'hui, allons nous promener au parc.",
+    "h": "नमस्ते, आप कैसे हैं? आज मौसम बहुत सुहाना है, चलिए पार्क में टहलने चलते हैं।",
+    "i": "Ciao, come stai? Oggi è una bellissima giornata per fare una passeggiata nel parco.",
+    "j": "こんにちは、お元気ですか？今日はとても良い天気なので、公園を散歩しましょう。",
+    "p": "Olá, como você está? Hoje está um dia lindo para passear no parque.",
+    "z": "你好，你今天怎么样？今天天气很好，我们去公园散步吧。",
+}
+"""A greeting and a sentence about the weather in each language: what a voice says by default in its own."""
 
 BOUNDARY_PAUSES: dict[str, float] = {
     "paragraph": 0.7, "line": 0.5, "sentence": 0.35, "clause": 0.2, "word": 0.0, "end": 0.0,
@@ -179,6 +194,19 @@ def g2p_description(lang: str = "a") -> str:
         return _backend(normalize_language(lang)).name
     except SynthesisError as error:
         return f"unavailable: {error}"
+
+
+def pronunciation_label(lang: str = "a") -> str:
+    """Say in plain words what turns ``lang``'s text into phonemes on this machine, e.g. "espeak-ng's Spanish
+    rules" or "misaki's Mandarin Chinese dictionary"; for a language that cannot be spoken here, what is missing."""
+    try:
+        code = normalize_language(lang)
+        name = _backend(code).name
+    except SynthesisError as error:
+        return f"unavailable: {error}"
+    if name.startswith("espeak"):
+        return f"espeak-ng's {LANGUAGES[code]} rules"
+    return f"misaki's {LANGUAGES[code]} dictionary"
 
 
 def phonemize(text: str, lang: str = "a") -> G2PResult:

@@ -26,6 +26,7 @@ from explorer import analysis as analysis_module
 from explorer.app import ui
 from explorer.analysis import LAYERS, layer_slice, nearest_voices
 from explorer.engines import SharedEngines
+from explorer.g2p import SAMPLE_SENTENCES, phonemize, pronunciation_label
 from explorer.recipe import Recipe
 from explorer.voices import Voice, VoiceSet
 
@@ -235,9 +236,68 @@ def test_hear_it_plays_the_sample_text_as_wav(monkeypatch, tiny_torch_engine):
     assert len(audio) == 1
     assert audio[0].proto.url
     assert not app.error
-    assert any("engine torch" in c.value for c in app.caption)
+    assert any("spoken by Kokoro v1.0 through the torch engine · pronunciation by espeak-ng's British English rules"
+               in c.value or "misaki's British English dictionary" in c.value for c in app.caption)
+    assert not any("/" in c.value.split("pronunciation by")[-1] for c in app.caption if "pronunciation" in c.value)
     app.text_area(key="voices_text").set_value("Something else.").run()
     assert not list(app.get("audio")), "the player must not offer audio of a text no longer on screen"
+
+
+def test_a_voice_speaks_its_own_language_by_default_with_that_languages_sample(monkeypatch, tiny_torch_engine):
+    """A Spanish voice says the Spanish sample through espeak-ng's Spanish rules; switched to English, it says the
+    shared English sample text."""
+    spoken = []
+    monkeypatch.setattr(ui, "_engine", lambda kind, _progress=None: tiny_torch_engine)
+    monkeypatch.setattr(ui, "speak", lambda request, pack, **kw: spoken.append(request) or real_speak(request, pack))
+    app = open_page("voices")
+    app.selectbox(key="voices_voice").set_value("ef_dora").run()
+    assert app.text_area(key="voices_text_e").value == SAMPLE_SENTENCES["e"]
+    assert app.selectbox(key="voices_lang").value == "own"
+    assert app.text_area(key="voices_text_e").label == "Sample text (Spanish)"
+    app.button(key="voices_hear").click().run()
+    assert_ok(app)
+    assert (spoken[-1].lang, spoken[-1].text) == ("e", SAMPLE_SENTENCES["e"])
+    assert any("pronunciation by espeak-ng's Spanish rules" in c.value for c in app.caption)
+    app.selectbox(key="voices_lang").set_value("a").run()
+    assert app.text_area(key="voices_text").value == app.session_state["sample_text"]
+    app.button(key="voices_hear").click().run()
+    assert spoken[-1].lang == "a" and spoken[-1].text == app.session_state["sample_text"]
+
+
+real_speak = ui.speak
+
+
+def test_a_voice_whose_language_cannot_be_spoken_here_says_what_is_missing():
+    app = open_page("voices")
+    app.selectbox(key="voices_voice").set_value("jf_alpha").run()
+    assert_ok(app)
+    assert any(w.value.startswith("Japanese cannot be spoken here:") and "misaki" in w.value for w in app.warning)
+
+
+def test_mandarin_is_phonemized_offline_by_misakis_dictionary():
+    assert pronunciation_label("z") == "misaki's Mandarin Chinese dictionary"
+    assert phonemize(SAMPLE_SENTENCES["z"], "z").phonemes
+
+
+def test_the_voices_filters_survive_a_visit_to_another_page():
+    app = open_page("voices")
+    app.multiselect(key="voices_filter_language").set_value(["British English"]).run()
+    app.switch_page("pages/explore/map.py").run()
+    app.switch_page("pages/explore/voices.py").run()
+    assert_ok(app)
+    assert app.multiselect(key="voices_filter_language").value == ["British English"]
+    assert set(table(app, "language")["language"]) == {"British English"}
+
+
+def test_every_voices_heatmap_uses_one_colour_scale(bundled_voices):
+    domains = []
+    for name in ("af_heart", "bm_george"):
+        app = open_page("voices")
+        app.selectbox(key="voices_voice").set_value(name).run()
+        heatmap = next(chart for chart in charts_on(app) if "value" in json.dumps(spec(chart).get("encoding", {})))
+        domains.append(spec(heatmap)["encoding"]["color"]["scale"]["domain"])
+    largest = max(float(np.abs(voice.pack).max()) for voice in bundled_voices)
+    assert domains[0] == domains[1] == [pytest.approx(-largest), pytest.approx(largest)]
 
 
 def wait_for_preloads(timeout: float = 60) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from explorer.analysis import LAYERS
 from explorer.attributes import ATTRIBUTES
 from explorer.errors import ExplorerError, RecipeError
+from explorer.g2p import SAMPLE_SENTENCES
 from explorer.recipe import (
     AttributeEdit,
     DIM_OPS,
@@ -61,9 +62,10 @@ __all__ = [
     "sweep_centroid_key",
     "sweep_range_key",
     "voices_filter_key",
+    "voices_text_key",
 ]
 
-DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. How does this voice sound to you?"
+DEFAULT_TEXT = SAMPLE_SENTENCES["a"]
 DEFAULT_VOICE = "af_heart"
 
 # ------------------------------------------------------------------------------------------------ session-wide
@@ -115,6 +117,7 @@ VOICES_HEAR = "voices_hear"
 VOICES_TABLE = "voices_table"
 VOICES_UPLOAD = "voices_upload"
 VOICES_UPLOAD_OUTCOMES = "voices_upload_outcomes"
+VOICES_LANG = "voices_lang"
 VOICES_HUB_REPO = "voices_hub_repo"
 VOICES_HUB_LOAD = "voices_hub_load"
 
@@ -211,6 +214,11 @@ AB_REFRESH = "ab_refresh"
 ARCH_WEIGHTS_SOURCE = "arch_weights_source"
 ARCH_DEPTH = "arch_depth"
 ARCH_FLOW_DETAIL = "arch_flow_detail"
+
+
+def voices_text_key(lang: str) -> str:
+    """Return the key of the Voices page's sample text in language ``lang`` (not English: that is ``SAMPLE_TEXT``)."""
+    return f"voices_text_{lang}"
 
 
 def voices_filter_key(column: str) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import altair as alt
+import numpy as np
 import streamlit as st
 
 from explorer import analysis as analysis_module
@@ -50,8 +51,6 @@ from explorer.recipe import RecipeContext
 from explorer.voices import LANGUAGES, PACK_ROWS, Voice, VoiceSet, load_bundled
 
 if TYPE_CHECKING:  # torch is imported only when a page asks for the architecture
-    import numpy as np
-
     from explorer.architecture import ArchitectureSummary
     from explorer.meters import Meters
     from explorer.synth import RenderedChunk
@@ -80,6 +79,7 @@ __all__ = [
     "show_error",
     "sidebar",
     "sidebar_voice_sources",
+    "stock_value_scale",
     "stream_chunk",
     "voice_analysis",
     "with_tsne",
@@ -116,6 +116,12 @@ _CODE_STAMP = hashlib.sha256(b"".join(
 def bundled_voices() -> VoiceSet:
     """The 54 bundled voices, verified against their manifest once per process."""
     return load_bundled()
+
+
+@st.cache_data(show_spinner=False)
+def stock_value_scale() -> float:
+    """The largest magnitude of any value of any bundled voice: the one colour scale every voice's heatmap uses."""
+    return float(max(np.abs(voice.pack).max() for voice in bundled_voices()))
 
 
 def session_voices() -> VoiceSet:

@@ -7,8 +7,10 @@ from explorer.app import state, ui
 from explorer.analysis import row_trajectory
 from explorer.attributes import load_axes
 from explorer.audio import wav_bytes
+from explorer.app.listen import SpeechRequest
 from explorer.errors import ExplorerError
-from explorer.voices import HUB_REPOS, SUPPORTED_SUFFIXES, load_bytes, load_hub
+from explorer.g2p import SAMPLE_SENTENCES, pronunciation_label
+from explorer.voices import HUB_REPOS, LANGUAGES, SUPPORTED_SUFFIXES, load_bytes, load_hub
 
 st.title("Voices")
 st.caption(
@@ -68,7 +70,8 @@ table = voices.table()
 filters = st.columns(4)
 chosen = {
     column: filters[index].multiselect(
-        column.capitalize(), sorted(table[column].unique()), key=state.voices_filter_key(column), placeholder="all"
+        column.capitalize(), sorted(table[column].unique()), key=state.voices_filter_key(column), placeholder="all",
+        persist_state="session",
     )
     for index, column in enumerate(("language", "gender", "group", "source"))
 }
@@ -121,10 +124,31 @@ st.subheader(f"{ui.escape_markdown(name)}")
 st.caption(f"{ui.escape_markdown(voice.language)} · {voice.gender} · group {ui.escape_markdown(voice.group)} · "
            f"source: {ui.escape_markdown(voice.source)}")
 
-# Hear it: the sample text is shared with the other listening pages for the whole session. The player shows only
+# Hear it: a voice speaks its own language by default, with a sample sentence of that language. English text is the
+# sample text every listening page shares; each other language keeps its own for the session. The player shows only
 # what was rendered for exactly the voice, text and settings now on screen.
-st.text_area("Sample text", height=80, **ui.shared_widget(state.SAMPLE_TEXT, state.VOICES_TEXT))
-request = ui.speech_request()
+OWN_LANGUAGE = "own"
+language_column, text_column = st.columns([1, 2])
+choice = language_column.selectbox(
+    "Language", [OWN_LANGUAGE, *LANGUAGES], key=state.VOICES_LANG, persist_state="session",
+    format_func=lambda code: "its own language" if code == OWN_LANGUAGE else LANGUAGES[code],
+    help="Which language the voice speaks, and so how the text is turned into phonemes. Every voice can speak every "
+         "language; each was trained on its own.")
+lang = (voice.language_code or "a") if choice == OWN_LANGUAGE else choice
+with text_column:
+    if lang in "ab":
+        st.text_area(f"Sample text ({LANGUAGES[lang]})", height=80,
+                     **ui.shared_widget(state.SAMPLE_TEXT, state.VOICES_TEXT))
+        text = st.session_state[state.SAMPLE_TEXT]
+    else:
+        st.session_state.setdefault(state.voices_text_key(lang), SAMPLE_SENTENCES[lang])
+        text = st.text_area(f"Sample text ({LANGUAGES[lang]})", height=80, key=state.voices_text_key(lang),
+                            persist_state="session")
+pronunciation = pronunciation_label(lang)
+if pronunciation.startswith("unavailable"):
+    st.warning(f"{LANGUAGES[lang]} cannot be spoken here: {ui.escape_markdown(pronunciation[len('unavailable: '):])}",
+               icon=":material/warning:")
+request = SpeechRequest(text, lang, st.session_state[state.SPEED], st.session_state[state.ENGINE_KIND])
 signature = request.signature(name)
 if st.button("▶ Hear it", key=state.VOICES_HEAR, type="primary"):
     try:
@@ -140,17 +164,18 @@ if heard is not None and heard[0] == signature:
     st.audio(wav, format="audio/wav")
     st.caption(
         f"{result.seconds:.1f} s of audio in {result.compute_seconds:.1f} s (real-time factor {result.rtf:.2f}) · "
-        f"engine {result.engine} · weights {ui.escape_markdown(result.weights)} · "
-        f"G2P {ui.escape_markdown(result.g2p)}"
+        f"spoken by Kokoro v1.0 through the {result.engine} engine · pronunciation by "
+        f"{ui.escape_markdown(pronunciation)}"
     )
     for note in result.notes:
         st.caption(f"Note: {ui.escape_markdown(note)}")
 
 heatmap_tab, trajectory_tab = st.tabs(["Voicepack heatmap", "Row trajectory"])
 with heatmap_tab:
-    ui.show_chart(charts.pack_heatmap(voice.pack, title=name))
+    ui.show_chart(charts.pack_heatmap(voice.pack, title=name, scale=ui.stock_value_scale()))
     st.caption("Rows are utterance lengths (row n - 1 styles n phonemes), averaged over bins of "
-               f"{charts.PACK_ROW_STEP} rows; columns are the 256 style dims. Hover a cell for its value.")
+               f"{charts.PACK_ROW_STEP} rows; columns are the 256 style dims. Hover a cell for its value. Every voice "
+               "is drawn on one colour scale (the largest value of any stock voice), so voices compare by eye.")
 with trajectory_tab:
     ui.show_chart(charts.row_trajectory_chart(row_trajectory(voice.pack), title=name))
     st.caption("How the style changes with utterance length: the norm of each half, and each row's cosine "

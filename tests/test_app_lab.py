@@ -345,6 +345,39 @@ def test_synthesize_with_the_tiny_kokoro_plays_wav_audio_and_then_shows_meters(m
     assert len(audio_elements(at)) == 1 and engine.renders == 1
 
 
+def test_the_last_render_stays_out_of_date_and_two_renders_compare_back_to_back(monkeypatch, tiny_torch_engine,
+                                                                                  media):
+    """A person synthesizes, moves a slider (the render stays, marked out of date), synthesizes again, compares the
+    two back to back, finds the first among the earlier renders and takes it to the A/B page against the Lab."""
+    monkeypatch.setattr(ui, "_engine", lambda kind: tiny_torch_engine)
+    at = open_page("pages/listen/lab.py")
+    at.text_area(key="sample_text").set_value("Hi.")
+    at.button(key="lab_synthesize").click()
+    rerun(at)
+    (first,) = audio_elements(at)
+    first_samples, _ = read_wav(media_bytes(media, first.proto.url))
+    at.slider(key=state.pca_key("decoder", 0)).set_value(1.0)
+    rerun(at)
+    out_of_date = "Out of date: your last render, of " + ui.escape_markdown("voice af_heart.")
+    assert any(box.value.startswith(out_of_date) for box in at.info)
+    assert len(audio_elements(at)) == 1
+    at.button(key="lab_synthesize").click()
+    rerun(at)
+    assert not any("Out of date" in box.value for box in at.info)
+    at.button(key="lab_compare").click()
+    rerun(at)
+    players = audio_elements(at)
+    joined, _ = read_wav(media_bytes(media, players[1].proto.url))
+    assert len(joined) == 2 * len(first_samples) + int(0.6 * SAMPLE_RATE)  # one text: two renders of one length
+    compared = ui.escape_markdown("First voice af_heart, then voice af_heart; PCA decoder PC1 +1 std.")
+    assert any(caption.value == compared for caption in at.caption)
+    assert len(at.session_state["lab_history"]) == 2
+    at.button(key=state.lab_history_key(0)).click()
+    rerun(at)
+    assert at.session_state["ab_A_source"] == "recipe string" and at.session_state["ab_B_source"] == "Lab recipe"
+    assert Recipe.from_token(at.session_state["ab_A_token"]) == Recipe.single("af_heart")
+
+
 def test_a_recipe_in_the_query_string_is_restored_into_the_widgets():
     """A person opens a shared link: the Lab shows that recipe's voices, sliders and edits."""
     recipe = Recipe(Mix((Component("bf_emma", 1.0, 0.0), Component("am_adam", 0.0, 1.0))),

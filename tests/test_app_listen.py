@@ -176,6 +176,41 @@ def test_meters_of_two_sides_sit_side_by_side():
     assert table.loc["Median F0", "B"] == "–" and table.loc["Duration", "B"] == "1.00 s"
 
 
+# ----------------------------------------------------------------------------------------------- the Lab's renders
+
+
+def heard(key: str, description: str = "voice af_heart") -> listen.HeardRender:
+    return listen.HeardRender(key, "token", "Hello.", "a", 1.0, "auto", description, 1.5)
+
+
+def test_the_render_history_keeps_the_newest_last_moves_a_render_heard_again_and_is_bounded():
+    history = []
+    for key in ["k0", "k1", "k2", "k1"]:
+        history = listen.remember(history, heard(key))
+    assert [entry["key"] for entry in history] == ["k0", "k2", "k1"]
+    for index in range(20):
+        history = listen.remember(history, heard(f"n{index}"))
+    assert len(history) == listen.HISTORY_LENGTH and history[-1]["key"] == "n19"
+    assert listen.heard_renders(history)[-1] == heard("n19")
+
+
+@pytest.mark.parametrize("damaged", [None, "history", [1, 2], [{"key": "k"}], [{**vars(heard("k")), "speed": "x"}],
+                                     [{**vars(heard("k")), "seconds": float("nan")}], [{**vars(heard("k")), "x": 1}]])
+def test_a_damaged_render_history_reads_as_empty(damaged):
+    assert listen.heard_renders(damaged) == []
+    assert listen.remember(damaged, heard("new")) == [vars(heard("new"))]
+
+
+def test_back_to_back_plays_the_first_then_a_pause_then_the_second_at_its_loudness():
+    rate = 24_000
+    t = np.arange(rate) / rate
+    quiet, loud = (0.05 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), (0.5 * np.sin(2 * np.pi * 330 * t[:12_000]))
+    joined = listen.back_to_back(quiet, loud, gap_seconds=0.5)
+    assert len(joined) == rate + 12_000 + 12_000
+    assert not joined[rate:rate + 12_000].any()
+    assert rms_dbfs(joined[rate + 12_000:]) == pytest.approx(rms_dbfs(quiet), abs=0.1)
+
+
 # ----------------------------------------------------------------------------------------------- A/B
 
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import pandas as pd
 
 from explorer.analysis import nearest_voices, summary_vectors
 from explorer.app.rating import results_files, utc_now
-from explorer.audio import AudioCache, audio_cache_key
+from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key, loudness_match
 from explorer.errors import ExplorerError, RecipeError, shown
 from explorer.recipe import MAX_TOKEN_CHARS, OODReport, Recipe, RecipeContext, ood_report
 from explorer.synth import FIRST_CHUNK_PHONEMES, RenderedChunk, Synthesis, prepare, synthesize
@@ -53,6 +54,11 @@ class SpeechRequest:
 __all__ = [
     "AB_MODES",
     "AB_SOURCES",
+    "HISTORY_LENGTH",
+    "HeardRender",
+    "back_to_back",
+    "heard_renders",
+    "remember",
     "SpeechRequest",
     "BLIND_TEST_LENGTHS",
     "DEFAULT_BLIND_TRIALS",
@@ -159,6 +165,76 @@ def synthesize_cached(
     result.audio.setflags(write=False)  # shared with every session that replays it
     cache.put(key, result)
     return Render(result, key, False)
+
+
+HISTORY_LENGTH = 8
+"""How many of a listener's renders the Lab keeps to replay (their audio stays in the shared audio cache)."""
+
+
+@dataclass(frozen=True)
+class HeardRender:
+    """One render a listener heard in the Lab: where its audio is in the audio cache, and what it said how.
+
+    Attributes:
+        key: the render's audio-cache key.
+        token: the recipe's share string.
+        text, lang, speed, engine_kind: what was said, and how (``SpeechRequest``).
+        description: the recipe in one line.
+        seconds: the audio's length.
+    """
+
+    key: str
+    token: str
+    text: str
+    lang: str
+    speed: float
+    engine_kind: str
+    description: str
+    seconds: float
+
+    @property
+    def request(self) -> SpeechRequest:
+        """The request that made it."""
+        return SpeechRequest(self.text, self.lang, self.speed, self.engine_kind)
+
+    @classmethod
+    def from_dict(cls, data: object) -> HeardRender | None:
+        """Return the entry kept in session state, or None where it is damaged."""
+        names = [item.name for item in dataclasses.fields(cls)]
+        if not isinstance(data, Mapping) or set(data) != set(names):
+            return None
+        try:
+            heard = cls(**{name: data[name] for name in names})
+        except TypeError:
+            return None
+        texts = (heard.key, heard.token, heard.text, heard.lang, heard.engine_kind, heard.description)
+        if not all(isinstance(text, str) for text in texts) or \
+                not all(isinstance(value, (int, float)) and math.isfinite(value) for value in (heard.speed,
+                                                                                               heard.seconds)):
+            return None
+        return heard
+
+
+def heard_renders(history: object) -> list[HeardRender]:
+    """Return the render history kept in session state (a list of ``HeardRender`` dicts), damaged entries dropped."""
+    entries = map(HeardRender.from_dict, history if isinstance(history, list) else [])
+    return [entry for entry in entries if entry is not None]
+
+
+def remember(history: object, heard: HeardRender) -> list[dict]:
+    """Return the session's render history (``history``, as kept in session state) with ``heard`` as its newest
+    entry, in the form kept there: a render heard again moves to the end, and only the last ``HISTORY_LENGTH``
+    stay."""
+    entries = [entry for entry in heard_renders(history) if entry.key != heard.key]
+    return [dataclasses.asdict(entry) for entry in [*entries, heard][-HISTORY_LENGTH:]]
+
+
+def back_to_back(first: np.ndarray, second: np.ndarray, gap_seconds: float = 0.6,
+                 sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Return ``first``, a silence of ``gap_seconds`` and ``second`` as one clip, the second at the first's BS.1770
+    loudness: two renders compared by ear without the louder one winning."""
+    first, second = loudness_match(first, second)
+    return np.concatenate([first, np.zeros(int(gap_seconds * sample_rate), dtype=np.float32), second])
 
 
 def export_files(pack: np.ndarray, recipe: Recipe, name: str) -> dict[str, Callable[[], bytes]]:

@@ -56,6 +56,7 @@ __all__ = [
     "dim_edit",
     "download_key",
     "edit_remove_key",
+    "lab_history_key",
     "pca_key",
     "prosody_key",
     "restore",
@@ -159,6 +160,9 @@ LAB_MAP = "lab_map"
 LAB_SYNTHESIZE = "lab_synthesize"
 LAB_RENDERED = "lab_rendered"
 LAB_METERS = "lab_meters"
+LAB_HISTORY = "lab_history"
+LAB_COMPARE = "lab_compare"
+LAB_TO_AB = "lab_to_ab"
 LAB_EXPORT_NAME = "lab_export_name"
 LAB_DIM_OP = "lab_dim_op"
 LAB_DIM_TARGET = "lab_dim_target"
@@ -251,6 +255,11 @@ def ab_download_key(filename: str) -> str:
 def ab_choice_key(side: str) -> str:
     """Return the key of the blind trial's "X is ``side``" button."""
     return f"ab_choose_{side}"
+
+
+def lab_history_key(index: int) -> str:
+    """Return the key of the button that takes the Lab's render ``index`` (of its history) to the A/B page."""
+    return f"lab_history_{index}"
 
 
 def edit_remove_key(index: int) -> str:

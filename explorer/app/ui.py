@@ -249,7 +249,7 @@ def speech_request() -> SpeechRequest:
 def speech_settings() -> SpeechRequest:
     """Show the sample text, language and speed (the same widgets on the Lab and A/B pages, kept for the session)
     and return the request they describe."""
-    text_column, settings_column = st.columns([3, 1])
+    text_column, settings_column = st.columns([2, 1])
     text_column.text_area("Sample text", key=state.SAMPLE_TEXT, persist_state="session", height=80)
     settings_column.selectbox("Language", list(LANGUAGE_CHOICES), key=state.LANG, persist_state="session",
                               format_func=LANGUAGE_CHOICES.get)
@@ -476,7 +476,8 @@ _STREAM_SCRIPT = """<script>
     source.start(start);
     stream.next = start + buffer.duration;
     stream.sources.push(source);
-    stream.played.push({index, start, duration: buffer.duration, state: stream.context.state, at: performance.now()});
+    stream.played.push({index, start, duration: buffer.duration, state: stream.context.state, at: performance.now(),
+                        lead: start - stream.context.currentTime});
   }).catch((error) => console.error("explorer stream:", error));
 })();
 </script>"""
@@ -489,7 +490,8 @@ def stream_chunk(box: st.delta_generator.DeltaGenerator, stream_id: str, chunk: 
     goes to the page as a WAV inside a small script that schedules it on one Web Audio clock right after the
     previous chunk (with its pause); a new ``stream_id`` stops what an earlier stream still had queued. The browser
     lets it play because the person just clicked (the same rule as ``st.audio(autoplay=True)``).
-    ``window.explorerStream.played`` records what was scheduled, for the browser tests.
+    ``window.explorerStream.played`` records what was scheduled, when (``at``, the page's clock) and how long after
+    that it sounds (``lead``, seconds), for the browser tests and their first-sound figure.
 
     Args:
         box: where the script elements go (a container the caller empties when the stream is over).

@@ -16,6 +16,7 @@ from explorer.attributes import ATTRIBUTES, load_axes
 from explorer.audio import wav_bytes
 from explorer.charts import Marker, pca_scatter_chart
 from explorer.errors import ExplorerError
+from explorer.g2p import pronunciation_label
 from explorer.recipe import (
     DIM_OPS,
     MAX_CENTROID_AMOUNT,
@@ -314,13 +315,84 @@ def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
     st.caption("The pink cross is the Lab's voice on the axes you are sliding (the first two with a slider).")
 
 
+def _cached(heard: listen.HeardRender):
+    """The audio of a render heard earlier, from the server's audio cache; None once the cache has let it go."""
+    synthesis = ui.audio_cache().get(heard.key)
+    return None if synthesis is None else synthesis.audio
+
+
+def _history(history: list[listen.HeardRender]) -> None:
+    """The listener's renders before the last one (which the page plays above), newest first: each replays from the
+    cache, and each can go to the A/B page against the Lab's current voice."""
+    earlier = history[:-1]
+    if not earlier:
+        return
+    with st.expander(f"Your earlier renders ({len(earlier)})"):
+        for index, heard in reversed(list(enumerate(earlier))):
+            audio = _cached(heard)
+            st.markdown(f"**{ui.escape_markdown(heard.description)}** · {heard.seconds:.1f} s · "
+                        f"{ui.escape_markdown(_quoted(heard.text))}")
+            if audio is None:
+                st.caption("No longer in the audio cache: synthesize it again to hear it.")
+                continue
+            player, button = st.columns([3, 1], vertical_alignment="center")
+            player.audio(wav_bytes(audio), format="audio/wav")
+            button.button("A/B with now", key=state.lab_history_key(index), on_click=_to_ab, args=(heard,),
+                          help="Open the A/B page with this render's recipe as A and the Lab's voice as B, saying "
+                               "this render's text.")
+    if st.session_state.pop(state.LAB_TO_AB, False):
+        st.switch_page("pages/listen/ab.py")
+
+
+def _to_ab(heard: listen.HeardRender) -> None:
+    """Set the A/B page to compare ``heard``'s recipe (A) with the Lab's voice (B) on its text (a callback, so the
+    text can change before its widget is drawn); the page then opens the A/B page."""
+    st.session_state.update({
+        state.ab_side_key("A", "source"): "recipe string", state.ab_side_key("A", "token"): heard.token,
+        state.ab_side_key("B", "source"): "Lab recipe", state.AB_MODE: "side by side", state.LAB_TO_AB: True,
+        **{state.SPEECH_KEYS[name]: value for name, value in
+           (("text", heard.text), ("lang", heard.lang), ("speed", heard.speed))}})
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    """A render's text as a short quote."""
+    return f"“{text if len(text) <= limit else text[:limit - 1] + '…'}”"
+
+
+def _out_of_date(history: list[listen.HeardRender]) -> None:
+    """Keep the last render on the page, marked out of date, after the controls have moved on."""
+    audio = _cached(history[-1]) if history else None
+    if audio is None:
+        st.caption("Press Synthesize to hear this voice; what you have heard replays without rendering again.")
+        return
+    st.info(f"Out of date: your last render, of {ui.escape_markdown(history[-1].description)}. The voice or text has "
+            "changed since; press Synthesize to hear it as it is now.", icon=":material/history:")
+    st.audio(wav_bytes(audio), format="audio/wav")
+
+
+def _compare(history: list[listen.HeardRender]) -> None:
+    """Play the render before this one and this one back to back, at one loudness."""
+    if len(history) < 2:
+        return
+    previous, current = (_cached(heard) for heard in history[-2:])
+    if previous is None or current is None:
+        return
+    if st.button("Compare with the previous render", key=state.LAB_COMPARE,
+                 help="Plays your previous render, a short pause, then this one, at the same loudness."):
+        st.audio(wav_bytes(listen.back_to_back(previous, current)), format="audio/wav", autoplay=True)
+        st.caption(f"First {ui.escape_markdown(history[-2].description)}, then "
+                   f"{ui.escape_markdown(history[-1].description)}.")
+
+
 def _listen(recipe: Recipe, pack, token: str) -> None:
     st.subheader("Listen")
     request = ui.speech_settings()
     clicked = st.button("Synthesize", key=state.LAB_SYNTHESIZE, type="primary")
     signature = request.signature(token)
+    history = listen.heard_renders(st.session_state.get(state.LAB_HISTORY))
     if not clicked and not ui.rendered_before(state.LAB_RENDERED, signature):
-        st.caption("Press Synthesize to hear this voice; what you have heard replays without rendering again.")
+        _out_of_date(history)
+        _history(history)
         return
     player, stream_box = st.empty(), st.empty().container()
     stream_id = uuid.uuid4().hex
@@ -338,30 +410,36 @@ def _listen(recipe: Recipe, pack, token: str) -> None:
         return
     st.session_state[state.LAB_RENDERED] = signature
     result = render.synthesis
+    heard = listen.HeardRender(render.key, token, request.text, request.lang, request.speed, request.engine_kind,
+                               describe(recipe).replace("\n", "; "), result.seconds)
+    st.session_state[state.LAB_HISTORY] = listen.remember(st.session_state.get(state.LAB_HISTORY), heard)
+    history = listen.heard_renders(st.session_state[state.LAB_HISTORY])
     streamed = clicked and not render.cached and len(result.chunks) > 1
     player.audio(wav_bytes(result.audio, result.sample_rate), format="audio/wav", autoplay=clicked and not streamed)
     timing = ("from the cache" if render.cached
               else f"rendered in {result.compute_seconds:.1f} s (real-time factor {result.rtf:.2f})")
-    st.caption(f"{result.seconds:.1f} s of audio · {timing} · engine {result.engine} · weights "
-               f"{ui.escape_markdown(result.weights)} · G2P {ui.escape_markdown(result.g2p)}")
+    st.caption(f"{result.seconds:.1f} s of audio · {timing} · spoken by Kokoro v1.0 through the {result.engine} "
+               f"engine · pronunciation by {ui.escape_markdown(pronunciation_label(request.lang))}")
     for note in result.notes:
         st.caption(f"Note: {ui.escape_markdown(note)}")
+    _compare(history)
+    _history(history)
     # Meters come after the audio, so they never delay hearing it.
-    try:
-        with st.spinner("Rendering the base voices to compare with…"):
-            references = {
-                name: ui.speak(request, voices[name].pack, engine=engine) for name in recipe.voice_names
-            }
-        measured = ui.render_meters(render, request.recognisable_text, references)
-    except ExplorerError as error:
-        ui.show_error(error)
-        return
-    st.markdown("**Meters**")
-    st.dataframe(listen.meters_table({"this voice": measured}), key=state.LAB_METERS)
-    if request.recognisable_text is None:
-        st.caption("The word error rate needs English text: the bundled recogniser knows English only.")
-    st.caption("\"Sounds like\" compares this render with renders of the base voices (resemblyzer similarity, "
-               "1 = the same voice).")
+    with st.expander("Meters of this render", expanded=True):
+        try:
+            with st.spinner("Rendering the base voices to compare with…"):
+                references = {
+                    name: ui.speak(request, voices[name].pack, engine=engine) for name in recipe.voice_names
+                }
+            measured = ui.render_meters(render, request.recognisable_text, references)
+        except ExplorerError as error:
+            ui.show_error(error)
+            return
+        st.dataframe(listen.meters_table({"this voice": measured}), key=state.LAB_METERS)
+        if request.recognisable_text is None:
+            st.caption("The word error rate needs English text: the bundled recogniser knows English only.")
+        st.caption("\"Sounds like\" compares this render with renders of the base voices (resemblyzer similarity, "
+                   "1 = the same voice).")
 
 
 def _export(recipe: Recipe, pack, token: str) -> None:
@@ -425,9 +503,8 @@ def _panel() -> None:
         st.query_params.from_dict(shared)
     st.session_state[state.LAB_SHARED] = shared
     with readouts:
+        _listen(recipe, pack, token)
         _readouts(recipe, pack, lab_state.pca_layer, list(st.session_state.get(state.PCA_COMPONENTS, [])))
-    st.divider()
-    _listen(recipe, pack, token)
     st.divider()
     _export(recipe, pack, token)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from urllib.parse import urljoin
 
@@ -11,6 +12,7 @@ import pytest
 import soundfile
 import torch
 from e2e_utils import (
+    ARTIFACTS,
     SHORT_TEXT,
     button,
     code_texts,
@@ -84,8 +86,25 @@ def test_sliders_move_the_voice_and_synthesize_plays_a_24_khz_wav(page, server):
     assert played[0]["at"] < page.evaluate("window.__audioShownAt") and played[0]["state"] == "running"
     assert played[1]["start"] >= played[0]["start"] + played[0]["duration"] - 1e-6  # queued, never overlapping
     assert abs(sum(chunk["duration"] for chunk in played) - samples.size / rate) < 0.01
-    expect(page.get_by_text(f"engine {resolve_engine('auto')[0]} ·")).to_have_count(1)  # what auto stands for
+    expect(page.get_by_text(f"through the {resolve_engine('auto')[0]} engine")).to_have_count(1)  # what auto is
     screenshot(page, "lab-synthesized")
+
+    # First sound, warm: the engine has rendered once; a new voice is rendered, its first clause streamed.
+    page.get_by_role("tab", name="PCA axes").click()
+    slider(page, "PC1").focus()
+    press(page, "ArrowRight", 3)
+    expect(page.get_by_text(re.compile(r"^Out of date: your last render"))).to_be_visible()  # the render stays
+    expect(audio).to_have_count(1)
+    page.evaluate("() => { window.__clickAt = performance.now(); }")
+    rerun(page, lambda: button(page, "Synthesize").click())
+    first = page.evaluate("window.explorerStream.played")[0]
+    first_sound = (first["at"] - page.evaluate("window.__clickAt")) / 1000 + first["lead"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "first-sound.json").write_text(json.dumps({
+        "engine": resolve_engine("auto")[0], "text": SHORT_TEXT, "click_to_first_audible_s": round(first_sound, 3),
+        "click_to_first_chunk_scheduled_s": round((first["at"] - page.evaluate("window.__clickAt")) / 1000, 3)}))
+    print(f"first sound, warm: {first_sound:.2f} s from the click")
+    expect(page.get_by_role("button", name="Compare with the previous render")).to_have_count(1)
     expect_no_exception(page)
 
 
@@ -179,7 +198,7 @@ def test_synthesize_shows_what_the_real_recogniser_heard_and_which_voice_it_soun
     set_sample_text(page)
     rerun(page, lambda: button(page, "Synthesize").click())
     expect(page.get_by_test_id("stAudio")).to_have_count(1)
-    expect(page.get_by_text(f"engine {resolve_engine('auto')[0]} ·")).to_have_count(1)
+    expect(page.get_by_text(f"through the {resolve_engine('auto')[0]} engine")).to_have_count(1)
     page.get_by_test_id("stDataFrame").last.scroll_into_view_if_needed()  # the grid lays out its cells once seen
     table = page.get_by_test_id("stDataFrame").filter(has_text="Word error rate")
     expect(table).to_contain_text("Sounds like")

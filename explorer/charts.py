@@ -56,7 +56,7 @@ from explorer.analysis import (
 from explorer.attributes import ATTRIBUTES, load_axes
 from explorer.errors import AnalysisError, AxesError
 from explorer.paths import atomic_write_bytes
-from explorer.voices import HALF, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, parse_voice_name
+from explorer.voices import HALF, LANGUAGES, PACK_ROWS, STYLE_DIM, VoiceSet, as_pack, parse_voice_name
 
 __all__ = [
     "COLOR_FIELDS",
@@ -99,12 +99,17 @@ SWEEP_MEASURES = {"wer": "word error rate", "similarity_to_start": "similarity t
 """The sweep chart's measures: column of a sweep's table -> legend label."""
 
 _GENDERS = ("female", "male", "unknown")
+_GENDER_COLORS = ("#d6604d", "#4393c3", "#999999")
+_LANGUAGE_COLORS = ("#4c78a8", "#72b7b2", "#f58518", "#e45756", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6",
+                    "#9d755d")
+"""One colour per language, in ``LANGUAGES`` order, far apart on both themes (Japanese pink-purple, Mandarin
+brown: tableau10 by order of appearance had given them near shades)."""
 _COLOR_SCALES = {
-    "language": {"scheme": "tableau10"},
-    "gender": {"domain": list(_GENDERS), "range": ["#d6604d", "#4393c3", "#999999"]},
     "group": {"scheme": "category20"},  # light/dark pairs: the two genders of a language share a hue
 }
 _SHAPES = ["circle", "triangle-up", "diamond"]
+HALF_COLORS = {"decoder": "#4c78a8", "prosody": "#f58518", "both": "#54a24b", "all dims": "#54a24b"}
+"""The colour of each half of the style (and of all its dims) in every chart that tells them apart."""
 _DIVERGING = "redblue"
 _HIGHLIGHT = "#ff2d95"  # markers readable on the app's dark theme and on the white PNGs alike
 _MAP_SIZE = {"width": 420, "height": 360}
@@ -187,6 +192,29 @@ def _voice_frame(names: Sequence[str], voices: VoiceSet | pd.DataFrame | None) -
     return frame
 
 
+def _present_scale(domain: Sequence[str], values: Sequence[object], present: Iterable[object]) -> alt.Scale:
+    """Return a scale of ``domain`` -> ``values`` kept to the categories ``present`` (in the domain's order), so a
+    legend lists no category that no voice has, and each keeps its own colour or shape in every chart."""
+    found = set(present)
+    kept = [(key, value) for key, value in zip(domain, values) if key in found]
+    return alt.Scale(domain=[key for key, _ in kept], range=[value for _, value in kept])
+
+
+def _category_scale(color_by: str, frame: pd.DataFrame) -> alt.Scale:
+    """Return the colour scale of a voice map coloured by language, gender or group."""
+    if color_by == "language":
+        return _present_scale(list(LANGUAGES.values()), _LANGUAGE_COLORS, frame["language"])
+    if color_by == "gender":
+        return _present_scale(_GENDERS, _GENDER_COLORS, frame["gender"])
+    return alt.Scale(**_COLOR_SCALES[color_by])
+
+
+def _half_color(field: str, present: Iterable[str], title: str | None = "Half", legend: bool = True) -> alt.Color:
+    """Return the colour encoding of ``field`` whose values are halves of the style (``HALF_COLORS``)."""
+    scale = _present_scale(list(HALF_COLORS), list(HALF_COLORS.values()), present)
+    return alt.Color(f"{field}:N", scale=scale, title=title, legend=alt.Legend() if legend else None)
+
+
 def _voice_map(
     frame: pd.DataFrame,
     x_title: str,
@@ -214,7 +242,7 @@ def _voice_map(
         color = alt.Color(f"{color_by}:Q", scale=alt.Scale(scheme="viridis"), title=legend)
         tooltip.append(alt.Tooltip(f"{color_by}:Q", title=legend, format=".3~f"))
     else:
-        color = alt.Color(f"{color_by}:N", scale=alt.Scale(**_COLOR_SCALES[color_by]), title=color_by.capitalize())
+        color = alt.Color(f"{color_by}:N", scale=_category_scale(color_by, frame), title=color_by.capitalize())
     x = alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False))
     y = alt.Y("y:Q", title=y_title, scale=alt.Scale(zero=False))
     points = (
@@ -224,7 +252,7 @@ def _voice_map(
             x=x,
             y=y,
             color=color,
-            shape=alt.Shape("gender:N", scale=alt.Scale(domain=list(_GENDERS), range=_SHAPES), title="Gender"),
+            shape=alt.Shape("gender:N", scale=_present_scale(_GENDERS, _SHAPES, frame["gender"]), title="Gender"),
             tooltip=tooltip,
         )
     )
@@ -670,8 +698,9 @@ def embedding_distributions_chart(source: VoiceAnalysis | Mapping[str, ValueDist
     for layer, dist in distributions.items():
         label = f"{layer} (mean {dist.mean:.3f}, std {dist.std:.3f})"
         for count, start, end in zip(dist.counts, dist.edges[:-1], dist.edges[1:]):
-            rows.append({"layer": label, "start": float(start), "end": float(end), "count": int(count)})
-    frame = pd.DataFrame(rows, columns=["layer", "start", "end", "count"])
+            rows.append({"layer": label, "half": layer, "start": float(start), "end": float(end),
+                         "count": int(count)})
+    frame = pd.DataFrame(rows, columns=["layer", "half", "start", "end", "count"])
     chart = (
         alt.Chart(frame)
         .mark_rect()
@@ -680,7 +709,7 @@ def embedding_distributions_chart(source: VoiceAnalysis | Mapping[str, ValueDist
             x2="end:Q",
             y=alt.Y("count:Q", title="Count"),
             y2=alt.datum(0),
-            color=alt.Color("layer:N", legend=None),
+            color=_half_color("half", frame["half"].unique(), legend=False),
             tooltip=[alt.Tooltip("start:Q", format=".3f"), alt.Tooltip("end:Q", format=".3f"), "count:Q"],
         )
         .properties(width=320, height=220)
@@ -719,9 +748,7 @@ def dimension_variance_chart(source: VoiceAnalysis | DimensionVariance) -> alt.L
     bars = alt.Chart().mark_bar(size=2).encode(
         x=x,
         y=alt.Y("variance:Q", title="Variance across voices"),
-        color=alt.Color(
-            "half:N", scale=alt.Scale(domain=["decoder", "prosody"], range=["#4c78a8", "#f58518"]), title="Half"
-        ),
+        color=_half_color("half", ("decoder", "prosody")),
         tooltip=tooltip,
     )
     top = (
@@ -788,7 +815,7 @@ def centroid_distance_chart(source: VoiceAnalysis | CentroidAnalysis, kind: str 
             x=alt.X(f"{kind}:N", title=kind.capitalize(), axis=alt.Axis(labelAngle=-30)),
             xOffset=alt.XOffset("measure:N", sort=["all dims", "decoder", "prosody"]),
             y=alt.Y("distance:Q", title="Distance from overall centroid"),
-            color=alt.Color("measure:N", sort=["all dims", "decoder", "prosody"], title="Dims"),
+            color=_half_color("measure", ("all dims", "decoder", "prosody"), title="Dims"),
             tooltip=[
                 f"{kind}:N",
                 "measure:N",
@@ -938,7 +965,7 @@ def row_trajectory_chart(trajectory: RowTrajectory, *, title: str = "Row traject
             .encode(
                 x=x,
                 y=alt.Y(f"{value}:Q", title=y_title, scale=alt.Scale(zero=False)),
-                color=alt.Color("series:N", title=None),
+                color=_half_color("series", ("all dims", "decoder", "prosody"), title=None),  # both panels alike
                 tooltip=["row:Q", "series:N", alt.Tooltip(f"{value}:Q", format=".4f")],
             )
             .properties(width=520, height=180)

@@ -241,3 +241,18 @@ def test_attribute_edits_the_sliders_cannot_show_stay_as_edits_in_their_order():
     assert lab.attributes == (("pace", 5.0),)
     assert lab.extra_edits == (AttributeEdit("pitch", 1.0), AttributeEdit("pace", -5.0))
     assert lab.to_recipe() == recipe
+
+
+def test_the_maps_cross_follows_the_voices_just_picked_with_the_labs_edits(bundled_voices, stock_context):
+    """Walkthrough: after picking voices on the Map, the cross still showed the Lab's previous voice."""
+    current = Recipe.single("af_heart").with_edit(PCAStep("decoder", 0, 1.0))
+    token = current.to_token()
+    same = app_state.lab_recipe_to_come(token, ("af_heart",), ("af_heart",), bundled_voices, stock_context)
+    assert same.recipe == current and same.warning is None
+    to_come = app_state.lab_recipe_to_come(token, ("bf_emma", "am_adam"), ("af_heart",), bundled_voices,
+                                           stock_context).recipe
+    assert to_come.voice_names == ("bf_emma", "am_adam") and to_come.edits == current.edits
+    fresh = app_state.lab_recipe_to_come(None, ("bf_emma",), None, bundled_voices, stock_context)
+    assert fresh.recipe == Recipe.single("bf_emma")
+    broken = app_state.lab_recipe_to_come("not-a-recipe!!", ("bf_emma",), None, bundled_voices, stock_context)
+    assert broken.recipe == Recipe.single("bf_emma") and broken.warning.startswith("The recipe in the link was not")

@@ -318,3 +318,59 @@ def test_save_chart_writes_real_files_by_suffix(tmp_path):
     with pytest.raises(AnalysisError, match="Cannot save a chart as 'jpg'"):
         charts.save_chart(chart, tmp_path / "shares.jpg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shares.html", "shares.json", "shares.png", "shares.svg"]
+
+
+def scales_of(chart_spec: object, field: str) -> list[dict]:
+    """Every colour scale in a chart's spec that encodes ``field``."""
+    found = []
+    if isinstance(chart_spec, dict):
+        color = chart_spec.get("encoding", {}).get("color", {})
+        if color.get("field") == field:
+            found.append(color.get("scale", {}))
+        for value in chart_spec.values():
+            found += scales_of(value, field)
+    elif isinstance(chart_spec, list):
+        for value in chart_spec:
+            found += scales_of(value, field)
+    return found
+
+
+def half_colours(chart_spec: dict, field: str) -> dict[str, str]:
+    """The colour of each half in a chart; every layer of it that colours ``field`` must agree."""
+    scales = scales_of(chart_spec, field)
+    assert scales and all(scale == scales[0] for scale in scales)
+    return dict(zip(scales[0]["domain"], scales[0]["range"]))
+
+
+def test_decoder_and_prosody_have_one_colour_each_in_every_chart(analysis, voices):
+    """Walkthrough: one chart drew the decoder blue and another orange."""
+    expected = {"decoder": charts.HALF_COLORS["decoder"], "prosody": charts.HALF_COLORS["prosody"]}
+    seen = [
+        half_colours(spec(charts.dimension_variance_chart(analysis)), "half"),
+        half_colours(spec(charts.centroid_distance_chart(analysis, "gender")), "measure"),
+        half_colours(spec(charts.row_trajectory_chart(row_trajectory(voices["af_a"].pack))), "series"),
+        half_colours(spec(charts.embedding_distributions_chart(analysis)), "half"),
+    ]
+    for colours in seen:
+        assert {half: colours[half] for half in ("decoder", "prosody") if half in colours} == \
+            {half: expected[half] for half in ("decoder", "prosody") if half in colours}
+    assert all("decoder" in colours for colours in seen)
+
+
+def test_a_map_legend_lists_only_the_categories_its_voices_have(analysis, voices):
+    """Walkthrough: the gender legend listed "unknown", which no stock voice is."""
+    chart = spec(charts.pca_scatter_chart(analysis, voices, color_by="gender"))
+    (colour,) = scales_of(chart, "gender")
+    assert colour["domain"] == ["female", "male"]
+    shapes = [layer["encoding"]["shape"]["scale"] for layer in chart["layer"] if "shape" in layer.get("encoding", {})]
+    assert shapes == [{"domain": ["female", "male"], "range": ["circle", "triangle-up"]}]
+
+
+def test_every_language_keeps_its_own_distinct_colour_whichever_voices_are_shown(analysis, voices):
+    """Walkthrough: Japanese and Mandarin got near shades; and a language's colour moved with the voices shown."""
+    (colour,) = scales_of(spec(charts.pca_scatter_chart(analysis, voices, color_by="language")), "language")
+    mapping = dict(zip(colour["domain"], colour["range"]))
+    assert set(mapping) == {"American English", "British English", "Spanish", "Mandarin Chinese"}
+    assert len(set(charts._LANGUAGE_COLORS)) == len(charts._LANGUAGE_COLORS) == 9
+    japanese, mandarin = (charts._LANGUAGE_COLORS[list(charts.LANGUAGES).index(code)] for code in "jz")
+    assert mapping["Mandarin Chinese"] == mandarin != japanese

@@ -56,6 +56,7 @@ __all__ = [
     "dim_edit",
     "download_key",
     "edit_remove_key",
+    "lab_recipe_to_come",
     "lab_history_key",
     "pca_key",
     "prosody_key",
@@ -537,6 +538,19 @@ def restore(token: str | None, voices: VoiceSet, context: RecipeContext, default
         return Restored(default, default.to_recipe(), f"The recipe in the link was not loaded: {error} "
                                                       "The Lab starts from the defaults.")
     return Restored(LabState.from_recipe(recipe), recipe)
+
+
+def lab_recipe_to_come(token: str | None, lab_voices: Sequence[str], seen: Sequence[str] | None, voices: VoiceSet,
+                       context: RecipeContext) -> Restored:
+    """Return what the Lab will show next, as the Lab's own ``_restore`` makes it: its current recipe (``token``; the
+    defaults, with the warning why, where it cannot be used), on an equal mix of ``lab_voices`` with its edits kept
+    where voices were picked since the Lab last ran (``lab_voices`` differs from ``seen``). The Map's cross follows
+    the latest pick with it."""
+    restored = restore(token, voices, context, lab_voices)
+    if seen is None or tuple(seen) == tuple(lab_voices):
+        return restored
+    moved = restored.state.with_voices(lab_voices, voices)
+    return Restored(moved, moved.to_recipe(), restored.warning)
 
 
 def dim_edit(op: str, target: str, *, dim: int = 0, dims: tuple[int, int] = (0, 0), value: float = 0.0) -> DimEdit:

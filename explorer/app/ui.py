@@ -71,6 +71,7 @@ __all__ = [
     "render_meters",
     "rendered_before",
     "session_voices",
+    "share_column",
     "shared_widget",
     "speak",
     "speech_request",
@@ -249,11 +250,11 @@ def speech_request() -> SpeechRequest:
 def speech_settings() -> SpeechRequest:
     """Show the sample text, language and speed (the same widgets on the Lab and A/B pages, kept for the session)
     and return the request they describe."""
-    text_column, settings_column = st.columns([2, 1])
-    text_column.text_area("Sample text", key=state.SAMPLE_TEXT, persist_state="session", height=80)
-    settings_column.selectbox("Language", list(LANGUAGE_CHOICES), key=state.LANG, persist_state="session",
+    st.text_area("Sample text", key=state.SAMPLE_TEXT, persist_state="session", height=80)
+    language_column, speed_column = st.columns(2)  # below the text, so a half-page column shows them whole
+    language_column.selectbox("Language", list(LANGUAGE_CHOICES), key=state.LANG, persist_state="session",
                               format_func=LANGUAGE_CHOICES.get)
-    settings_column.slider("Speed", *SPEED_RANGE, step=SPEED_STEP, key=state.SPEED, persist_state="session")
+    speed_column.slider("Speed", *SPEED_RANGE, step=SPEED_STEP, key=state.SPEED, persist_state="session")
     return speech_request()
 
 
@@ -431,6 +432,15 @@ CHART_TEXT_COLORS = {"dark": "#e6e9ef", "light": "#31333f"}
 """Text marks (bar labels) in the theme's text colour; Vega draws them black, unreadable on the dark theme.
 
 (``st.context.theme.type`` said "light" on the first run of a dark app here, so the configured base is used.)"""
+
+
+SHARE_FORMAT = "%.1f%%"
+"""How every table writes a share: one decimal, as the metrics do (``f"{share:.1%}"``); the column holds percent."""
+
+
+def share_column(label: str | None = None) -> st.column_config.NumberColumn:
+    """Return the column format of a share held in percent (``SHARE_FORMAT``), so every share reads alike."""
+    return st.column_config.NumberColumn(label, format=SHARE_FORMAT)
 
 
 def show_chart(chart: alt.TopLevelMixin, **kwargs: object) -> object:

@@ -24,14 +24,14 @@ shares[3].metric("Top 20 dims' share", f"{variance.top20_share:.1%}")
 ui.show_chart(charts.dimension_variance_chart(analysis))
 total = float(variance.variance.sum())
 top = pd.DataFrame(
-    [{"rank": rank, "dim": dim, "half": half, "variance": value, "share": value / total}
+    [{"rank": rank, "dim": dim, "half": half, "variance": value, "share": 100 * value / total}
      for rank, (dim, half, value) in enumerate(variance.top, start=1)]
 )
 st.markdown("**The most variable dims**")
 st.dataframe(
     top, hide_index=True, height=300,
     column_config={"variance": st.column_config.NumberColumn(format="%.5f"),
-                   "share": st.column_config.NumberColumn(format="percent")},
+                   "share": ui.share_column()},
 )
 
 # --- decoder vs prosody ----------------------------------------------------------------------------------------------

@@ -9,8 +9,7 @@ from explorer.app import state, ui
 from explorer.analysis import LAYER_MEANING, LAYERS, default_perplexity, perplexity_bounds, summary_vectors
 from explorer.attributes import ATTRIBUTES, load_axes
 from explorer.errors import ExplorerError
-from explorer.app.state import LabState
-from explorer.recipe import Recipe, apply_recipe
+from explorer.recipe import apply_recipe
 
 st.title("Voice map")
 row = ui.analysis_row(state.MAP_ROW)
@@ -50,11 +49,12 @@ if method == "PCA":
 
     # The Lab's current voice, projected into the same space as its own marker.
     markers = []
-    token = st.session_state.get(state.RECIPE_TOKEN)
     try:
-        recipe = (Recipe.from_token(token) if token
-                  else LabState.default(st.session_state[state.LAB_VOICES], voices).to_recipe())
-        pack = apply_recipe(recipe, voices, context=ui.recipe_context())
+        to_come = state.lab_recipe_to_come(st.session_state.get(state.RECIPE_TOKEN), st.session_state[state.LAB_VOICES],
+                                           st.session_state.get(state.LAB_VOICES_SEEN), voices, ui.recipe_context())
+        if to_come.warning:
+            st.warning(f"The Lab's voice is drawn from its defaults: {ui.escape_markdown(to_come.warning)}")
+        pack = apply_recipe(to_come.recipe, voices, context=ui.recipe_context())
         markers.append(charts.Marker("Lab voice", summary_vectors(pack[None], row)[0]))
     except ExplorerError as error:
         st.warning(f"The Lab's voice cannot be drawn: {ui.escape_markdown(error)}")
@@ -78,8 +78,9 @@ map_column, side_column = st.columns([3, 1])
 with map_column:
     event = ui.show_chart(chart, on_select="rerun", key=state.MAP_CHART)
 picked = charts.selected_voice_names(event, chart)
-if picked:
+if picked and tuple(picked) != tuple(st.session_state[state.LAB_VOICES]):
     st.session_state[state.LAB_VOICES] = tuple(picked)
+    st.rerun()  # the cross moves to the voice the Lab will now start from
 with side_column:
     in_lab = st.session_state.get(state.LAB_VOICES, ())
     st.markdown("**Picked for the Lab**" if picked else "**In the Lab**")

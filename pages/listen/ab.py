@@ -55,7 +55,7 @@ def _side(side: str):
     except ExplorerError as error:
         ui.show_error(error)
         return None
-    st.code(describe(recipe), language=None)
+    st.code(describe(recipe), language=None, wrap_lines=True)
     return recipe, pack
 
 

@@ -292,15 +292,15 @@ def _dims_controls() -> None:
     if edits:
         st.caption("Applied after the sliders, in this order:")
     for index, edit in enumerate(edits):
-        row = st.columns([5, 1], vertical_alignment="center")
-        row[0].text(edit.describe())
+        row = st.columns([3, 1], vertical_alignment="center")
+        row[0].markdown(ui.escape_markdown(edit.describe()))
         row[1].button("Remove", key=state.edit_remove_key(index), on_click=_remove_edit, args=(index,))
 
 
 def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
     readout = listen.readout(pack, voices, context)
     st.markdown("**Recipe**")
-    st.code(describe(recipe), language=None)
+    st.code(describe(recipe), language=None, wrap_lines=True)
     box = {"out of distribution": st.warning, "at the edge of the stock voices": st.info}.get(readout.ood.verdict,
                                                                                               st.success)
     box(ui.escape_markdown(readout.ood.summary()), icon=":material/warning:" if box is not st.success else None)
@@ -311,7 +311,9 @@ def _readouts(recipe: Recipe, pack, layer: str, components: list[int]) -> None:
     x, y = shown[0] + 1, (shown[1] + 1 if len(shown) > 1 else (2 if shown[0] != 1 else 1))
     chart = pca_scatter_chart(context.pca[layer], ui.bundled_voices(), x_component=x, y_component=y,
                               color_by="gender", markers=[Marker("Lab voice", readout.vector)], select=False)
-    ui.show_chart(chart, key=state.LAB_MAP)
+    # Half the page wide: the legend goes below the plot, so that nothing runs off the column.
+    ui.show_chart(chart.properties(width=340, height=300).configure_legend(orient="bottom", direction="horizontal"),
+                  key=state.LAB_MAP)
     st.caption("The pink cross is the Lab's voice on the axes you are sliding (the first two with a slider).")
 
 

@@ -8,7 +8,14 @@ import streamlit as st
 
 from explorer import charts
 from explorer.app import state, ui
-from explorer.engines import HUB_REPO, TORCH_WEIGHTS, available_engines, offline_torch_weights
+from explorer.engines import (
+    HUB_REPO,
+    TORCH_MEMORY,
+    TORCH_WEIGHTS,
+    available_engines,
+    offline_torch_weights,
+    usable_memory,
+)
 from explorer.errors import ExplorerError
 from explorer.hub import cached_hub_file
 
@@ -24,10 +31,20 @@ if any(kind.startswith("torch") for kind, _ in available_engines()):
 cached = cached_hub_file(HUB_REPO, TORCH_WEIGHTS)
 if cached is not None:
     sources[HUB] = f"{TORCH_WEIGHTS} from your Hugging Face cache"
+# The page opens on the real weights where the server has them and the memory to import them (about 1.4 GB at the
+# peak, the first time); on a small host (Community Cloud gives about 2.7 GB, shared with the engine) on random ones.
+memory = usable_memory()
+roomy = memory is None or memory >= TORCH_MEMORY
+real = [choice for choice in (HUB, OFFLINE) if choice in sources]
+st.session_state.setdefault(state.ARCH_WEIGHTS_SOURCE, real[0] if real and roomy else RANDOM)
 source = st.selectbox("Weights", list(sources), format_func=sources.get, key=state.ARCH_WEIGHTS_SOURCE,
                       help="Parameter counts, the module tree, the style routing and the data flow are the same for "
                       "any weights; weight statistics and the predicted durations are the trained model's only with "
                       "real weights. The offline weights are imported once (a few seconds) and cached.")
+if real and not roomy:
+    st.caption(f"This server may use {memory / 1024**3:.1f} GiB of memory, less than the {TORCH_MEMORY / 1024**3:.0f} "
+               "GiB it needs to import real weights beside its engine, so the page opened on random weights; choose "
+               "the real ones above to import them anyway.")
 if cached is None:
     st.caption(f"The official {TORCH_WEIGHTS} is not in this server's Hugging Face cache. Whoever runs the server can "
                "fetch it with `python -m explorer weights download`; it is then offered here, and the `torch` engines "
@@ -70,13 +87,13 @@ st.markdown("**Against the seed suite's expectations**")
 st.dataframe(
     pd.DataFrame(
         [
-            {"part": check.label, "modules": " + ".join(check.modules), "measured": check.measured,
+            {"part": check.label, "modules": " + ".join(check.modules), "measured": 100 * check.measured,
              "expected": f"{check.expected_low:.0%}-{check.expected_high:.0%}", "verdict": check.verdict}
             for check in summary.expectation_checks()
         ]
     ),
     hide_index=True,
-    column_config={"measured": st.column_config.NumberColumn(format="percent")},
+    column_config={"measured": ui.share_column()},
 )
 st.caption("The seed analysis suite's assumed shares, set against the counts measured on this model.")
 
@@ -167,6 +184,8 @@ st.dataframe(
     ),
     hide_index=True,
     height=min(38 + 35 * sum(detail or step.depth == 1 for step in flow.steps), 720),
+    column_config={"step": st.column_config.NumberColumn(width="small"),  # room for the decoder's five inputs
+                   "input": st.column_config.TextColumn(width="large")},
 )
 
 # --- module tree -----------------------------------------------------------------------------------------------------
@@ -179,13 +198,13 @@ for module in summary.modules:
                 [
                     {"module": node.path, "depth": node.depth, "type": node.module_type,
                      "parameters": node.total_params, "own": node.own_params,
-                     "share of model": node.total_params / summary.total_params}
+                     "share of model": 100 * node.total_params / summary.total_params}
                     for node in summary.tree(depth)
                     if node.path == module.name or node.path.startswith(module.name + ".")
                 ]
             ),
             hide_index=True,
-            column_config={"share of model": st.column_config.NumberColumn(format="percent")},
+            column_config={"share of model": ui.share_column()},
         )
 
 # --- weights ---------------------------------------------------------------------------------------------------------

@@ -281,11 +281,13 @@ def _speak(request: listen.SpeechRequest, packs: dict[str, object]) -> dict[str,
 def _run_test(mode: str, renders: dict[str, listen.Render], match: bool, stimuli: dict[str, object],
               shared: shared_tests.SharedTest | None = None) -> None:
     """Run the listening test ``mode`` on ``renders`` (A, B, then any further recipes): the rating test adds the
-    low anchor, and every sample is loudness matched to A when ``match``."""
+    low anchor, every sample is padded with silence to one length, then loudness matched to A when ``match`` (the
+    padded clips are what is played, and padding moves BS.1770's gating blocks)."""
     clips = {label: render.audio for label, render in renders.items()}
     if mode == "rating (MUSHRA)":
         clips[rating.LOW_ANCHOR] = rating.low_anchor(clips["A"], SAMPLE_RATE)
         stimuli = {**stimuli, rating.LOW_ANCHOR: f"A low-passed at {rating.LOW_ANCHOR_HZ:g} Hz"}
+    clips = dict(zip(clips, listen.equal_lengths(*clips.values())))  # padded first: BS.1770 gates the padded clip
     if match:
         clips = dict(zip(clips, loudness_match(*clips.values())))
     if mode == "blind ABX":

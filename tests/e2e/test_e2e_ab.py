@@ -4,10 +4,13 @@ results."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 from pathlib import Path
+from urllib.parse import urljoin
 
+import soundfile
 from e2e_utils import (
     SHORT_TEXT,
     button,
@@ -23,6 +26,7 @@ from e2e_utils import (
 )
 from playwright.sync_api import expect
 
+from explorer.audio import integrated_lufs
 from explorer.recipe import Recipe
 
 
@@ -58,6 +62,7 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
     verdict = page.get_by_test_id("stAlert").filter(has_text="Trial 2: you said X is B")
     expect(verdict).to_have_text(re.compile(r"X was [AB], so you were (right|wrong)\."))
     for _ in range(10):
+        expect_equal_stimuli(page)  # every trial: A, B and X as long and as loud as each other
         rerun(page, lambda: button(page, "X is A").click())
     expect(page.get_by_text(re.compile(r"^The test is over: \d+ of 12 correct"))).to_be_visible()
     expect(players).to_have_count(0)                              # the results show; no trial is left to play
@@ -153,6 +158,19 @@ def test_two_listeners_take_a_shared_test_at_the_same_moment_and_both_are_in_the
     expect(page.get_by_test_id("stDataFrame")).to_have_count(2)
     screenshot(page, "ab-shared-results")
     expect_no_exception(page)
+
+
+def expect_equal_stimuli(page) -> None:
+    """The three players of a blind trial hold WAVs of one length and one BS.1770 loudness (within 0.1 LU)."""
+    players = page.get_by_test_id("stAudio")
+    expect(players).to_have_count(3)
+    clips = []
+    for index in range(3):
+        body = page.request.get(urljoin(page.url, players.nth(index).get_attribute("src"))).body()
+        clips.append(soundfile.read(io.BytesIO(body), dtype="float32")[0])
+    assert len({len(clip) for clip in clips}) == 1
+    loudness = [integrated_lufs(clip) for clip in clips]
+    assert max(loudness) - min(loudness) < 0.1, loudness
 
 
 def durations(page) -> list[float]:

@@ -153,7 +153,10 @@ def test_a_rating_test_exports_every_rating_and_the_per_stimulus_result():
     sheet = sheet_of((100, 60, 80, 10), (95, 70, 75, 20))
     files = sheet.export({"reference": "tokenA", "seed": 5})
     document = json.loads(files["rating-test.json"])
+    first_position = rating.rating_order(5, 0, 4).index(0) + 1
     assert len(document["trials"]) == 8 and document["trials"][0] == {
-        "screen": 1, "stimulus": rating.HIDDEN_REFERENCE, "rating": 100, "answered at": sheet.times[0]}
+        "screen": 1, "stimulus": rating.HIDDEN_REFERENCE, "played as sample": first_position, "rating": 100,
+        "answered at": sheet.times[0]}
     assert [row["stimulus"] for row in document["result"]["per_stimulus"]][0] == rating.HIDDEN_REFERENCE
-    assert files["rating-test.csv"].decode().splitlines()[0] == "screen,stimulus,rating,answered at"
+    assert files["rating-test.csv"].decode().splitlines()[0] == "screen,stimulus,played as sample,rating,answered at"
+    assert sheet.table().columns.tolist() == ["screen", "stimulus", "rating", "answered at"]  # no seed: no position

@@ -302,14 +302,24 @@ class RatingSheet:
                          "BS.1534 analysis would leave these ratings out.")
         return text
 
-    def table(self) -> pd.DataFrame:
-        """Return one row per rating: screen, stimulus, rating and when the screen was answered."""
-        return pd.DataFrame([{"screen": number + 1, "stimulus": condition, "rating": value, "answered at": time}
-                             for number, (screen, time) in enumerate(zip(self.ratings, self.times))
-                             for condition, value in zip(self.conditions, screen)],
-                            columns=["screen", "stimulus", "rating", "answered at"])
+    def table(self, seed: int | None = None) -> pd.DataFrame:
+        """Return one row per rating: screen, stimulus, rating and when the screen was answered; with the test's
+        ``seed``, also where on its screen the stimulus played ("sample 1" first, ``rating_order``)."""
+        rows = []
+        for number, (screen, time) in enumerate(zip(self.ratings, self.times)):
+            order = rating_order(seed, number, len(self.conditions)) if seed is not None else ()
+            for index, (condition, value) in enumerate(zip(self.conditions, screen)):
+                row = {"screen": number + 1, "stimulus": condition, "rating": value, "answered at": time}
+                if order:
+                    row["played as sample"] = order.index(index) + 1
+                rows.append(row)
+        columns = ["screen", "stimulus", *(["played as sample"] if seed is not None else []), "rating", "answered at"]
+        return pd.DataFrame(rows, columns=columns)
 
     def export(self, stimuli: Mapping[str, object]) -> dict[str, bytes]:
-        """Return ``results_files`` of the test: ``rating-test.csv`` and ``.json``."""
-        return results_files("rating-test", self.table(), stimuli, {
+        """Return ``results_files`` of the test: ``rating-test.csv`` and ``.json`` (with where each stimulus played
+        when ``stimuli`` holds the seed)."""
+        seed = stimuli.get("seed")
+        table = self.table(seed if isinstance(seed, int) and not isinstance(seed, bool) else None)
+        return results_files("rating-test", table, stimuli, {
             "screens": self.screens, "per_stimulus": self.results().to_dict("records"), "summary": self.summary()})

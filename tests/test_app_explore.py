@@ -614,7 +614,9 @@ def test_architecture_offers_only_weights_the_server_has(tiny_build, monkeypatch
     assert choice.options[:2] == ["random initialisation (counts, routing and data flow only)",
                                   "official v1.0 weights, from the offline int8 ONNX model"]
     assert choice.value == "offline"  # the real weights, where the server has them and the memory
-    assert tiny_build[-1] == str(imported.resolve()) and any("kmodel.pth" in s.value for s in app.success)
+    assert tiny_build[-1] == str(imported.resolve())
+    assert [s.value for s in app.success] == ["Weights: official v1.0 weights, from the offline int8 ONNX model"]
+    assert not any(str(tmp_path) in c.value for c in app.caption)  # no server path shown to a visitor
     assert not any("random initialisation" in i.value for i in app.info)
 
     def broken(*args, **kwargs):

@@ -69,7 +69,7 @@ if weights is None:
         "model."
     )
 else:
-    st.success(f"Weights: {ui.escape_markdown(summary.weights)}")
+    st.success(f"Weights: {ui.escape_markdown(sources[source])}")
 
 metrics = st.columns(4)
 metrics[0].metric("Parameters", f"{summary.total_params:,}")
@@ -209,7 +209,8 @@ for module in summary.modules:
 
 # --- weights ---------------------------------------------------------------------------------------------------------
 st.subheader("Weight statistics per module")
-st.caption(f"Over every parameter value of each top-level module; weights: {ui.escape_markdown(summary.weights)}.")
+st.caption("Over every parameter value of each top-level module; weights: "
+           f"{ui.escape_markdown(sources[source] if weights is not None else sources[RANDOM])}.")
 st.dataframe(
     pd.DataFrame([vars(stats) for stats in summary.weight_stats]).rename(columns={"name": "module", "count": "values"}),
     hide_index=True,

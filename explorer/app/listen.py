@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.analysis import nearest_voices, summary_vectors
-from explorer.app.rating import results_files, utc_now
+from explorer.app.rating import answer_times, results_files, utc_now
 from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key, loudness_match
 from explorer.errors import ExplorerError, RecipeError, shown
 from explorer.recipe import MAX_TOKEN_CHARS, OODReport, Recipe, RecipeContext, ood_report
@@ -60,6 +60,7 @@ __all__ = [
     "heard_renders",
     "remember",
     "SpeechRequest",
+    "BLIND_ANSWERS",
     "BLIND_TEST_LENGTHS",
     "DEFAULT_BLIND_TRIALS",
     "BlindTally",
@@ -361,6 +362,8 @@ AB_SOURCES = ("stock voice", "Lab recipe", "recipe string")
 MAX_TOKEN_INPUT_CHARS = MAX_TOKEN_CHARS + 1024
 """Longest pasted recipe string or share link (a share string is at most 8 KiB; a link adds the address)."""
 SIDES = ("A", "B")
+BLIND_ANSWERS = frozenset(x + said for x in SIDES for said in SIDES)
+"""A blind answer: the side X played, then the side the listener said ("AB": X was A, they said B)."""
 BLIND_X_GAIN = 10 ** (-0.05 / 20)
 """X plays 0.05 dB quieter than its side: inaudible, but its WAV differs, so the page source does not give X away
 (Streamlit names media files by their content)."""
@@ -457,14 +460,10 @@ class BlindTally:
     def from_dict(cls, data: Mapping[str, object] | None) -> BlindTally:
         """Return the tally kept in session state (``{"answers": ["AB", ...]}``); anything else is a fresh one."""
         answers = data.get("answers") if isinstance(data, Mapping) else None
-        pairs = {x + said for x in SIDES for said in SIDES}
         if not isinstance(answers, (list, tuple)) or len(answers) > MAX_BLIND_TRIALS or \
-                not all(isinstance(answer, str) and answer in pairs for answer in answers):
+                not all(isinstance(answer, str) and answer in BLIND_ANSWERS for answer in answers):
             return cls()
-        times = data.get("times")  # type: ignore[union-attr]
-        if not (isinstance(times, (list, tuple)) and all(isinstance(time, str) and len(time) <= 32 for time in times)):
-            times = ()
-        return cls(tuple(answers), tuple(times))  # times of another length read as unknown
+        return cls(tuple(answers), answer_times(data, len(answers)))
 
     def to_dict(self) -> dict[str, list[str]]:
         """Return the form kept in session state."""

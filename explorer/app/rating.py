@@ -41,6 +41,7 @@ __all__ = [
     "RATING_SCREENS",
     "PreferenceTally",
     "RatingSheet",
+    "answer_times",
     "low_anchor",
     "preference_order",
     "rating_order",
@@ -82,8 +83,9 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _times(data: Mapping[str, object], count: int) -> tuple[str, ...]:
-    """Return the answer times kept in ``data``; unknown ("") where they are damaged or do not match ``count``."""
+def answer_times(data: Mapping[str, object], count: int) -> tuple[str, ...]:
+    """Return the answer times kept in ``data`` (a test's session-state form) for its ``count`` answers; unknown ("")
+    where they are damaged or do not match ``count``."""
     times = data.get("times")
     if isinstance(times, (list, tuple)) and len(times) == count and \
             all(isinstance(time, str) and len(time) <= 32 for time in times):
@@ -143,7 +145,7 @@ class PreferenceTally:
                 and all(order in ("AB", "BA") for order in orders)
                 and all(type(score) is int and score in CMOS_SCALE for score in scores)):
             return cls()
-        return cls(tuple(orders), tuple(scores), _times(data, len(scores)))
+        return cls(tuple(orders), tuple(scores), answer_times(data, len(scores)))
 
     def to_dict(self) -> dict[str, list]:
         """Return the form kept in session state."""
@@ -252,7 +254,7 @@ class RatingSheet:
                 and all(isinstance(screen, (list, tuple)) and len(screen) == len(conditions)
                         and all(type(value) is int and 0 <= value <= 100 for value in screen) for screen in ratings)):
             return cls(conditions)
-        return cls(conditions, tuple(tuple(screen) for screen in ratings), _times(data, len(ratings)))
+        return cls(conditions, tuple(tuple(screen) for screen in ratings), answer_times(data, len(ratings)))
 
     def to_dict(self) -> dict[str, list]:
         """Return the form kept in session state."""

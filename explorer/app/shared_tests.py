@@ -187,9 +187,8 @@ class SharedTest:
         """
         try:
             if self.kind == "blind ABX":
-                listen.BlindTally().record(listen.BlindTrial(0, str(answer)[:1]), str(answer)[1:])
-                if not isinstance(answer, str) or len(answer) != 2:
-                    raise ExplorerError("A blind answer is two letters.")
+                if not isinstance(answer, str) or answer not in listen.BLIND_ANSWERS:
+                    raise ExplorerError("A blind answer is the side X played and the side said, e.g. AB.")
             elif self.kind == "preference (CMOS)":
                 if not isinstance(answer, Mapping) or set(answer) != {"order", "score"}:
                     raise ExplorerError("A preference answer holds an order and a score.")
@@ -328,7 +327,7 @@ class AnswerStore:
 
     def answered(self, test: SharedTest, listener: str) -> tuple[object, ...]:
         """Return ``listener``'s own answers to ``test``, in trial order."""
-        return self.results(test).answers.get(listener, ("", ()))[1]
+        return self._answers(test, listener).get(listener, ("", ()))[1]
 
     def results(self, test: SharedTest) -> SharedResults:
         """Return every listener's answers to ``test`` (the aggregate view).
@@ -336,16 +335,23 @@ class AnswerStore:
         Raises:
             SharedTestError: the store cannot be read.
         """
+        return SharedResults(test, self._answers(test))
+
+    def _answers(self, test: SharedTest, listener: str | None = None) -> dict[str, tuple[str, tuple[object, ...]]]:
+        """Return per listener (only ``listener``, when given) their name and answers to ``test`` in trial order."""
+        query = "SELECT listener, name, answer FROM answers WHERE test_id = ?"
+        parameters: tuple[str, ...] = (test.test_id,)
+        if listener is not None:
+            query, parameters = query + " AND listener = ?", (*parameters, listener)
         connection = self._connect()
         try:
-            rows = connection.execute("SELECT listener, name, answer FROM answers WHERE test_id = ? ORDER BY "
-                                      "listener, trial", (test.test_id,)).fetchall()
+            rows = connection.execute(query + " ORDER BY listener, trial", parameters).fetchall()
         except sqlite3.Error as error:
             raise SharedTestError(f"The answers could not be read ({error}).") from None
         finally:
             connection.close()
         answers: dict[str, tuple[str, tuple[object, ...]]] = {}
-        for listener, name, answer in rows:
-            previous = answers.get(listener, (name, ()))
-            answers[listener] = (name, (*previous[1], json.loads(answer)))
-        return SharedResults(test, answers)
+        for found, name, answer in rows:
+            previous = answers.get(found, (name, ()))
+            answers[found] = (name, (*previous[1], json.loads(answer)))
+        return answers

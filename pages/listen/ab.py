@@ -129,21 +129,36 @@ def _players(test: str, trial: int, clips: dict[str, object]) -> None:
             st.audio(wav_bytes(audio), format="audio/wav")
 
 
-def _length(label: str, lengths: tuple[int, ...], default: int, key: str, shared: shared_tests.SharedTest | None,
-            **options: object) -> int:
-    """How many trials (or screens) the test has: the listener's choice, or the shared test's."""
+TEST_LENGTHS = {
+    "blind ABX": ("Trials in the test", listen.BLIND_TEST_LENGTHS, listen.DEFAULT_BLIND_TRIALS, state.AB_TEST_LENGTH),
+    "preference (CMOS)": ("Trials in the test", rating.CMOS_TEST_LENGTHS, rating.DEFAULT_CMOS_TRIALS,
+                          state.AB_PREFERENCE_LENGTH),
+    "rating (MUSHRA)": ("Screens in the test", rating.RATING_SCREENS, rating.DEFAULT_RATING_SCREENS,
+                        state.AB_RATING_SCREENS),
+}
+"""Per test: the label of its length, the lengths offered, the default and the session key of the choice."""
+
+
+def _chosen_length(mode: str) -> int:
+    """How long the listener chose test ``mode`` to be (its default until they choose)."""
+    _, _, default, key = TEST_LENGTHS[mode]
+    return st.session_state.setdefault(key, default)
+
+
+def _length(mode: str, shared: shared_tests.SharedTest | None, **options: object) -> int:
+    """How many trials (or screens) test ``mode`` has: the listener's choice, or the shared test's."""
+    label, lengths, _, key = TEST_LENGTHS[mode]
     if shared is not None:
         st.caption(f"{label}: {shared.trials}, as the test's link sets it.")
         return shared.trials
-    st.session_state.setdefault(key, default)
+    _chosen_length(mode)
     return st.selectbox(label, lengths, key=key, persist_state="session", **options)
 
 
 def _blind(audio_a, audio_b, stimuli: dict[str, object], shared: shared_tests.SharedTest | None) -> None:
     length_column, feedback_column = st.columns(2)
     with length_column:
-        length = _length("Trials in the test", listen.BLIND_TEST_LENGTHS, listen.DEFAULT_BLIND_TRIALS,
-                         state.AB_TEST_LENGTH, shared)
+        length = _length("blind ABX", shared)
     feedback = feedback_column.radio("Say whether I was right", listen.FEEDBACK_MODES, key=state.AB_FEEDBACK_MODE,
                                      horizontal=True, persist_state="session",
                                      help="At the end, the test cannot teach you which is which as it runs.")
@@ -181,8 +196,7 @@ def _prefer(order: str, trial: int, shared: shared_tests.SharedTest | None) -> N
 
 
 def _preference(audio_a, audio_b, stimuli: dict[str, object], shared: shared_tests.SharedTest | None) -> None:
-    length = _length("Trials in the test", rating.CMOS_TEST_LENGTHS, rating.DEFAULT_CMOS_TRIALS,
-                     state.AB_PREFERENCE_LENGTH, shared)
+    length = _length("preference (CMOS)", shared)
     tally = rating.PreferenceTally.from_dict(st.session_state[state.PREFERENCE_TALLY])
     if tally.trials >= length:
         _finished(tally.summary(), tally.table(), tally.export(stimuli), state.PREFERENCE_TALLY, shared)
@@ -210,8 +224,7 @@ def _rate(conditions: tuple[str, ...], order: tuple[int, ...], screen: int,
 def _rating(clips: dict[str, object], stimuli: dict[str, object], shared: shared_tests.SharedTest | None) -> None:
     """A rating screen: the open reference, then every condition of ``clips`` (the hidden reference first) hidden
     behind a number, in a new order on every screen, each with a 0-100 slider."""
-    screens = _length("Screens in the test", rating.RATING_SCREENS, rating.DEFAULT_RATING_SCREENS,
-                      state.AB_RATING_SCREENS, shared, help="Each screen plays every stimulus again, in a new order.")
+    screens = _length("rating (MUSHRA)", shared, help="Each screen plays every stimulus again, in a new order.")
     conditions = tuple(clips)
     sheet = rating.RatingSheet.from_dict(st.session_state[state.RATING_SHEET], conditions)
     if sheet.screens >= screens:
@@ -309,14 +322,10 @@ def _stimuli(tokens: dict[str, str], request: listen.SpeechRequest, match: bool)
 
 def _share(mode: str, tokens: dict[str, str], request: listen.SpeechRequest, match: bool) -> None:
     """Offer the current test as a link for several listeners, with everyone's results so far."""
-    length_keys = {"blind ABX": (state.AB_TEST_LENGTH, listen.DEFAULT_BLIND_TRIALS),
-                   "preference (CMOS)": (state.AB_PREFERENCE_LENGTH, rating.DEFAULT_CMOS_TRIALS),
-                   "rating (MUSHRA)": (state.AB_RATING_SCREENS, rating.DEFAULT_RATING_SCREENS)}
-    key, default = length_keys[mode]
     try:
         test = shared_tests.SharedTest.from_query(shared_tests.SharedTest(
             mode, tuple(tokens.values()), request.text, request.lang, request.speed, request.engine_kind,
-            st.session_state.get(key, default), st.session_state[state.AB_SEED], match).to_query())
+            _chosen_length(mode), st.session_state[state.AB_SEED], match).to_query())
     except ExplorerError as error:
         st.caption(f"This test cannot be shared: {ui.escape_markdown(error)}")
         return

@@ -294,6 +294,72 @@ def test_a_torch_engine_renders_only_the_decoder_when_only_the_decoder_half_of_t
     assert len(predicted) == 5 + torch_engine.PROSODIES_KEPT
 
 
+# --- where it computes -----------------------------------------------------------------------------------------------
+
+
+def test_an_engine_on_a_device_keeps_its_model_and_prosodies_there_and_gives_the_same_audio(monkeypatch, tmp_path,
+                                                                                            tiny_config):
+    """The device path (kokoro's modules moved to the device, inputs sent there, audio brought back) run on the one
+    device every machine has: the same audio as the default engine's."""
+    import torch
+
+    from explorer.engines.model import build_model
+
+    weights = tmp_path / "kokoro-v1_0.pth"
+    weights.write_bytes(b"stand-in")
+    def built(config, path):   # the same random weights each time
+        torch.manual_seed(7)
+        return build_model(tiny_config)
+
+    monkeypatch.setattr("explorer.engines.model.build_model", built)
+    monkeypatch.setattr(torch, "set_num_threads", lambda count: None)  # the module's tests stay on one thread
+    engine = TorchEngine(weights, precision="fp32", traced=False, device="cpu")
+    shared = TorchEngine(model=built(None, None), precision="fp32")   # computes where its weights are
+    assert engine.device == shared.device == torch.device("cpu")
+    assert "on cpu" not in engine.weights   # only a GPU is named, and so keyed apart in replay caches
+    assert all(parameter.device == engine.device for parameter in engine.runner.model.parameters())
+    audio = seeded(engine, HELLO, style(0))
+    assert all(tensor.device == engine.device for prosody in engine._prosodies.values()
+               for tensor in (prosody.durations, prosody.aligned_text, prosody.f0, prosody.energy))
+    np.testing.assert_allclose(audio, seeded(shared, HELLO, style(0)), atol=1e-4)   # weight norm folded
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "cpu:1", "", "mps"])
+def test_a_device_a_torch_engine_cannot_run_on_is_refused(device):
+    with pytest.raises(SynthesisError, match="Unknown device .*choose cpu, cuda or cuda:N"):
+        torch_engine.torch_device(device)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", " CUDA "])
+def test_a_gpu_torch_does_not_see_is_refused_before_any_model_is_built(monkeypatch, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("explorer.engines.model.build_model", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(SynthesisError, match=r"is not there: torch sees 0 CUDA GPU\(s\).*Use --device cpu"):
+        TorchEngine(precision="fp32", traced=False, device=device)
+    with pytest.raises(SynthesisError, match="is not there"):
+        load_engine("torch", device=device)
+
+
+def test_the_onnx_engine_is_refused_a_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(choice, "torch_device", lambda device: torch.device("cuda"))
+    with pytest.raises(SynthesisError, match="ONNX engine runs on the CPU only"):
+        load_engine("onnx", device="cuda")
+
+
+def test_bf16_on_a_gpu_that_does_not_compute_it_runs_fp32_and_says_why(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert torch_engine._runnable_precision("bf16", torch.device("cuda")) == (
+        "fp32", "bf16 was asked for, but this GPU does not compute bf16: running fp32.")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert torch_engine._runnable_precision("bf16", torch.device("cuda")) == ("bf16", "")
+
+
 # --- which weights, which engine --------------------------------------------------------------------------------------
 
 
@@ -601,7 +667,7 @@ def test_a_cloud_cgroup_limit_keeps_auto_on_onnx_and_the_environment_still_overr
 
 def test_load_engine_builds_the_resolved_engine(monkeypatch, tmp_path):
     built = []
-    monkeypatch.setattr(choice, "TorchEngine", lambda path, precision, progress:
+    monkeypatch.setattr(choice, "TorchEngine", lambda path, precision, progress, device:
                         built.append(("torch", path, precision)) or "torch engine")
     monkeypatch.setattr(choice, "OnnxEngine",
                         lambda path, progress, variant: built.append(("onnx", path, variant)) or "onnx engine")

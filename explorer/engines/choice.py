@@ -28,8 +28,8 @@ from explorer.engines.model_files import (
     traced_graphs_cached,
 )
 from explorer.engines.onnx_engine import DEFAULT_ONNX_VARIANT, FLOAT_LABEL, ONNX_VARIANTS, OnnxEngine
-from explorer.engines.torch_engine import DEFAULT_TORCH_PRECISION, TORCH_PRECISIONS, TorchEngine
-from explorer.errors import ExplorerError, SynthesisError
+from explorer.engines.torch_engine import DEFAULT_TORCH_PRECISION, TORCH_PRECISIONS, TorchEngine, torch_device
+from explorer.errors import ExplorerError, SynthesisError, shown
 from explorer.paths import CONFIG_PATH, regular_file
 
 __all__ = [
@@ -249,7 +249,8 @@ def torch_precision(kind: str) -> str | None:
     return kind.removeprefix("torch-") if kind.startswith("torch-") else None
 
 
-def load_engine(kind: str = "auto", weights: Path | str | None = None, progress: Progress | None = None) -> Engine:
+def load_engine(kind: str = "auto", weights: Path | str | None = None, progress: Progress | None = None,
+                device: str | None = None) -> Engine:
     """Build the engine ``kind`` names (one of ``ENGINE_KINDS``); see :func:`resolve_engine` for the choice.
 
     Args:
@@ -258,12 +259,14 @@ def load_engine(kind: str = "auto", weights: Path | str | None = None, progress:
         weights: a torch ``.pth`` or an ``.onnx`` file; None for the defaults.
         progress: told how assembling the offline ONNX model (its float rewrite, or the import of its weights into
             torch) goes, when that happens.
+        device: where a torch engine computes ("cpu", "cuda", "cuda:N"; None is the CPU); the ONNX engine runs on
+            the CPU only.
 
     Returns:
         The engine; its ``weights`` attribute says which weights (and which variant) it uses.
 
     Raises:
-        SynthesisError: unknown kind.
+        SynthesisError: unknown kind; a device that is not there, or other than the CPU for the ONNX engine.
         ModelFilesError: missing or corrupt model files; ``weights`` names a folder, a device or a pipe.
 
     Example:
@@ -277,7 +280,10 @@ def load_engine(kind: str = "auto", weights: Path | str | None = None, progress:
         regular_file(weights, "The weights file")
     chosen = auto_kind(weights) if kind == "auto" else kind
     if resolved == "torch":
-        return TorchEngine(path, precision=torch_precision(chosen), progress=progress)
+        return TorchEngine(path, precision=torch_precision(chosen), progress=progress, device=device)
+    if device is not None and torch_device(device).type != "cpu":
+        raise SynthesisError(f"The ONNX engine runs on the CPU only; the device {shown(device)} needs the torch "
+                             "engine.")
     return OnnxEngine(path, progress=progress, variant=onnx_variant(chosen))
 
 

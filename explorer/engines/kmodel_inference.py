@@ -108,21 +108,26 @@ class EagerKModel:
         self.generator = generator
         self.precision = precision
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights are, and so where it computes (its inputs must be there too)."""
+        return next(self.model.parameters()).device
+
     def predict_prosody(self, tokens: torch.Tensor, style: torch.Tensor, speed: float) -> Prosody:
         """Return :func:`predict_prosody` of the model in the engine's precision."""
-        with precision_autocast(self.precision):
+        with precision_autocast(self.precision, self.device.type):
             return predict_prosody(self.model, tokens, style, speed)
 
     def decode(self, prosody: Prosody, style: torch.Tensor) -> torch.Tensor:
         """Return :func:`decode`'s float32 audio, rendered by ``generator`` in the engine's precision."""
-        with precision_autocast(self.precision):
+        with precision_autocast(self.precision, self.device.type):
             return decode(self.model, prosody, style, self.generator)
 
 
-def precision_autocast(precision: str) -> torch.autocast:
-    """Return the autocast context a torch engine in ``precision`` runs its text side and decoder body under: bf16
-    autocast for "bf16", none for "fp32"."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+def precision_autocast(precision: str, device_type: str = "cpu") -> torch.autocast:
+    """Return the autocast context a torch engine in ``precision`` runs its text side and decoder body under on
+    ``device_type`` ("cpu" or "cuda"): bf16 autocast for "bf16", none for "fp32"."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def predict_prosody(model: KModel, tokens: torch.Tensor, style: torch.Tensor, speed: float) -> Prosody:
@@ -130,15 +135,16 @@ def predict_prosody(model: KModel, tokens: torch.Tensor, style: torch.Tensor, sp
 
     Args:
         model: a kokoro ``KModel`` in evaluation mode.
-        tokens: int64 ``[1, T]``, vocab ids with a 0 pad at each end.
-        style: ``[1, 256]``; only ``style[:, 128:]`` is read.
+        tokens: int64 ``[1, T]``, vocab ids with a 0 pad at each end, on the model's device.
+        style: ``[1, 256]`` on the model's device; only ``style[:, 128:]`` is read.
         speed: pace multiplier (durations are divided by it before rounding).
 
     Returns:
-        The decoder's inputs besides the timbre.
+        The decoder's inputs besides the timbre, on the model's device.
     """
-    lengths = torch.full((1,), tokens.shape[-1], dtype=torch.long)
-    text_mask = torch.zeros(tokens.shape, dtype=torch.bool)  # one unpadded sequence: nothing is masked
+    device = tokens.device
+    lengths = torch.full((1,), tokens.shape[-1], dtype=torch.long, device=device)
+    text_mask = torch.zeros(tokens.shape, dtype=torch.bool, device=device)  # one unpadded sequence: nothing masked
     bert = model.bert(tokens, attention_mask=(~text_mask).int())
     encoded = model.bert_encoder(bert).transpose(-1, -2)
     prosody_style = style[:, 128:]
@@ -146,9 +152,9 @@ def predict_prosody(model: KModel, tokens: torch.Tensor, style: torch.Tensor, sp
     lstm_out, _ = model.predictor.lstm(text_features)
     duration = torch.sigmoid(model.predictor.duration_proj(lstm_out)).sum(axis=-1) / speed
     durations = torch.round(duration).clamp(min=1).long().squeeze()
-    token_of_frame = torch.repeat_interleave(torch.arange(tokens.shape[1]), durations)
-    alignment = torch.zeros((tokens.shape[1], token_of_frame.shape[0]))
-    alignment[token_of_frame, torch.arange(token_of_frame.shape[0])] = 1
+    token_of_frame = torch.repeat_interleave(torch.arange(tokens.shape[1], device=device), durations)
+    alignment = torch.zeros((tokens.shape[1], token_of_frame.shape[0]), device=device)
+    alignment[token_of_frame, torch.arange(token_of_frame.shape[0], device=device)] = 1
     alignment = alignment.unsqueeze(0)
     f0, energy = model.predictor.F0Ntrain(text_features.transpose(-1, -2) @ alignment, prosody_style)
     aligned_text = model.text_encoder(tokens, lengths, text_mask) @ alignment
@@ -216,7 +222,7 @@ def generate_with_unused_noise(
     later render of a seeded sequence would differ from kokoro's.
     """
     dtype = generator.conv_post.weight.dtype
-    with torch.autocast("cpu", enabled=False):
+    with torch.autocast(x.device.type, enabled=False):
         with torch.no_grad():
             upsampled_f0 = generator.f0_upsamp(f0[:, None].float()).transpose(1, 2)
             harmonic, unused_noise, _ = generator.m_source(upsampled_f0)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from explorer.engines.kmodel_inference import EagerKModel, Prosody
     from explorer.engines.traced_model import TracedKModel
 
-__all__ = ["DEFAULT_TORCH_PRECISION", "TORCH_PRECISIONS", "TorchEngine"]
+__all__ = ["DEFAULT_TORCH_PRECISION", "TORCH_DEVICES", "TORCH_PRECISIONS", "TorchEngine", "torch_device"]
 
 TORCH_PRECISIONS = ("fp32", "bf16")
 """``fp32`` as kokoro computes, or ``bf16`` (autocast before the vocoder, a bf16 vocoder: see
@@ -43,6 +43,30 @@ DEFAULT_TORCH_PRECISION = "bf16"
 """What ``torch`` runs in where the CPU supports it: about half of fp32's time, the same WER and similarity."""
 PROSODIES_KEPT = 8
 """How many prosodies a torch engine keeps (see ``TorchEngine``): the last few texts, prosody styles and speeds."""
+TORCH_DEVICES = ("cpu", "cuda")
+"""Where a torch engine computes: the CPU, or a CUDA GPU (``cuda`` or ``cuda:N``) where torch sees one."""
+
+
+def torch_device(device: str | None) -> torch.device:
+    """Return the torch device ``device`` names (None is the CPU), once it is known to be there.
+
+    Raises:
+        SynthesisError: not one of ``TORCH_DEVICES`` (``cuda:N`` included), or a CUDA device torch does not see
+            (a CPU build of torch, no GPU, or fewer GPUs).
+    """
+    import torch
+
+    text = "cpu" if device is None else str(device).strip().lower()
+    kind, _, number = text.partition(":")
+    if kind not in TORCH_DEVICES or (number and (kind != "cuda" or not number.isdigit())):
+        raise SynthesisError(f"Unknown device {shown(device)}: choose cpu, cuda or cuda:N.")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count <= int(number or 0):
+            build = "a CPU build of torch" if torch.version.cuda is None else f"torch built for CUDA {torch.version.cuda}"
+            raise SynthesisError(f"The device {shown(text)} is not there: torch sees {count} CUDA GPU(s) ({build}). "
+                                 "Use --device cpu.")
+    return torch.device(text)
 
 
 class TorchEngine(Engine):
@@ -67,8 +91,13 @@ class TorchEngine(Engine):
         progress: told how assembling the offline model and importing its weights go, when that happens.
         traced: False runs kokoro's modules in Python even for the engine's own model (``bench profile`` times
             them), building the model in every process.
+        device: where the engine's own model computes (see :func:`torch_device`; None is the CPU). On a CUDA GPU
+            it runs kokoro's modules (the cached graphs are the CPU's) with its weights, the prosodies it keeps and
+            every intermediate there, bf16 autocast on CUDA for "bf16" where the GPU computes bf16; the audio comes
+            back to the CPU. A given ``model`` computes where its weights are.
 
     Attributes:
+        device: where it computes.
         precision: the precision the engine runs in ("fp32" or "bf16").
         precision_note: why it runs fp32 when bf16 was asked for; empty otherwise.
         runner: what computes: an :class:`~explorer.engines.kmodel_inference.EagerKModel` (kokoro's modules, its
@@ -80,7 +109,7 @@ class TorchEngine(Engine):
 
     Raises:
         ModelFilesError: the config or weights are missing, damaged, not a Kokoro export or do not fit.
-        SynthesisError: unknown precision.
+        SynthesisError: unknown precision, or a device that is not there.
     """
 
     name = "torch"
@@ -93,16 +122,15 @@ class TorchEngine(Engine):
         precision: str | None = None,
         progress: Progress | None = None,
         traced: bool = True,
+        device: str | None = None,
     ):
         precision = precision or DEFAULT_TORCH_PRECISION
         if precision not in TORCH_PRECISIONS:
             raise SynthesisError(
                 f"Unknown torch precision {str(precision)[:40]!r}: choose one of {', '.join(TORCH_PRECISIONS)}."
             )
-        self.precision = runnable_precision(precision)
-        self.precision_note = "" if self.precision == precision else (
-            "bf16 was asked for, but this CPU has no native bf16 (avx512_bf16 or amx_bf16), where it would be slower "
-            "than fp32: running fp32.")
+        self.device = torch_device(device) if model is None else next(model.parameters()).device
+        self.precision, self.precision_note = _runnable_precision(precision, self.device)
         self.load_seconds: dict[str, float] = {}
         if model is not None:
             from explorer.engines.kmodel_inference import EagerKModel, bf16_generator
@@ -120,10 +148,11 @@ class TorchEngine(Engine):
             path, label = _weights_file(weights, config, progress)
             vocab = load_vocab(config)
             self._time("weights", started)
-            self.runner = _own_runner(path, config, self.precision, traced, vocab, self._time)
+            self.runner = _own_runner(path, config, self.precision, traced, vocab, self._time, self.device)
             torch.set_num_threads(physical_cores())
-        # The precision is part of the description, so a replay cache keyed on it never mixes fp32 and bf16 audio.
-        super().__init__(vocab, f"{label}, computed in {self.precision}", self.load_seconds)
+        # The precision and a GPU are part of the description, so a replay cache keyed on it never mixes their audio.
+        where = "" if self.device.type == "cpu" else f" on {self.device}"
+        super().__init__(vocab, f"{label}, computed in {self.precision}{where}", self.load_seconds)
         self._prosodies: OrderedDict[tuple[bytes, bytes, float], Prosody] = OrderedDict()
 
     def _time(self, part: str, started: float) -> float:
@@ -136,30 +165,45 @@ class TorchEngine(Engine):
         import torch
 
         with torch.inference_mode():
-            style_row = torch.from_numpy(style).unsqueeze(0)
-            prosody = self._prosody(tokens, style_row, speed)
+            style_row = torch.from_numpy(style).unsqueeze(0).to(self.device)
+            prosody = self._prosody(tokens, style, style_row, speed)
             audio = self.runner.decode(prosody, style_row)
-        return audio.float().numpy(), prosody.durations.reshape(-1).numpy()
+        return audio.float().cpu().numpy(), prosody.durations.reshape(-1).cpu().numpy()
 
     def clear_cache(self) -> None:
         """Forget the prosodies kept from earlier calls."""
         with self._lock:
             self._prosodies.clear()
 
-    def _prosody(self, tokens: np.ndarray, style_row: torch.Tensor, speed: float) -> Prosody:
-        """Return the prosody of ``tokens`` for this prosody style and speed, from the last few when it is there:
-        moving a decoder-half slider then renders the decoder alone."""
+    def _prosody(self, tokens: np.ndarray, style: np.ndarray, style_row: torch.Tensor, speed: float) -> Prosody:
+        """Return the prosody of ``tokens`` for the prosody half of ``style`` (``style_row`` on the device) and this
+        speed, from the last few when it is there: moving a decoder-half slider then renders the decoder alone."""
         import torch
 
-        key = (tokens.tobytes(), style_row[0, STYLE_DIM // 2:].numpy().tobytes(), speed)
+        key = (tokens.tobytes(), style[STYLE_DIM // 2:].tobytes(), speed)
         if key in self._prosodies:
             self._prosodies.move_to_end(key)
             return self._prosodies[key]
-        prosody = self.runner.predict_prosody(torch.from_numpy(tokens), style_row, speed)
+        prosody = self.runner.predict_prosody(torch.from_numpy(tokens).to(self.device), style_row, speed)
         self._prosodies[key] = prosody
         if len(self._prosodies) > PROSODIES_KEPT:
             self._prosodies.popitem(last=False)
         return prosody
+
+
+def _runnable_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """Return the precision an engine asked for ``precision`` runs in on ``device``, and why it differs, if it does:
+    bf16 only where the CPU (:func:`~explorer.engines.base.runnable_precision`) or the GPU computes it natively."""
+    import torch
+
+    if device.type == "cuda":
+        runs = "fp32" if precision == "bf16" and not torch.cuda.is_bf16_supported() else precision
+        note = "bf16 was asked for, but this GPU does not compute bf16: running fp32."
+    else:
+        runs = runnable_precision(precision)
+        note = ("bf16 was asked for, but this CPU has no native bf16 (avx512_bf16 or amx_bf16), where it would be "
+                "slower than fp32: running fp32.")
+    return runs, "" if runs == precision else note
 
 
 def _weights_file(
@@ -183,12 +227,14 @@ def _weights_file(
 
 def _own_runner(
     weights: Path, config: Path | str | Mapping[str, Any], precision: str, traced: bool, vocab: Mapping[str, int],
-    timed: Callable[[str, float], float],
+    timed: Callable[[str, float], float], device: torch.device,
 ) -> EagerKModel | TracedKModel:
     """Return what an engine that builds its own model runs: the cached graphs when ``traced`` and they are there;
     else kokoro's modules built from ``weights`` (weight norm folded, bf16 weights in bf16), which are traced and
-    cached when ``traced`` (and run as they are, with a warning, when that fails). ``timed(part, started)`` records
-    each part's time."""
+    cached when ``traced`` (and run as they are, with a warning, when that fails). On a GPU, kokoro's modules moved
+    there (the graphs are traced on and for the CPU), the generator's weights in bf16 for "bf16" and the rest
+    float32 under CUDA's autocast. ``timed(part, started)`` records each part's time."""
+    traced = traced and device.type == "cpu"
     from explorer.engines.kmodel_inference import EagerKModel, bf16_autocast_weights, bf16_generator, fold_weight_norm
     from explorer.engines.model import build_model
     from explorer.engines.traced_model import load_cached_graphs, trace_graphs
@@ -207,7 +253,9 @@ def _own_runner(
     generator = model.decoder.generator
     if precision == "bf16":
         generator = bf16_generator(generator, in_place=True)
-        bf16_autocast_weights(model)
+        if device.type == "cpu":  # what CPU autocast casts anyway; CUDA's autocast is left to choose for itself
+            bf16_autocast_weights(model)
+    model.to(device)
     eager = EagerKModel(model, generator, precision)
     started = timed("model", started)
     if not traced:

@@ -47,6 +47,7 @@ _PUBLIC = {
     "explorer.engines.choice": ["load_engine", "available_engines"],
     "explorer.engines.base": ["Engine"],
     "explorer.synth": ["synthesize", "synthesize_stream", "Synthesis"],
+    "explorer.match": ["Target", "MatchConfig", "match_voice"],
     "explorer.g2p": ["phonemize"],
     "explorer.architecture": ["analyze_architecture", "ArchitectureSummary"],
     "explorer.engines.model": ["build_model"],

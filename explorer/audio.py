@@ -52,6 +52,7 @@ __all__ = [
     "integrated_lufs",
     "loudness_match",
     "play",
+    "read_audio_bytes",
     "read_audio_file",
     "read_wav",
     "rms_dbfs",
@@ -64,7 +65,7 @@ SAMPLE_RATE = 24_000
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 _MAX_AUDIO_FILE_BYTES = 64 * 1024 * 1024
-"""Largest audio file :func:`read_audio_file` reads (23 minutes of 16-bit mono at 24 kHz)."""
+"""Largest audio file :func:`read_audio_bytes` reads (23 minutes of 16-bit mono at 24 kHz)."""
 _MAX_AUDIO_SAMPLES = 32 * 1024 * 1024
 """Most samples (frames times channels) it decodes, checked from the header first: 128 MiB as float32, whatever the
 compression (a small FLAC file of silence can hold hours)."""
@@ -158,8 +159,8 @@ def read_wav(data: bytes) -> tuple[np.ndarray, int]:
 def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
     """Read an audio file a person named (WAV, or any format libsndfile reads), for playback.
 
-    The file is checked before anything is decoded: it must exist, hold 1 byte to 64 MiB, be audio by its header, and
-    hold 1 to 32 Mi samples (frames times channels).
+    The file is checked before anything is decoded: it must exist, hold 1 byte to 64 MiB, and pass
+    :func:`read_audio_bytes`'s checks.
 
     Returns:
         ``(audio, sample_rate)`` as :func:`read_wav` gives them.
@@ -177,19 +178,37 @@ def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
         ((2400,), 24000)
     """
     path = Path(path)
-    name = shown(path.name or str(path))
+    name = path.name or str(path)
     try:
         if not path.is_file():
             raise SynthesisError(f"No audio file at {shown(str(path), 200)}.")
         size = path.stat().st_size
         if size > _MAX_AUDIO_FILE_BYTES:
-            raise SynthesisError(f"Audio file {name} holds {size / 2**20:.0f} MiB; at most "
+            raise SynthesisError(f"Audio file {shown(name)} holds {size / 2**20:.0f} MiB; at most "
                                  f"{_MAX_AUDIO_FILE_BYTES // 2**20} MiB are read.")
         data = path.read_bytes()
     except OSError as exc:
-        raise SynthesisError(f"Audio file {name} cannot be read ({shown(exc.strerror or exc, 120)}).") from None
+        raise SynthesisError(f"Audio file {shown(name)} cannot be read ({shown(exc.strerror or exc, 120)}).") from None
+    return read_audio_bytes(data, name)
+
+
+def read_audio_bytes(data: bytes, name: str = "upload") -> tuple[np.ndarray, int]:
+    """Decode the bytes of an audio file a person gave (a file they named, an upload, a recording), checked before
+    anything is decoded: 1 byte to 64 MiB, audio by its header, and 1 to 32 Mi samples (frames times channels).
+
+    Returns:
+        ``(audio, sample_rate)`` as :func:`read_wav` gives them.
+
+    Raises:
+        SynthesisError: empty or oversize bytes, no audio format libsndfile reads, or no audio or too much in it;
+            the message names the file as ``name``.
+    """
+    name = shown(name)
     if not data:
         raise SynthesisError(f"Audio file {name} is empty.")
+    if len(data) > _MAX_AUDIO_FILE_BYTES:
+        raise SynthesisError(f"Audio file {name} holds {len(data) / 2**20:.0f} MiB; at most "
+                             f"{_MAX_AUDIO_FILE_BYTES // 2**20} MiB are read.")
     try:
         info = soundfile.info(io.BytesIO(data))
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
-
-from tqdm import tqdm
 
 from explorer import axes as voice_axes
 from explorer.attributes import AXES_PATH, load_axes
-from explorer.cache import Progress
+from explorer.cache import progress_bar
 from explorer.engines.choice import ENGINE_KINDS, load_engine
 from explorer.errors import printable
 from explorer.paths import check_output
@@ -25,23 +21,11 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-@contextmanager
-def _progress_bar(what: str) -> Iterator[Progress]:
-    """A progress bar on stderr, as a ``Progress`` callback."""
-    with tqdm(total=1000, desc=what, unit="‰", file=sys.stderr, dynamic_ncols=True,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
-        def update(fraction: float, note: str) -> None:
-            bar.update(round(fraction * 1000) - bar.n)
-            bar.set_postfix_str(note, refresh=False)
-
-        yield update
-
-
 def _cmd_build(args: argparse.Namespace) -> None:
     out = check_output(args.out)
     config = voice_axes.AxesBuildConfig.small() if args.small else voice_axes.AxesBuildConfig()
     engine = load_engine(args.engine)
-    with _progress_bar("axes build") as progress:
+    with progress_bar("axes build") as progress:
         built = voice_axes.build_axes(load_bundled(), engine, config, progress)
     voice_axes.write_axes(built, out)
     for name, axis in built.axes.items():
@@ -60,7 +44,7 @@ def _cmd_check(args: argparse.Namespace) -> None:
     axes = load_axes(args.axes)
     engine = load_engine(args.engine)
     voices = args.voices.split(",") if args.voices else voice_axes.CHECK_VOICES
-    with _progress_bar("axes check") as progress:
+    with progress_bar("axes check") as progress:
         result = voice_axes.check_axes(load_bundled(), engine, axes, check_voices=voices, progress=progress)
     summary, gains = result.summary(), result.gains()
     print(_markdown(summary) if args.markdown else summary.to_string(index=False))

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from explorer.bench import startup
+from explorer.cache import progress_bar
 from explorer.engines.choice import load_engine
 from explorer.voices import load_bundled
 
@@ -41,6 +42,16 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         rows = pitch.run_pitch_benchmark(load_engine("torch"), load_bundled())
         print(json.dumps(rows, indent=2) if args.json else pitch.format_pitch_report(rows))
         return
+    if args.what == "match":
+        from explorer.bench import match  # the matcher, its meters and Ray load only for this one
+
+        held_out = args.held_out.split(",") if args.held_out else match.BENCH_VOICES
+        budgets = [int(budget) for budget in args.budgets.split(",")] if args.budgets else match.BENCH_BUDGETS
+        with progress_bar("bench match") as progress:
+            report = match.run_match_benchmark(load_engine("torch", device=args.device), None, held_out, budgets,
+                                               args.workers, progress=progress, device=args.device)
+        print(json.dumps(report, indent=2) if args.json else match.format_match_report(report))
+        return
     if args.what == "startup":
         report = startup.run_startup_benchmark(names, args.rounds)
         print(json.dumps(report, indent=2) if args.json else startup.format_startup_report(report))
@@ -71,7 +82,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add ``bench`` to the command line."""
     parser = commands.add_parser("bench", help="benchmark speed, memory and quality of each engine configuration")
     parser.add_argument("what", nargs="?",
-                        choices=("synth", "quality", "all", "app", "profile", "cli", "startup", "pitch"),
+                        choices=("synth", "quality", "all", "app", "profile", "cli", "startup", "pitch", "match"),
                         default="all",
                        help="synth: speed and memory; quality: also WER and similarity (default: all); "
                        "app: the app's cold start and warm reruns per page; profile: where a torch configuration's "
@@ -81,12 +92,18 @@ def register(commands: argparse._SubParsersAction) -> None:
                        "turns; startup: from process start to an engine ready to render, by part, before "
                        "(torch-bf16:modules) and after (torch-bf16, cached traced graphs); pitch: Praat's pitch "
                        "tracker (the meters') against librosa's pYIN on tones of known pitch and on renders, against "
-                       "the F0 curve that drove the vocoder")
+                       "the F0 curve that drove the vocoder; match: the voice matcher leave-one-out against a random "
+                       "walk, each benchmark voice held out of the reference voices and matched from its renders")
     parser.add_argument("--configs", help="comma-separated configurations to run (default: every available one; "
                        "cli: engine kinds, default auto; startup: engine kinds, a torch one with :modules for kokoro's "
                        "modules)")
     parser.add_argument("--rounds", type=int, default=3, help="cli and startup: rounds, each running every "
                        "configuration once (default 3)")
+    parser.add_argument("--held-out", help="match: comma-separated voices to hold out (default: af_heart, "
+                        "am_michael, bf_emma, bm_george, ef_dora)")
+    parser.add_argument("--budgets", help="match: comma-separated budgets in evaluations (default 100,300,1000)")
+    parser.add_argument("--workers", type=int, default=1, help="match: Ray workers for the matcher (default 1)")
+    parser.add_argument("--device", help="match: where the torch engine computes (cpu, cuda, cuda:N; default cpu)")
     parser.add_argument("--text", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -9,15 +9,31 @@ of them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from explorer.paths import atomic_write_bytes
 
-__all__ = ["Progress", "cached_file_ok", "file_sha256", "record_cached_file", "recorded_sha256"]
+__all__ = ["Progress", "cached_file_ok", "file_sha256", "progress_bar", "record_cached_file", "recorded_sha256"]
 
 Progress = Callable[[float, str], None]
 """Progress callback: ``(fraction done in [0, 1], what is happening)``."""
+
+
+@contextmanager
+def progress_bar(what: str) -> Iterator[Progress]:
+    """A progress bar on stderr (tqdm), as a ``Progress`` callback: what the long commands show."""
+    from tqdm import tqdm
+
+    with tqdm(total=1000, desc=what, unit="‰", file=sys.stderr, dynamic_ncols=True,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}") as bar:
+        def update(fraction: float, note: str) -> None:
+            bar.update(round(fraction * 1000) - bar.n)
+            bar.set_postfix_str(note, refresh=False)
+
+        yield update
 
 
 def file_sha256(path: Path) -> str:

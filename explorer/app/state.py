@@ -189,6 +189,32 @@ LAB_SWEEP_RESULT = "lab_sweep_result"
 LAB_SWEEP_CHART = "lab_sweep_chart"
 LAB_SWEEP_TABLE = "lab_sweep_table"
 
+# ------------------------------------------------------------------------------------------------ Match page
+
+MATCH_SOURCE = "match_source"
+MATCH_UPLOAD = "match_upload"
+MATCH_RECORD = "match_record"
+MATCH_TARGET = "match_target"
+"""The analysed recording: ``(sha256 of its bytes, Target)``, so a rerun does not analyse it again."""
+MATCH_LANG = "match_lang"
+MATCH_TRANSCRIPT = "match_transcript"
+MATCH_START_FROM = "match_start_from"
+MATCH_BUDGET = "match_budget"
+MATCH_MINUTES = "match_minutes"
+MATCH_SEED = "match_seed"
+MATCH_START = "match_start"
+MATCH_STOP = "match_stop"
+MATCH_PROGRESS = "match_progress"
+"""The running search's last ``MatchProgress``: what is left when a person stops it (or leaves the page)."""
+MATCH_RESULT = "match_result"
+"""The finished search: its report (``MatchReport.to_dict``) and the recording it matched (its sha256)."""
+MATCH_OPEN_LAB = "match_open_lab"
+MATCH_OPEN_AB = "match_open_ab"
+MATCH_HEAR = "match_hear"
+MATCH_CHART = "match_chart"
+MATCH_DOWNLOAD_RECIPE = "match_download_recipe"
+MATCH_DOWNLOAD_PACK = "match_download_pack"
+
 # ------------------------------------------------------------------------------------------------ A/B page
 
 AB_SEED = "ab_seed"

@@ -22,6 +22,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +67,7 @@ __all__ = [
     "engine",
     "escape_markdown",
     "init_state",
+    "match_gate",
     "preload_engine",
     "recipe_context",
     "render_meters",
@@ -233,6 +235,13 @@ def preload_engine() -> None:
     this off."""
     if os.environ.get(PRELOAD_VARIABLE, "").strip() != "0":
         _shared_engines().preload(st.session_state[state.ENGINE_KIND])
+
+
+@st.cache_resource
+def match_gate() -> threading.Lock:
+    """One voice search at a time on this server: a search keeps every core busy for minutes, and two would each
+    take twice as long while every other visitor's renders wait."""
+    return threading.Lock()
 
 
 @st.cache_resource

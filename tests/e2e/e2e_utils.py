@@ -23,10 +23,13 @@ PAGES = {
     "dimensions": ("dimensions", "Dimensions"),
     "lab": ("lab", "Voice Lab"),
     "ab": ("ab", "A/B listening"),
+    "match": ("match", "Match a voice"),
     "architecture": ("architecture", "Model architecture"),
 }
 """Every page: its address (st.navigation names pages after their files; the default page is the app's root) and
 the title it shows."""
+CHARTLESS_PAGES = {"match"}
+"""Pages that open without a chart: "Match a voice" draws one once a search runs."""
 
 COUNT_RUNS_SCRIPT = """
 (() => {

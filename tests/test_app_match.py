@@ -1,0 +1,16 @@
+"""The "Match a voice" page under ``AppTest``: it opens asking for a recording, offering an upload or the microphone.
+
+A search on it runs in a real browser (``tests/e2e/test_e2e_match.py``): ``AppTest`` cannot upload a file."""
+
+from __future__ import annotations
+
+from explorer.app import state
+from tests.test_app_lab import open_page
+
+
+def test_the_match_page_opens_asking_for_a_recording():
+    at = open_page("pages/listen/match.py")
+    assert at.title[0].value == "Match a voice"
+    assert "Give a recording to start" in at.info[0].value
+    assert at.radio(key=state.MATCH_SOURCE).options == ["upload a file", "record here"]
+    assert not at.error and not at.button

@@ -56,9 +56,12 @@ def test_the_random_walk_keeps_only_steps_that_score_better(engine, bundled_voic
     scorer = Scorer(engine, reference)
     sentences = MATCH_SENTENCES["en"][0][:1]
     target = scorer.embeddings(bundled_voices["bm_george"].pack, sentences)[0]
-    trail, times = random_walk(scorer, reference["bm_lewis"].pack, sentences, target, 4)
+    told = []
+    trail, times = random_walk(scorer, reference["bm_lewis"].pack, sentences, target, 4,
+                               observer=lambda steps, best: told.append((steps, best)))
     scores = [score for _, score in trail]
     assert len(trail) == len(times) == 4 and scores == sorted(scores)
+    assert told == list(zip(range(1, 5), scores))
 
 
 def test_a_held_out_voice_that_is_not_there_or_a_budget_below_the_voices_is_refused(engine, folder):

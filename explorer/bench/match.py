@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -82,10 +82,10 @@ def _joined(clips: Sequence[np.ndarray], rate: int) -> np.ndarray:
 
 def random_walk(
     scorer: Scorer, start: np.ndarray, sentences: Sequence[str], target: np.ndarray, steps: int, seed: int = 0,
-    step: float = RANDOM_WALK_STEP,
+    step: float = RANDOM_WALK_STEP, observer: Callable[[int, float], None] | None = None,
 ) -> tuple[list[tuple[np.ndarray, float]], list[float]]:
     """Walk from ``start``: add Gaussian noise scaled by ``step`` times each cell's spread across the reference
-    voices, keep it when it scores better.
+    voices, keep it when it scores better. ``observer`` is told the steps taken and the best similarity after each.
 
     Returns:
         After each step, the best pack so far and its similarity; and the seconds to each step.
@@ -101,6 +101,8 @@ def random_walk(
             best = (candidate, score)
         trail.append(best)
         times.append(time.perf_counter() - started)
+        if observer is not None:
+            observer(len(trail), best[1])
     return trail, times
 
 
@@ -152,10 +154,10 @@ def run_match_benchmark(
                                                  in enumerate(settings.held_out_sentences)], 24000))
         recognise = lang in RECOGNISED_LANGUAGES
 
-        def tell(state: object, method: str, name: str = name, number: int = number) -> None:
+        def tell(evaluations: int, similarity: float, method: str, name: str = name, number: int = number) -> None:
             if progress is not None:
-                done = (number + state.evaluations / budgets[-1] / 2 + (method == "random walk") / 2) / len(held_out)
-                progress(done, f"{name}: {method} {state.evaluations}/{budgets[-1]}, best {state.similarity:.3f}")
+                done = (number + evaluations / budgets[-1] / 2 + (method == "random walk") / 2) / len(held_out)
+                progress(done, f"{name}: {method} {evaluations}/{budgets[-1]}, best {similarity:.3f}")
 
         if workers > 1:
             evaluator = RayEvaluator(spec, workers)
@@ -163,7 +165,7 @@ def run_match_benchmark(
             evaluator = LocalEvaluator(scorer)
         try:
             result = match_voice(target, evaluator, scorer.voices.names, settings,
-                                 lambda state: tell(state, "matcher"))
+                                 lambda state: tell(state.evaluations, state.similarity, "matcher"))
             if workers > 1:
                 memory.append(_memory(name, evaluator))
         finally:
@@ -185,7 +187,8 @@ def run_match_benchmark(
             rows.append(MatchBenchRow(name, lang, "matcher", budget, search, *held(scorer.pack(recipe)),
                                       result.timeline[min(budget, result.evaluations) - 1] / 60))
         trail, times = random_walk(scorer, scorer.pack(Recipe.single(stock_name)), settings.search_sentences,
-                                   target.embedding, budgets[-1] - stock_count, seed)
+                                   target.embedding, budgets[-1] - stock_count, seed,
+                                   observer=lambda steps, best: tell(stock_count + steps, best, "random walk"))
         for budget in budgets:
             pack, search = trail[budget - stock_count - 1]
             rows.append(MatchBenchRow(name, lang, "random walk", budget, search, *held(pack),

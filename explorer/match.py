@@ -75,6 +75,7 @@ __all__ = [
     "SentenceScores",
     "Target",
     "match_voice",
+    "matcher_unavailable",
     "report_match",
 ]
 
@@ -141,6 +142,19 @@ search of the same sentences, and a refused or repeated candidate costs nothing.
 
 class MatchError(ExplorerError):
     """A target recording, a search setting or a worker the matcher cannot use; the message says which and why."""
+
+
+def matcher_unavailable() -> str | None:
+    """Return why the matcher cannot run here, or None where it can: it needs the speaker-similarity meter
+    (resemblyzer) and CMA-ES (cma), both in ``requirements-meters.txt``, which Streamlit Community Cloud does not
+    install. Looks for the packages without importing them."""
+    import importlib.util
+
+    missing = [name for name in ("resemblyzer", "cma") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return (f"The voice matcher needs {' and '.join(missing)}, which this installation lacks: run `make run`, or "
+            "`pip install -r requirements-meters.txt`.")
 
 
 # the target ---------------------------------------------------------------------------------------

@@ -51,7 +51,20 @@ def _number(text: str) -> float:
 def _cmd_match(args: argparse.Namespace) -> None:
     """Check every input and the three outputs before loading anything, search, write the recipe and its pack, then
     judge it."""
-    from explorer.match import LocalEvaluator, MatchConfig, ScorerSpec, Target, match_voice, report_match
+    from explorer.match import (
+        LocalEvaluator,
+        MatchConfig,
+        MatchError,
+        ScorerSpec,
+        Target,
+        match_voice,
+        matcher_unavailable,
+        report_match,
+    )
+
+    missing = matcher_unavailable()
+    if missing:
+        raise MatchError(missing)
 
     out = Path(args.out)
     if out.suffix.lower() != ".json" or out.name.lower().endswith(REPORT_SUFFIX):

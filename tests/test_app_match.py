@@ -14,3 +14,13 @@ def test_the_match_page_opens_asking_for_a_recording():
     assert "Give a recording to start" in at.info[0].value
     assert at.radio(key=state.MATCH_SOURCE).options == ["upload a file", "record here"]
     assert not at.error and not at.button
+
+
+def test_without_the_speaker_encoder_the_page_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "resemblyzer" else real(name, *a))
+    at = open_page("pages/listen/match.py")
+    assert "needs resemblyzer" in at.error[0].value and "requirements-meters.txt" in at.error[0].value
+    assert not at.radio

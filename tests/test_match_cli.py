@@ -109,3 +109,13 @@ def test_a_missing_target_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "match", "--target", str(tmp_path / "nothing.wav"), "--out", str(tmp_path / "x.json"))
     assert_one_line_error(code, err, "nothing.wav")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_cma_the_command_says_what_to_install_and_writes_nothing(capsys, tmp_path, recording, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cma" else real(name, *a))
+    code, _, err = run(capsys, "match", "--target", str(recording), "--out", str(tmp_path / "x.json"))
+    assert_one_line_error(code, err, "needs cma")
+    assert list(tmp_path.iterdir()) == []

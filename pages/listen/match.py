@@ -18,6 +18,7 @@ from explorer.match import (
     Scorer,
     Target,
     match_voice,
+    matcher_unavailable,
     report_match,
 )
 from explorer.recipe import Recipe, apply_recipe, describe
@@ -222,6 +223,10 @@ def _beside(target: Target, recipe: Recipe, stock: str, sentence: str) -> None:
     st.caption(f"The voices say a held-out sentence: {ui.escape_markdown(sentence)}")
 
 
+missing = matcher_unavailable()
+if missing:
+    st.error(ui.escape_markdown(missing), icon=":material/warning:")
+    st.stop()
 given = _recording()
 if given is not None:
     data, name = given

@@ -74,6 +74,7 @@ __all__ = [
     "ScorerSpec",
     "SentenceScores",
     "Target",
+    "forget_renders",
     "match_voice",
     "matcher_unavailable",
     "report_match",
@@ -344,6 +345,12 @@ class MatchConfig:
 
 
 _EMBEDDING_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+
+def forget_renders() -> None:
+    """Forget the embeddings of renders this process remembers, so the next search renders everything anew (a
+    benchmark times each search as a fresh one)."""
+    _EMBEDDING_CACHE.clear()
 
 
 class Scorer:

@@ -232,3 +232,18 @@ def test_the_report_judges_the_result_on_held_out_sentences_beside_the_best_stoc
     assert data["held_out_sentences"] == list(MATCH_SENTENCES["en"][1]) and data["evaluations"] == 14
     assert data["curve"][-1][1] == pytest.approx(search.similarity, abs=1e-4)
     assert any("held-out" in line for line in report.lines())
+
+
+def test_renders_are_remembered_across_searches_until_forgotten(scorer, monkeypatch):
+    from explorer.match import forget_renders
+
+    rendered = []
+    real = scorer.render
+    monkeypatch.setattr(scorer, "render", lambda *args: rendered.append(args) or real(*args))
+    pack, sentences = scorer.pack(Recipe.single("am_adam")), MATCH_SENTENCES["en"][0][:1]
+    first = scorer.embeddings(pack, sentences)
+    count = len(rendered)
+    assert scorer.embeddings(pack, sentences)[0] is first[0] and len(rendered) == count
+    forget_renders()
+    np.testing.assert_allclose(scorer.embeddings(pack, sentences)[0], first[0], atol=1e-6)  # seeded: the same
+    assert len(rendered) == count + 1

@@ -10,7 +10,20 @@ from pathlib import Path
 from explorer.cache import progress_bar
 from explorer.engines.torch_engine import torch_device
 from explorer.errors import ExplorerError, printable, shown
-from explorer.match_workers import check_ray_address, check_workers
+from explorer.match import (
+    BUDGET_LIMITS,
+    MAX_TARGET_SECONDS,
+    MINUTES_LIMITS,
+    LocalEvaluator,
+    MatchConfig,
+    MatchError,
+    ScorerSpec,
+    Target,
+    match_voice,
+    matcher_unavailable,
+    report_match,
+)
+from explorer.match_workers import RayEvaluator, check_ray_address, check_workers
 from explorer.paths import atomic_write_bytes, check_output
 from explorer.recipe import apply_recipe
 from explorer.voices import save_pack
@@ -51,17 +64,6 @@ def _number(text: str) -> float:
 def _cmd_match(args: argparse.Namespace) -> None:
     """Check every input and the three outputs before loading anything, search, write the recipe and its pack, then
     judge it."""
-    from explorer.match import (
-        LocalEvaluator,
-        MatchConfig,
-        MatchError,
-        ScorerSpec,
-        Target,
-        match_voice,
-        matcher_unavailable,
-        report_match,
-    )
-
     missing = matcher_unavailable()
     if missing:
         raise MatchError(missing)
@@ -83,8 +85,6 @@ def _cmd_match(args: argparse.Namespace) -> None:
     target = Target.from_file(args.target)
     print(printable(target.describe()))
     if args.workers > 1 or args.ray:
-        from explorer.match_workers import RayEvaluator
-
         evaluator = RayEvaluator(spec, args.workers, args.ray)
     else:
         evaluator = LocalEvaluator(spec.build())
@@ -109,8 +109,6 @@ def _cmd_match(args: argparse.Namespace) -> None:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``match`` to the command line."""
-    from explorer.match import BUDGET_LIMITS, MAX_TARGET_SECONDS, MINUTES_LIMITS
-
     match = commands.add_parser("match", help="find the recipe whose voice sounds like a recording")
     match.add_argument("--target", required=True, help="the recording (WAV, FLAC, OGG...: any rate, any channels; "
                        f"the first {MAX_TARGET_SECONDS:.0f} s are used)")

@@ -4,8 +4,21 @@ A search on it runs in a real browser (``tests/e2e/test_e2e_match.py``): ``AppTe
 
 from __future__ import annotations
 
+import pytest
+import streamlit as st
+
 from explorer.app import state
 from tests.test_app_lab import open_page
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Streamlit's caches cleared before and after, so no later test finds this app's entries in memory."""
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
 
 
 def test_the_match_page_opens_asking_for_a_recording():

@@ -182,14 +182,17 @@ def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
     try:
         if not path.is_file():
             raise SynthesisError(f"No audio file at {shown(str(path), 200)}.")
-        size = path.stat().st_size
-        if size > _MAX_AUDIO_FILE_BYTES:
-            raise SynthesisError(f"Audio file {shown(name)} holds {size / 2**20:.0f} MiB; at most "
-                                 f"{_MAX_AUDIO_FILE_BYTES // 2**20} MiB are read.")
+        _check_audio_size(path.stat().st_size, shown(name))   # before the bytes are read
         data = path.read_bytes()
     except OSError as exc:
         raise SynthesisError(f"Audio file {shown(name)} cannot be read ({shown(exc.strerror or exc, 120)}).") from None
     return read_audio_bytes(data, name)
+
+
+def _check_audio_size(size: int, name: str) -> None:
+    if size > _MAX_AUDIO_FILE_BYTES:
+        raise SynthesisError(f"Audio file {name} holds {size / 2**20:.0f} MiB; at most "
+                             f"{_MAX_AUDIO_FILE_BYTES // 2**20} MiB are read.")
 
 
 def read_audio_bytes(data: bytes, name: str = "upload") -> tuple[np.ndarray, int]:
@@ -206,9 +209,7 @@ def read_audio_bytes(data: bytes, name: str = "upload") -> tuple[np.ndarray, int
     name = shown(name)
     if not data:
         raise SynthesisError(f"Audio file {name} is empty.")
-    if len(data) > _MAX_AUDIO_FILE_BYTES:
-        raise SynthesisError(f"Audio file {name} holds {len(data) / 2**20:.0f} MiB; at most "
-                             f"{_MAX_AUDIO_FILE_BYTES // 2**20} MiB are read.")
+    _check_audio_size(len(data), name)
     try:
         info = soundfile.info(io.BytesIO(data))
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):

@@ -394,19 +394,24 @@ class Scorer:
 
     def embeddings(self, pack: np.ndarray, sentences: Sequence[str]) -> list[np.ndarray]:
         """Return the speaker embedding of ``pack`` speaking each sentence (remembered across searches)."""
-        found = []
-        for index, sentence in enumerate(sentences):
-            key = (self.engine.name, self.engine.weights, self.lang, self.seed + index, sentence, style_sha256(pack))
-            embedding = _EMBEDDING_CACHE.get(key)
-            if embedding is None:
-                embedding = speaker_embedding(self.render(pack, sentence, index))
-                _EMBEDDING_CACHE[key] = embedding
-                if len(_EMBEDDING_CACHE) > _EMBEDDINGS_KEPT:
-                    _EMBEDDING_CACHE.popitem(last=False)
-            else:
-                _EMBEDDING_CACHE.move_to_end(key)
-            found.append(embedding)
-        return found
+        return [self._embedding(pack, sentence, index)[0] for index, sentence in enumerate(sentences)]
+
+    def _embedding(self, pack: np.ndarray, sentence: str, index: int,
+                   keep_audio: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return the embedding of ``pack`` speaking the ``index``-th sentence, remembered; with ``keep_audio``, also
+        the render (rendered when the embedding was remembered), so nothing is rendered twice."""
+        key = (self.engine.name, self.engine.weights, self.lang, self.seed + index, sentence, style_sha256(pack))
+        embedding = _EMBEDDING_CACHE.get(key)
+        audio = None
+        if embedding is None or keep_audio:
+            audio = self.render(pack, sentence, index)
+        if embedding is None:
+            embedding = _EMBEDDING_CACHE[key] = speaker_embedding(audio)
+            if len(_EMBEDDING_CACHE) > _EMBEDDINGS_KEPT:
+                _EMBEDDING_CACHE.popitem(last=False)
+        else:
+            _EMBEDDING_CACHE.move_to_end(key)
+        return embedding, audio
 
     def similarity(self, recipe: Recipe, sentences: Sequence[str], target: np.ndarray) -> float:
         """Return the mean similarity of ``recipe``'s voice speaking ``sentences`` to the ``target`` embedding."""
@@ -425,9 +430,11 @@ class Scorer:
     def pack_sentence_scores(self, pack: np.ndarray, sentences: Sequence[str], target: np.ndarray,
                              recognise: bool) -> SentenceScores:
         """Return :meth:`sentence_scores` of a pack."""
-        similarities = [float(np.dot(e, target)) for e in self.embeddings(pack, sentences)]
-        wers = [word_error_rate(sentence, transcribe(self.render(pack, sentence, index)))
-                for index, sentence in enumerate(sentences)] if recognise else []
+        heard = [self._embedding(pack, sentence, index, keep_audio=recognise)
+                 for index, sentence in enumerate(sentences)]
+        similarities = [float(np.dot(embedding, target)) for embedding, _ in heard]
+        wers = [word_error_rate(sentence, transcribe(audio))
+                for sentence, (_, audio) in zip(sentences, heard)] if recognise else []
         return SentenceScores(tuple(similarities), tuple(wers))
 
 

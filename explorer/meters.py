@@ -54,6 +54,7 @@ __all__ = [
     "nearest_by_sound",
     "pitch_track",
     "pitch_values",
+    "resample",
     "spectral_centroid",
     "speaker_embedding",
     "speaker_similarity",
@@ -105,8 +106,9 @@ def as_mono(audio: object, sample_rate: float) -> np.ndarray:
     return array
 
 
-def _resample(audio: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
-    """Resample with a polyphase filter (exact for integer rates such as 24000 -> 16000)."""
+def resample(audio: np.ndarray, rate_from: float, rate_to: float) -> np.ndarray:
+    """Return mono ``audio`` at ``rate_from`` Hz resampled to ``rate_to`` Hz with scipy's polyphase filter (exact
+    for integer rates such as 24000 -> 16000); the same array when the rates are equal."""
     rate_from, rate_to = int(round(rate_from)), int(round(rate_to))
     if rate_from == rate_to or audio.size == 0:
         return audio
@@ -462,7 +464,7 @@ def transcribe(audio: np.ndarray, sample_rate: float = SAMPLE_RATE, *, lang: str
     model = _WHISPER.get()
     if x.size == 0:
         return ""
-    speech = _resample(x, sample_rate, WHISPER_SAMPLE_RATE).astype(np.float32)
+    speech = resample(x, sample_rate, WHISPER_SAMPLE_RATE).astype(np.float32)
     with _WHISPER.lock:
         segments, _info = model.transcribe(
             speech, language=lang, beam_size=beam_size, temperature=0.0,
@@ -578,7 +580,7 @@ def speaker_embedding(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> np
     from resemblyzer.hparams import sampling_rate as encoder_rate
 
     audible = float(np.abs(x).max(initial=0.0)) >= 1e-4  # resemblyzer's level normalisation divides by the RMS
-    speech = preprocess_wav(_resample(x, sample_rate, encoder_rate).astype(np.float32)) if audible else x[:0]
+    speech = preprocess_wav(resample(x, sample_rate, encoder_rate).astype(np.float32)) if audible else x[:0]
     if speech.size < 0.1 * encoder_rate:
         raise AnalysisError("The clip holds too little sound to recognise a voice in it.")
     with _ENCODER.lock:
@@ -604,7 +606,7 @@ def speech_seconds(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> float
 
     if float(np.abs(x).max(initial=0.0)) < 1e-4:  # resemblyzer's level normalisation divides by the RMS
         return 0.0
-    return preprocess_wav(_resample(x, sample_rate, encoder_rate).astype(np.float32)).size / encoder_rate
+    return preprocess_wav(resample(x, sample_rate, encoder_rate).astype(np.float32)).size / encoder_rate
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

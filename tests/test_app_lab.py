@@ -29,6 +29,7 @@ from explorer.app.shared_tests import AnswerStore, SharedTest
 from explorer.attributes import load_axes
 from explorer.audio import SAMPLE_RATE, read_wav
 from explorer.engines import Engine, load_vocab
+from explorer.match import Target
 from explorer.recipe import (
     AttributeEdit,
     CentroidMove,
@@ -498,6 +499,62 @@ def test_a_pasted_recipe_string_that_is_broken_shows_an_error_on_its_side():
     rerun(at)
     assert any("URL-safe base64" in error.value for error in at.error)
     assert "ab_synthesize" not in [button.key for button in at.button]
+
+
+def given_to_match(seconds: float = 3.0, rate: int = 16_000) -> tuple[str, Target]:
+    """What the Match page keeps of a recording it was given: a stereo 220 Hz tone at 16 kHz, named "me.wav"."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    return "0" * 64, Target(np.stack([tone, tone], axis=1), rate, "me.wav", seconds, seconds, 220.0, np.zeros(256))
+
+
+def test_ab_without_a_recording_says_where_to_give_one_and_plays_nothing():
+    at = open_page("pages/listen/ab.py")
+    at.radio(key="ab_A_source").set_value("recording")
+    rerun(at)
+    assert "Upload a recording, or give one on the Match a voice page" in at.info[0].value
+    assert "ab_synthesize" not in [button.key for button in at.button]
+
+
+def test_ab_plays_the_recording_given_to_the_match_page_against_a_voice(media, monkeypatch):
+    """A person matched a recording, then hears it on side A, as it is (at 24 kHz, mono), against side B's voice
+    saying the text; the recording's word error rate is measured against what they say it says, and the map of
+    pack differences says a recording has none."""
+    texts = []
+    measure = meters.measure
+    monkeypatch.setattr(meters, "measure", lambda audio, text=None, references=None: texts.append(text) or
+                        measure(audio, text=text, references=references))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.MATCH_TARGET] = given_to_match()
+    at.run()
+    at.switch_page("pages/listen/ab.py").run()
+    at.radio(key="ab_A_source").set_value("recording")
+    rerun(at)
+    at.text_input(key="ab_A_transcript").set_value("  Hello there.  ")
+    rerun(at)
+    (given,) = [c.value for c in at.caption if c.value.startswith("The recording given to Match a voice")]
+    assert "me.wav" in given and "3.0 s." in given
+    assert any("A recording has no voicepack" in c.value for c in at.caption) and not at.get("vega_lite_chart")
+    at.button(key="ab_synthesize").click()
+    rerun(at)
+    recording, voice = [read_wav(media_bytes(media, player.proto.url))[0] for player in audio_elements(at)]
+    assert recording.shape == (3 * SAMPLE_RATE,) and voice.size and not np.array_equal(recording[:voice.size], voice)
+    assert texts == ["Hello there.", at.session_state[state.SAMPLE_TEXT]]
+    assert list(table(at, "Word error rate").columns) == ["A", "B"]
+
+
+def test_a_listening_test_with_a_recording_runs_but_cannot_be_shared():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state[state.MATCH_TARGET] = given_to_match()
+    at.run()
+    at.switch_page("pages/listen/ab.py").run()
+    at.radio(key="ab_A_source").set_value("recording")
+    at.radio(key="ab_mode").set_value("blind ABX")
+    at.button(key="ab_synthesize").click()
+    rerun(at)
+    assert len(audio_elements(at)) == 3
+    assert any("A test with a recording cannot be shared" in c.value for c in at.caption)
+    assert not at.get("expander")
 
 
 def test_blind_mode_plays_a_hidden_x_and_tells_the_answers_only_when_the_test_is_over():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from explorer.app import listen
-from explorer.audio import AudioCache, audio_cache_key, rms_dbfs, wav_bytes
+from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key, rms_dbfs, wav_bytes
 from explorer.engines import Engine, load_vocab
 from explorer.errors import ExplorerError, RecipeError, VoiceError
 from explorer.meters import Acoustics, Intelligibility, Meters
@@ -232,6 +232,45 @@ def test_each_ab_source_gives_its_recipe():
 def test_an_ab_side_that_cannot_play_says_why(source, kwargs, message):
     with pytest.raises(RecipeError, match=message):
         listen.side_recipe(source, **kwargs)
+
+
+def test_a_recording_side_plays_the_recording_as_mono_at_the_models_rate_cut_to_a_minute():
+    rate = 44_100
+    t = np.arange(int(70 * rate)) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    recording = listen.Recording.from_samples(np.stack([tone, tone], axis=1), rate, "long.wav")
+    assert recording.audio.dtype == np.float32 and recording.audio.shape == (60 * SAMPLE_RATE,)
+    assert recording.seconds == pytest.approx(70.0) and "the first 60 s play" in recording.describe()
+    assert np.abs(recording.audio).max() == pytest.approx(0.3, abs=0.01)
+    assert recording.key == listen.Recording.from_samples(tone[:, None], rate, "other.wav").key  # keyed by the audio
+    assert recording.label.startswith("recording long.wav (sha256 ") and recording.key[10:22] in recording.label
+
+
+def test_a_recording_upload_reads_as_its_samples_would():
+    t = np.arange(32_000) / 16_000
+    tone = (0.2 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+    from_file = listen.Recording.from_bytes(wav_bytes(tone, 16_000, "FLOAT"), "me.wav")
+    assert from_file.audio.shape == (2 * SAMPLE_RATE,) and "2.0 s." in from_file.describe()
+    assert np.allclose(from_file.audio, listen.Recording.from_samples(tone, 16_000, "me.wav").audio, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [(lambda: listen.Recording.from_bytes(b"RIFF not really", "x.wav"), "not an audio file"),
+     (lambda: listen.Recording.from_bytes(b"", "x.wav"), "empty"),
+     (lambda: listen.Recording.from_samples(np.zeros(48_000), 24_000, "quiet.wav"), "silent"),
+     (lambda: listen.Recording.from_samples(np.ones((2, 3, 4)), 24_000, "cube.wav"), "one channel"),
+     (lambda: listen.Recording.from_samples(np.ones(100), 0, "x.wav"), "sample rate")],
+)
+def test_a_recording_that_cannot_play_says_why(make, message):
+    with pytest.raises(ExplorerError, match=message):
+        make()
+
+
+def test_an_ab_side_is_called_by_its_recipe_or_its_recording():
+    recording = listen.Recording.from_samples(np.sin(np.arange(24_000) / 5.0), SAMPLE_RATE, "me.wav")
+    assert listen.ABSide(Recipe.single("bf_emma")).token == Recipe.single("bf_emma").to_token()
+    assert listen.ABSide(recording=recording).token == recording.label
 
 
 def test_the_hidden_x_is_seeded_and_not_always_the_same_side():

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ import pandas as pd
 
 from explorer.analysis import nearest_voices, summary_vectors
 from explorer.app.rating import answer_times, results_files, utc_now
-from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key, loudness_match
-from explorer.errors import ExplorerError, RecipeError, shown
+from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key, loudness_match, read_audio_bytes
+from explorer.errors import AnalysisError, ExplorerError, RecipeError, shown
 from explorer.recipe import MAX_TOKEN_CHARS, OODReport, Recipe, RecipeContext, ood_report
 from explorer.synth import FIRST_CHUNK_PHONEMES, RenderedChunk, Synthesis, prepare, synthesize
 from explorer.voices import LANGUAGES, VoiceSet, pack_bytes, validate_voice_name
@@ -54,6 +55,7 @@ class SpeechRequest:
 __all__ = [
     "AB_MODES",
     "AB_SOURCES",
+    "ABSide",
     "HISTORY_LENGTH",
     "HeardRender",
     "back_to_back",
@@ -66,7 +68,9 @@ __all__ = [
     "BlindTally",
     "FEEDBACK_MODES",
     "BlindTrial",
+    "RECORDING_SECONDS",
     "Readout",
+    "Recording",
     "Render",
     "blind_stimuli",
     "draw_trial",
@@ -357,8 +361,11 @@ def meters_table(results: Mapping[str, Meters]) -> pd.DataFrame:
 
 AB_MODES = ("side by side", "blind ABX", "preference (CMOS)", "rating (MUSHRA)")
 """How the A/B page plays its voices: openly, or as one of its three listening tests."""
-AB_SOURCES = ("stock voice", "Lab recipe", "recipe string")
-"""What an A/B side can play: a stock voice, the Lab's current recipe, or a pasted share string or link."""
+AB_SOURCES = ("stock voice", "Lab recipe", "recipe string", "recording")
+"""What an A/B side can play: a stock voice, the Lab's current recipe, a pasted share string or link, or a
+recording (an upload, or the one given to the Match page) heard as it is."""
+RECORDING_SECONDS = 60.0
+"""The longest recording an A/B side plays: the start of a longer one (the matcher matches the same minute)."""
 MAX_TOKEN_INPUT_CHARS = MAX_TOKEN_CHARS + 1024
 """Longest pasted recipe string or share link (a share string is at most 8 KiB; a link adds the address)."""
 SIDES = ("A", "B")
@@ -393,6 +400,80 @@ def side_recipe(source: str, *, voice: str | None = None, token: str | None = No
             raise RecipeError("Paste a recipe string (the Lab's share link holds one after 'recipe=').")
         return Recipe.from_token(token.strip().rsplit("recipe=", 1)[-1].split("&", 1)[0])
     raise RecipeError(f"A/B source {str(source)[:40]!r} is not one of {', '.join(AB_SOURCES)}.")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording an A/B side plays instead of a render: what a person wants a voice to sound like.
+
+    Attributes:
+        audio: mono float32 at ``SAMPLE_RATE`` (resampled), at most ``RECORDING_SECONDS`` long.
+        key: identifies the audio (its sha256), as an audio-cache key identifies a render, for meters and replays.
+        name: what the person called it (a file name).
+        seconds: its length before any cut.
+    """
+
+    audio: np.ndarray = field(repr=False)
+    key: str
+    name: str
+    seconds: float
+
+    @classmethod
+    def from_samples(cls, audio: object, sample_rate: float, name: str) -> Recording:
+        """Return the recording of ``audio`` (any shape ``meters.as_mono`` takes) at ``sample_rate`` Hz.
+
+        Raises:
+            AnalysisError: not audio samples, a rate that is not a positive number, or silence.
+        """
+        from explorer.meters import as_mono, resample
+
+        mono = as_mono(audio, sample_rate)
+        seconds = mono.size / float(sample_rate)
+        mono = resample(mono[: int(RECORDING_SECONDS * sample_rate)], sample_rate, SAMPLE_RATE).astype(np.float32)
+        if not mono.size or float(np.abs(mono).max()) < 1e-4:
+            raise AnalysisError(f"{shown(name)} is silent: there is nothing in it to listen to.")
+        return cls(mono, "recording:" + hashlib.sha256(mono.tobytes()).hexdigest(), name, seconds)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> Recording:
+        """Return the recording an audio file's bytes hold (an upload).
+
+        Raises:
+            ExplorerError: what :func:`explorer.audio.read_audio_bytes` or :meth:`from_samples` refuses.
+        """
+        return cls.from_samples(*read_audio_bytes(data, name), name)
+
+    @property
+    def label(self) -> str:
+        """What a test's results call it: the name and the start of the audio's sha256."""
+        return f"recording {self.name} (sha256 {self.key.removeprefix('recording:')[:12]})"
+
+    def describe(self) -> str:
+        """Return one line: the name, length and any cut."""
+        cut = f"; the first {RECORDING_SECONDS:.0f} s play" if self.seconds > RECORDING_SECONDS else ""
+        return f"{shown(self.name)}: {self.seconds:.1f} s{cut}."
+
+
+@dataclass(frozen=True)
+class ABSide:
+    """What one A/B side plays: a recipe's voice saying the page's text, or a recording heard as it is.
+
+    Attributes:
+        recipe, pack: the recipe and the pack it makes, for a voice.
+        recording: the recording, for a recording; ``transcript`` what it says, when the person typed it (for its
+            word error rate).
+    """
+
+    recipe: Recipe | None = None
+    pack: np.ndarray | None = field(default=None, repr=False)
+    recording: Recording | None = None
+    transcript: str | None = None
+
+    @property
+    def token(self) -> str:
+        """What a test's results and downloads call this side: the recipe's share string, or the recording's
+        label."""
+        return self.recording.label if self.recording is not None else self.recipe.to_token()
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,7 @@ MATCH_RESULT = "match_result"
 """The finished search: its report (``MatchReport.to_dict``) and the recording it matched (its sha256)."""
 MATCH_OPEN_LAB = "match_open_lab"
 MATCH_OPEN_AB = "match_open_ab"
+MATCH_OPEN_AB_RECORDING = "match_open_ab_recording"
 MATCH_HEAR = "match_hear"
 MATCH_CHART = "match_chart"
 MATCH_DOWNLOAD_RECIPE = "match_download_recipe"
@@ -258,7 +259,7 @@ def voices_filter_key(column: str) -> str:
 
 
 def ab_side_key(side: str, what: str) -> str:
-    """Return the key of A/B side ``side``'s ``what`` ("source", "voice" or "token")."""
+    """Return the key of A/B side ``side``'s ``what`` ("source", "voice", "token", "upload" or "transcript")."""
     return f"ab_{side}_{what}"
 
 

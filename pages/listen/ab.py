@@ -14,9 +14,10 @@ from explorer.recipe import Recipe, apply_recipe, describe
 st.title("A/B listening")
 st.caption(
     "Compare two voices (stock voices, the Lab's current recipe, or any pasted recipe string) on the same text, "
-    "engine and speed. Loudness matching keeps the louder one from winning; the listening tests hide which is which: "
-    "blind ABX (can you tell them apart?), preference (which is better, and by how much?) and rating (several "
-    "recipes scored 0-100 against a hidden reference and a low anchor). A test's link lets several people take it."
+    "engine and speed, or a voice against a recording of the voice you want. Loudness matching keeps the louder "
+    "one from winning; the listening tests hide which is which: blind ABX (can you tell them apart?), preference "
+    "(which is better, and by how much?) and rating (several recipes scored 0-100 against a hidden reference and a "
+    "low anchor). A test's link lets several people take it."
 )
 
 voices = ui.session_voices()
@@ -35,11 +36,13 @@ def _defaults() -> None:
     st.session_state.setdefault(state.AB_SEED, secrets.randbits(32))
 
 
-def _side(side: str):
-    """Show one side's source picker; return ``(recipe, pack)``, or None after showing why it cannot play."""
+def _side(side: str) -> listen.ABSide | None:
+    """Show one side's source picker; return what the side plays, or None after showing why it cannot play."""
     st.subheader(f"Side {side}")
     source = st.radio("Source", listen.AB_SOURCES, key=state.ab_side_key(side, "source"), horizontal=True,
                       persist_state="session")
+    if source == "recording":
+        return _recording_side(side)
     voice = token = None
     if source == "stock voice":
         voice_key = state.ab_side_key(side, "voice")
@@ -56,7 +59,32 @@ def _side(side: str):
         ui.show_error(error)
         return None
     st.code(describe(recipe), language=None, wrap_lines=True)
-    return recipe, pack
+    return listen.ABSide(recipe, pack)
+
+
+def _recording_side(side: str) -> listen.ABSide | None:
+    """A recording side: an upload, else the recording given to the Match page; None after showing why there is
+    none."""
+    upload = st.file_uploader("A recording (WAV, FLAC, OGG or MP3)", type=["wav", "flac", "ogg", "mp3"],
+                              key=state.ab_side_key(side, "upload"))
+    matched = st.session_state.get(state.MATCH_TARGET)
+    try:
+        if upload is not None:
+            recording = listen.Recording.from_bytes(upload.getvalue(), upload.name or "upload")
+        elif matched is not None:
+            target = matched[1]
+            recording = listen.Recording.from_samples(target.audio, target.sample_rate, target.name)
+        else:
+            st.info("Upload a recording, or give one on the Match a voice page.", icon=":material/mic:")
+            return None
+    except ExplorerError as error:
+        ui.show_error(error)
+        return None
+    whose = "" if upload is not None else "The recording given to Match a voice: "
+    st.caption(whose + ui.escape_markdown(recording.describe()) + " It plays as it is, whatever the text below.")
+    transcript = st.text_input("What it says (optional: its word error rate is measured against it)",
+                               key=state.ab_side_key(side, "transcript"), max_chars=300, persist_state="session")
+    return listen.ABSide(recording=recording, transcript=transcript.strip() or None)
 
 
 TALLY_KEYS = {"blind ABX": state.BLIND_TALLY, "preference (CMOS)": state.PREFERENCE_TALLY,
@@ -245,21 +273,27 @@ def _rating(clips: dict[str, object], stimuli: dict[str, object], shared: shared
     st.caption(f"{sheet.screens} of {screens} screens answered; the result is told when the test is over.")
 
 
-def _meters(renders, request) -> None:
-    """The meters of both sides, after the audio: each side's similarity is to the other side's render."""
+def _meters(renders, request, sides: dict[str, listen.ABSide]) -> None:
+    """The meters of both sides, after the audio: each side's similarity is to the other side's render; a
+    recording's word error rate is against what the person said it says (English only, as the recogniser)."""
+    def text(label: str) -> str | None:
+        side = sides[label]
+        return request.recognisable_text if side.recording is None else \
+            side.transcript if request.recognisable_text is not None else None
+
     try:
         measured = {
-            "A": ui.render_meters(renders["A"], request.recognisable_text, {"B": renders["B"]}),
-            "B": ui.render_meters(renders["B"], request.recognisable_text, {"A": renders["A"]}),
+            "A": ui.render_meters(renders["A"], text("A"), {"B": renders["B"]}),
+            "B": ui.render_meters(renders["B"], text("B"), {"A": renders["A"]}),
         }
     except ExplorerError as error:
         ui.show_error(error)
     else:
-        st.markdown("**Meters** (measured on the renders before loudness matching)")
+        st.markdown("**Meters** (measured on the audio before loudness matching)")
         st.dataframe(listen.meters_table(measured), key=state.AB_METERS)
 
 
-def _more_recipes() -> list | None:
+def _more_recipes() -> dict[str, listen.ABSide] | None:
     """The rating test's further recipes (C, D, ...), one share string per line; None after showing why one cannot
     play."""
     lines = [line.strip() for line in st.text_area(
@@ -269,29 +303,34 @@ def _more_recipes() -> list | None:
     if len(lines) > rating.MAX_RATED_RECIPES:
         st.error(f"A rating test takes at most {rating.MAX_RATED_RECIPES} more recipes; {len(lines)} were given.")
         return None
-    found = []
+    found = {}
     for label, line in zip("CDEFGH", lines):
         try:
             recipe = listen.side_recipe("recipe string", token=line)
-            found.append((label, recipe, apply_recipe(recipe, voices, context)))
+            found[label] = listen.ABSide(recipe, apply_recipe(recipe, voices, context))
         except ExplorerError as error:
             ui.show_error(error, about=f"Recipe {label}: ")
             return None
     return found
 
 
-def _speak(request: listen.SpeechRequest, packs: dict[str, object]) -> dict[str, listen.Render] | None:
-    """Render every pack of ``packs`` for ``request``; None after showing why one could not be."""
+def _speak(request: listen.SpeechRequest, sides: dict[str, listen.ABSide]) -> dict[str, object] | None:
+    """Render every voice of ``sides`` for ``request``, in order with the recordings as they are; None after showing
+    why one could not be."""
+    spoken = [label for label, side in sides.items() if side.recording is None]
+    renders = {}
     try:
-        engine = ui.engine(request.engine_kind)
-        with st.spinner("Speaking " + ", ".join(packs) + "…"):
-            return {label: ui.speak(request, pack, engine=engine) for label, pack in packs.items()}
+        if spoken:
+            engine = ui.engine(request.engine_kind)
+            with st.spinner("Speaking " + ", ".join(spoken) + "…"):
+                renders = {label: ui.speak(request, sides[label].pack, engine=engine) for label in spoken}
     except ExplorerError as error:
         ui.show_error(error)
         return None
+    return {label: side.recording or renders[label] for label, side in sides.items()}
 
 
-def _run_test(mode: str, renders: dict[str, listen.Render], match: bool, stimuli: dict[str, object],
+def _run_test(mode: str, renders: dict[str, object], match: bool, stimuli: dict[str, object],
               shared: shared_tests.SharedTest | None = None) -> None:
     """Run the listening test ``mode`` on ``renders`` (A, B, then any further recipes): the rating test adds the
     low anchor, every sample is padded with silence to one length, then loudness matched to A when ``match`` (the
@@ -320,8 +359,13 @@ def _stimuli(tokens: dict[str, str], request: listen.SpeechRequest, match: bool)
             "seed": st.session_state[state.AB_SEED]}
 
 
-def _share(mode: str, tokens: dict[str, str], request: listen.SpeechRequest, match: bool) -> None:
+def _share(mode: str, sides: dict[str, listen.ABSide], request: listen.SpeechRequest, match: bool) -> None:
     """Offer the current test as a link for several listeners, with everyone's results so far."""
+    if any(side.recording is not None for side in sides.values()):
+        st.caption("A test with a recording cannot be shared: its link carries recipes, not audio. Download its "
+                   "results when it is over.")
+        return
+    tokens = {label: side.token for label, side in sides.items()}
     try:
         test = shared_tests.SharedTest.from_query(shared_tests.SharedTest(
             mode, tuple(tokens.values()), request.text, request.lang, request.speed, request.engine_kind,
@@ -355,15 +399,15 @@ def _take(test: shared_tests.SharedTest) -> None:
     st.markdown(f"**Text:** {ui.escape_markdown(test.text)}")
     request = listen.SpeechRequest(test.text, test.lang, test.speed, test.engine)
     try:
-        packs = {label: apply_recipe(Recipe.from_token(token), voices, context)
-                 for label, token in zip("ABCDEFG", test.recipes)}
+        sides = {label: listen.ABSide(recipe, apply_recipe(recipe, voices, context))
+                 for label, recipe in zip("ABCDEFG", map(Recipe.from_token, test.recipes))}
     except ExplorerError as error:
         ui.show_error(error)
         return
     signature = request.signature(test.test_id)
     if st.button("Start the test", key=state.AB_SYNTHESIZE, type="primary") or \
             ui.rendered_before(state.AB_RENDERED, signature):
-        renders = _speak(request, packs)
+        renders = _speak(request, sides)
         if renders is not None:
             st.session_state[state.AB_RENDERED] = signature
             tokens = dict(zip("ABCDEFG", test.recipes))
@@ -400,33 +444,36 @@ def _panel() -> None:
                     help="Side by side plays A and B with their meters. Blind ABX: a hidden X plays A or B; say "
                          "which. Preference: A and B in a random order; score the second against the first. Rating: "
                          "A is the reference; score B, further recipes, A itself and a muffled copy of A, all hidden.")
-    more = _more_recipes() if mode == "rating (MUSHRA)" else []
+    more = _more_recipes() if mode == "rating (MUSHRA)" else {}
     options = st.columns(2)
     match = options[0].checkbox("Match loudness", value=True, key=state.AB_MATCH, persist_state="session",
                                 help="Bring every sample to A's BS.1770 integrated loudness (all turned down together "
                                      "if one would clip).")
     if side_a is None or side_b is None or more is None:
         return
-    (recipe_a, pack_a), (recipe_b, pack_b) = side_a, side_b
+    sides = {"A": side_a, "B": side_b, **more}
     clicked = options[1].button("Synthesize A and B", key=state.AB_SYNTHESIZE, type="primary")
-    tokens = {"A": recipe_a.to_token(), "B": recipe_b.to_token(), **{label: r.to_token() for label, r, _ in more}}
+    tokens = {label: side.token for label, side in sides.items()}
     signature = request.signature(*tokens.values())
     if clicked or ui.rendered_before(state.AB_RENDERED, signature):
-        renders = _speak(request, {"A": pack_a, "B": pack_b, **{label: pack for label, _, pack in more}})
+        renders = _speak(request, sides)
         if renders is not None:
             st.session_state[state.AB_RENDERED] = signature
             if mode == "side by side":
                 audio = (renders["A"].audio, renders["B"].audio)
                 _players("open", 0, dict(zip("AB", loudness_match(*audio) if match else audio)))
-                _meters(renders, request)
+                _meters(renders, request, sides)
             else:
                 _run_test(mode, renders, match, _stimuli(tokens, request, match))
-                _share(mode, tokens, request, match)
+                _share(mode, sides, request, match)
     else:
         st.caption("Press Synthesize to hear both sides; renders heard before replay without rendering again.")
     st.divider()
     st.markdown("**Where the two packs differ**")
-    ui.show_chart(pack_difference_heatmap(pack_a, pack_b, labels=("A", "B")), key=state.AB_DIFFERENCE)
+    if side_a.pack is None or side_b.pack is None:
+        st.caption("A recording has no voicepack: the map of differences needs a voice on both sides.")
+        return
+    ui.show_chart(pack_difference_heatmap(side_a.pack, side_b.pack, labels=("A", "B")), key=state.AB_DIFFERENCE)
     st.caption("B minus A for every row (utterance length) and dim; red and blue are opposite signs. "
                "Dims 0-127 shape the timbre, 128-255 the prosody.")
 

@@ -155,19 +155,35 @@ def _stopped(digest: str) -> None:
 
 def _open_buttons(recipe: Recipe, stock: str | None) -> None:
     token = recipe.to_token()
-    lab, ab, recipe_file, pack_file = st.columns(4)
+    lab, ab_recording, ab_stock, recipe_file, pack_file = st.columns(5)
     if lab.button("Open in the Voice Lab", key=state.MATCH_OPEN_LAB, type="primary"):
         st.switch_page("pages/listen/lab.py", query_params={"recipe": token})
-    if stock is not None and ab.button("A/B against the best stock voice", key=state.MATCH_OPEN_AB):
-        st.session_state.update({state.ab_side_key("A", "source"): "stock voice",
-                                 state.ab_side_key("A", "voice"): stock,
-                                 state.ab_side_key("B", "source"): "recipe string",
-                                 state.ab_side_key("B", "token"): token})
-        st.switch_page("pages/listen/ab.py")
+    if ab_recording.button("A/B against the recording", key=state.MATCH_OPEN_AB_RECORDING):
+        _open_ab(token, None)
+    if stock is not None and ab_stock.button("A/B against the best stock voice", key=state.MATCH_OPEN_AB):
+        _open_ab(token, stock)
     recipe_file.download_button("⬇ Recipe (JSON)", recipe.to_json(), file_name="matched.json", on_click="ignore",
                                 key=state.MATCH_DOWNLOAD_RECIPE)
     pack_file.download_button("⬇ Voicepack (.pt)", pack_bytes(apply_recipe(recipe, voices, context), ".pt", "matched"),
                               file_name="matched.pt", on_click="ignore", key=state.MATCH_DOWNLOAD_PACK)
+
+
+def _open_ab(token: str, stock: str | None) -> None:
+    """Open the A/B page with the found voice as B, speaking the search's language, against the best stock voice or
+    (``stock`` None) the recording itself, which then says the transcript when one was given."""
+    transcript = (st.session_state.get(state.MATCH_TRANSCRIPT) or "").strip()
+    updates = {state.ab_side_key("B", "source"): "recipe string", state.ab_side_key("B", "token"): token,
+               state.ab_side_key("A", "source"): "stock voice" if stock else "recording"}
+    if state.MATCH_LANG in st.session_state:
+        updates[state.LANG] = st.session_state[state.MATCH_LANG]
+    if stock:
+        updates[state.ab_side_key("A", "voice")] = stock
+    else:
+        updates[state.ab_side_key("A", "transcript")] = transcript
+    if transcript:
+        updates[state.SAMPLE_TEXT] = transcript
+    st.session_state.update(updates)
+    st.switch_page("pages/listen/ab.py")
 
 
 def _result(target: Target, result: dict) -> None:

@@ -1,5 +1,6 @@
 """The "Match a voice" page in a real browser: a recording uploaded, analysed and matched, the result judged and
-opened in the Lab; a file that is not audio refused; a search stopped part-way keeps its best."""
+opened in the Lab; a file that is not audio refused; a search stopped part-way keeps its best, heard on the A/B page
+against the recording."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_a_file_that_is_not_audio_is_refused_in_one_sentence(page, server, tmp_p
     expect_no_exception(page)
 
 
-def test_stopping_a_search_keeps_the_best_voice_found_so_far(page, server, recording):
+def test_stopping_a_search_keeps_the_best_voice_found_so_far_to_hear_against_the_recording(page, server, recording):
     open_app(page, f"{server.url}/match")
     upload(page, recording)
     button(page, "Find the voice").click()   # every voice, 100 evaluations: minutes, stopped long before
@@ -80,4 +81,14 @@ def test_stopping_a_search_keeps_the_best_voice_found_so_far(page, server, recor
     rerun(page, lambda: button(page, "Stop").click())
     expect(page.get_by_test_id("stAlertContentInfo")).to_contain_text(re.compile(r"stopped after \d+ of 100"))
     expect(button(page, "Open in the Voice Lab")).to_be_visible()
+    expect_no_exception(page)
+    rerun(page, lambda: button(page, "A/B against the recording").click())   # the best so far against the recording
+    page.wait_for_url(re.compile(r"/ab$"))
+    expect(page.get_by_text(re.compile(r"The recording given to Match a voice: .santa\.wav"))).to_be_visible()
+    rerun(page, lambda: button(page, "Synthesize A and B").click())
+    players = page.get_by_test_id("stAudio")
+    expect(players).to_have_count(2)
+    assert players.nth(0).get_attribute("src") != players.nth(1).get_attribute("src")
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()   # the meters of the recording and the voice
+    screenshot(page, "ab-recording")
     expect_no_exception(page)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from explorer.audio import read_audio_bytes, read_audio_file, style_sha256
+from explorer.engines.base import release_freed_memory
 from explorer.engines.choice import load_engine
 from explorer.errors import AnalysisError, ExplorerError, shown
 from explorer.g2p import phonemize
@@ -418,8 +419,11 @@ class Scorer:
         return self.pack_similarity(self.pack(recipe), sentences, target)
 
     def pack_similarity(self, pack: np.ndarray, sentences: Sequence[str], target: np.ndarray) -> float:
-        """Return the mean similarity of ``pack`` speaking ``sentences`` to the ``target`` embedding."""
-        return float(np.mean([float(np.dot(e, target)) for e in self.embeddings(pack, sentences)]))
+        """Return the mean similarity of ``pack`` speaking ``sentences`` to the ``target`` embedding (the memory its
+        renders freed handed back: a search renders hundreds of lengths)."""
+        similarity = float(np.mean([float(np.dot(e, target)) for e in self.embeddings(pack, sentences)]))
+        release_freed_memory()
+        return similarity
 
     def sentence_scores(self, recipe: Recipe, sentences: Sequence[str], target: np.ndarray,
                         recognise: bool) -> SentenceScores:
@@ -435,6 +439,7 @@ class Scorer:
         similarities = [float(np.dot(embedding, target)) for embedding, _ in heard]
         wers = [word_error_rate(sentence, transcribe(audio))
                 for sentence, (_, audio) in zip(sentences, heard)] if recognise else []
+        release_freed_memory()
         return SentenceScores(tuple(similarities), tuple(wers))
 
 

@@ -3,10 +3,11 @@ against the held-out voice's own renders, and a report table that says it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from explorer.bench.match import format_match_report, random_walk, run_match_benchmark
-from explorer.match import MATCH_SENTENCES, MatchConfig, MatchError, Scorer
+from explorer.bench.match import format_match_report, match_command_memory, random_walk, run_match_benchmark
+from explorer.match import MATCH_SENTENCES, MatchConfig, MatchError, Scorer, Target
 from explorer.voices import VoiceSet, save_pack
 
 VOICES = ("am_adam", "am_onyx", "bm_lewis", "bm_george", "af_heart")
@@ -69,3 +70,19 @@ def test_a_held_out_voice_that_is_not_there_or_a_budget_below_the_voices_is_refu
         run_match_benchmark(engine, folder, held_out=("zz_nobody",), budgets=(10,))
     with pytest.raises(MatchError, match="must cover the 4 reference voices"):
         run_match_benchmark(engine, folder, held_out=("bm_george",), budgets=(3,))
+
+
+def test_the_match_command_with_workers_is_run_as_a_person_would_and_its_peak_memory_measured(engine, folder,
+                                                                                              bundled_voices):
+    """What the memory goal is about: the command, Ray's processes and both workers together, at their peak."""
+    scorer = Scorer(engine, bundled_voices, "b")
+    target = Target.from_array(np.concatenate([scorer.render(bundled_voices["bm_george"].pack, text, index)
+                                               for index, text in enumerate(MATCH_SENTENCES["en"][0])]), 24000)
+    entry = match_command_memory(target, "bm_george", 10, 2, folder, "b")
+    assert (entry["voice"], entry["budget"], entry["workers"]) == ("bm_george", 10, 2) and entry["minutes"] > 0
+    assert entry["command"]["pss_mb"] > 100 and entry["Ray and workers"]["pss_mb"] > 2 * 300   # two engines
+    assert entry["total"]["pss_mb"] <= entry["command"]["pss_mb"] + entry["Ray and workers"]["pss_mb"] + 1
+    text = format_match_report({"machine": "m", "workers": 2, "random_walk_step": 0.1, "rows": [], "memory": [entry]})
+    assert f"`match --workers 2 --budget 10` on bm_george's renders: peak memory {entry['total']['pss_mb']} MB" in text
+    with pytest.raises(MatchError, match="The match command failed: .*Cannot exclude 'zz_nobody'"):
+        match_command_memory(target, "zz_nobody", 10, 2, folder, "b")

@@ -3,14 +3,16 @@ does, a search on them gives the local search's result, and an address where no 
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
 import numpy as np
 import pytest
 
+from explorer.bench.runs import MemoryPeaks
 from explorer.match import MATCH_SENTENCES, LocalEvaluator, MatchConfig, MatchError, ScorerSpec, Target, match_voice
-from explorer.match_workers import RayEvaluator, check_ray_address
+from explorer.match_workers import WORKER_PRIMITIVES_KEPT, RayEvaluator, check_ray_address
 from explorer.recipe import Recipe
 from explorer.voices import save_pack
 
@@ -47,7 +49,19 @@ def target(local, bundled_voices):
 
 def test_two_workers_start_as_two_processes(workers):
     assert workers.workers == 2 and len(set(workers.pids)) == 2
-    assert workers.memory() > 100 * 2**20
+    peaks = MemoryPeaks({"workers": lambda: workers.pids})
+    peaks.sample()
+    assert peaks.rounded()["workers"]["pss_mb"] > 2 * 100   # each holds an engine
+
+
+def test_workers_keep_fewer_compiled_kernels_than_onednns_default(workers):
+    """Each worker's oneDNN keeps WORKER_PRIMITIVES_KEPT kernels, not 1024: about 270 MB less each over a search."""
+    import ray
+
+    def kept(worker: object) -> str | None:
+        return os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+
+    assert ray.get([actor.__ray_call__.remote(kept) for actor in workers._actors]) == [str(WORKER_PRIMITIVES_KEPT)] * 2
 
 
 def test_workers_score_candidates_in_order_as_this_process_does(workers, local, target):

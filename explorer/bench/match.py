@@ -10,18 +10,25 @@ step is kept when it scores better (the baseline KVoiceWalk reports 0.917 after 
 The matcher's stages do not depend on its budget, so one search to the largest budget gives the exact result of
 every smaller one (:meth:`explorer.match.MatchResult.best_within`); the random walk, likewise, is one walk. The
 renders a search remembers are forgotten before each held-out voice, so every search is timed from scratch.
+With Ray workers it also runs the ``match`` command itself on each held-out voice's renders at the smallest budget,
+with as many workers, and reports the peak memory of everything it runs (the command, Ray's processes and the
+workers: PSS, shared pages counted once, and RSS) and its minutes.
 """
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from explorer.bench.runs import machine_description, text_table
+from explorer.bench.runs import MemoryPeaks, machine_description, text_table
+from explorer.audio import wav_bytes
 from explorer.cache import Progress
 from explorer.engines.base import Engine
 from explorer.errors import shown
@@ -169,8 +176,6 @@ def run_match_benchmark(
         try:
             result = match_voice(target, evaluator, scorer.voices.names, settings,
                                  lambda state: tell(state.evaluations, state.similarity, "matcher"))
-            if workers > 1:
-                memory.append(_memory(name, evaluator))
         finally:
             close = getattr(evaluator, "close", None)
             if close is not None:
@@ -196,6 +201,8 @@ def run_match_benchmark(
             pack, search = trail[budget - stock_count - 1]
             rows.append(MatchBenchRow(name, lang, "random walk", budget, search, *held(pack),
                                       stock_minutes + times[budget - stock_count - 1] / 60))
+        if workers > 1:
+            memory.append(match_command_memory(target, name, budgets[0], workers, source, lang, seed))
     return {
         "machine": machine_description(),
         "workers": workers,
@@ -207,17 +214,40 @@ def run_match_benchmark(
     }
 
 
-def _memory(name: str, evaluator: object) -> dict:
-    """Return the resident memory of this process, its Ray workers and Ray's own processes on this machine."""
+def match_command_memory(target: Target, exclude: str, budget: int, workers: int, source: str | None = None,
+                         lang: str = "a", seed: int = 0) -> dict:
+    """Run the ``match`` command on ``target`` (a held-out voice's renders, without it among the reference voices)
+    with ``workers`` Ray workers in a child process, as a person would, and return the peak memory of everything it
+    runs: the command itself, and Ray's processes and the workers it starts (PSS and RSS, in MB; see
+    :class:`~explorer.bench.runs.MemoryPeaks`), with its minutes.
+
+    Raises:
+        MatchError: the command failed; the message ends with its last error line.
+    """
     import psutil
 
-    mine = psutil.Process().memory_info().rss
-    ray_own = sum(process.info["memory_info"].rss for process in psutil.process_iter(["name", "memory_info"])
-                  if process.info["name"] and process.info["name"].startswith(("raylet", "gcs_server"))
-                  and process.pid != os.getpid())
-    workers = evaluator.memory()
-    return {"voice": name, "driver_mb": round(mine / 2**20), "workers_mb": round(workers / 2**20),
-            "ray_mb": round(ray_own / 2**20), "total_mb": round((mine + workers + ray_own) / 2**20)}
+    with tempfile.TemporaryDirectory(prefix="bench-match-") as folder:
+        recording = Path(folder) / "target.wav"
+        recording.write_bytes(wav_bytes(target.audio, target.sample_rate))
+        command = [sys.executable, "-m", "explorer", "match", "--target", str(recording), "--budget", str(budget),
+                   "--workers", str(workers), "--exclude", exclude, "--lang", lang, "--seed", str(seed),
+                   "--out", str(Path(folder) / "found.json"), *(["--voices", source] if source else [])]
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+        def started_by_it() -> list[int]:
+            try:
+                return [process.pid for process in psutil.Process(child.pid).children(recursive=True)]
+            except psutil.Error:   # it has ended
+                return []
+
+        with MemoryPeaks({"command": lambda: [child.pid], "Ray and workers": started_by_it}) as peaks:
+            _, errors = child.communicate()
+    if child.returncode != 0:
+        last = errors.strip().splitlines()[-1] if errors.strip() else f"exit status {child.returncode}"
+        raise MatchError(f"The match command failed: {shown(last, 300)}")
+    return {"voice": exclude, "budget": budget, "workers": workers,
+            "minutes": round((time.perf_counter() - started) / 60, 2), **peaks.rounded()}
 
 
 def format_match_report(report: dict) -> str:
@@ -239,6 +269,8 @@ def format_match_report(report: dict) -> str:
                       f"{np.mean(wers):.3f}" if wers else "-", f"{np.mean([r['minutes'] for r in chosen]):.1f}"])
     lines.append(text_table(["method", "budget", "voices", "mean held-out", "mean WER", "mean minutes"], means))
     for entry in report.get("memory", []):
-        lines.append(f"memory ({entry['voice']}): {entry['total_mb']} MB in all: driver {entry['driver_mb']} MB, "
-                     f"workers {entry['workers_mb']} MB, Ray {entry['ray_mb']} MB")
+        lines.append(f"`match --workers {entry['workers']} --budget {entry['budget']}` on {entry['voice']}'s renders: "
+                     f"peak memory {entry['total']['pss_mb']} MB in all (PSS; the command "
+                     f"{entry['command']['pss_mb']} MB, Ray and its workers {entry['Ray and workers']['pss_mb']} MB), "
+                     f"RSS {entry['total']['rss_mb']} MB; {entry['minutes']:.1f} minutes")
     return "\n".join(lines)

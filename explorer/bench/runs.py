@@ -8,12 +8,14 @@ import platform
 import resource
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from explorer.errors import ExplorerError
 
 __all__ = [
+    "MemoryPeaks",
     "last_json_line",
     "load_average_now",
     "load_engine_once",
@@ -28,6 +30,64 @@ __all__ = [
 def peak_rss_mb() -> float:
     """Return this process's peak resident memory so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class MemoryPeaks:
+    """Samples the memory of groups of processes in a thread while a benchmark runs, keeping each group's peak and
+    the peak of their sum: what the machine had to give at the worst moment, not at the end.
+
+    Memory is the proportional set size (PSS): each shared page (torch's libraries, mapped by every worker) counted
+    once in all, split between the processes sharing it, so the sum is what they take together; the resident set
+    (RSS) of each is kept too, as ``top`` shows it. Linux only (PSS needs /proc); elsewhere nothing is sampled.
+
+    Args:
+        groups: each group's name and a function returning its process ids now (processes come and go).
+        interval: seconds between samples.
+    """
+
+    def __init__(self, groups: dict[str, Callable[[], Sequence[int]]], interval: float = 1.0):
+        self.groups, self.interval = groups, interval
+        self.peaks: dict[str, dict[str, float]] = {name: {"pss_mb": 0.0, "rss_mb": 0.0} for name in [*groups, "total"]}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory peaks", daemon=True)
+
+    def sample(self) -> None:
+        """Measure every group once and keep any new peak."""
+        import psutil
+
+        totals = {"pss_mb": 0.0, "rss_mb": 0.0}
+        for name, pids in self.groups.items():
+            now = {"pss_mb": 0.0, "rss_mb": 0.0}
+            for pid in pids():
+                try:
+                    info = psutil.Process(pid).memory_full_info()
+                except (psutil.Error, OSError):   # gone, or not ours to read
+                    continue
+                now["pss_mb"] += getattr(info, "pss", info.rss) / 2**20
+                now["rss_mb"] += info.rss / 2**20
+            for kind, value in now.items():
+                self.peaks[name][kind] = max(self.peaks[name][kind], value)
+                totals[kind] += value
+        for kind, value in totals.items():
+            self.peaks["total"][kind] = max(self.peaks["total"][kind], value)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> MemoryPeaks:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def rounded(self) -> dict[str, dict[str, int]]:
+        """Return the peaks in whole MB, per group and in ``total``."""
+        return {name: {kind: round(value) for kind, value in peaks.items()} for name, peaks in self.peaks.items()}
 
 
 def load_average_now() -> float:
@@ -102,7 +162,7 @@ def table_cell(value: object) -> str:
 
 def text_table(headers: list[str], cells: list[list[str]]) -> str:
     """Return ``cells`` under ``headers`` as plain-text columns padded to their widest entry."""
-    widths = [max(len(header), *(len(row[i]) for row in cells)) for i, header in enumerate(headers)]
+    widths = [max([len(header), *(len(row[i]) for row in cells)]) for i, header in enumerate(headers)]
     lines = ["  ".join(header.ljust(width) for header, width in zip(headers, widths)).rstrip()]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in cells]
     return "\n".join(lines)

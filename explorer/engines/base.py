@@ -10,13 +10,14 @@ later when every symbol is known); pass a 256-vector to choose a row yourself.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
 import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "native_bf16",
     "physical_cores",
     "physical_memory",
+    "release_freed_memory",
     "runnable_precision",
     "style_vector",
     "usable_memory",
@@ -179,6 +181,30 @@ def physical_memory() -> int | None:
         return int(psutil.virtual_memory().total)
     except (ImportError, OSError):
         return None
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library is not glibc (musl, macOS, Windows)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Hand the heap memory this process has freed back to the system; return whether it could (glibc only).
+
+    A process that renders many utterances of different lengths frees large tensors of every size, and glibc keeps
+    the freed blocks in its heap rather than returning them: measured, a matcher process grew from 0.97 to 1.85 GB
+    over 140 evaluations, 0.63 GB of it freed memory that ``malloc_trim`` returned, at about 10 ms a call (29 ms at
+    most) against 1.6 s an evaluation.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def usable_memory(root: Path | str = _CGROUP_ROOT, membership: Path | str = _PROC_CGROUP) -> int | None:

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from urllib.parse import urljoin
 
+import numpy as np
+import pytest
 import soundfile
 from e2e_utils import (
     SHORT_TEXT,
@@ -74,6 +76,35 @@ def test_both_sides_play_and_blind_mode_records_a_choice(page, server):
     screenshot(page, "ab-blind-results")
     rerun(page, lambda: button(page, "Start a new test").click())
     expect(page.get_by_text("Trial 1 of 12: is X the voice of A or of B?")).to_be_visible()
+    expect_no_exception(page)
+
+
+def test_a_recording_uploaded_on_a_side_plays_as_it_is_against_a_voice(page, server, tmp_path):
+    """A person uploads a stereo 44.1 kHz recording as side A and hears it against side B's voice, with the meters of
+    both; a file that is not audio is refused on its side in one sentence."""
+    seconds, rate = 3.0, 44_100
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.2 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    recording = tmp_path / "me.wav"
+    soundfile.write(recording, np.stack([tone, tone], axis=1), rate)
+    open_app(page, f"{server.url}/ab")
+    set_sample_text(page)
+    rerun(page, lambda: page.get_by_text("recording", exact=True).first.click())
+    expect(page.get_by_text("Upload a recording, or give one on the Match a voice page.")).to_be_visible()
+    uploader = page.get_by_test_id("stFileUploaderDropzoneInput").first
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_bytes(b"shopping list\n" * 50)
+    rerun(page, lambda: uploader.set_input_files(str(not_audio)))
+    expect(page.get_by_test_id("stAlertContentError")).to_contain_text("not an audio file")
+    rerun(page, lambda: uploader.set_input_files(str(recording)))
+    expect(page.get_by_text(re.compile(r"'me\.wav':\u2060? 3\.0 s\. It plays as it is"))).to_be_visible()
+    rerun(page, lambda: button(page, "Synthesize A and B").click())
+    players = page.get_by_test_id("stAudio")
+    expect(players).to_have_count(2)
+    assert durations(page)[0] == pytest.approx(seconds, abs=0.05)
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.get_by_text("A recording has no voicepack")).to_be_visible()
+    screenshot(page, "ab-uploaded-recording")
     expect_no_exception(page)
 
 

@@ -38,8 +38,8 @@ WORKER_PRIMITIVES_KEPT = 256
 """How many compiled oneDNN kernels (one per convolution and input shape) a worker keeps, unless
 ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` is set: oneDNN's default of 1024 grew each worker by about 270 MB over a search,
 as every utterance length compiles its own. Measured with `match --workers 2` (100 evaluations, 2 cores): the peak
-of everything the command runs fell from 3.51 to 2.93 GB (PSS) for 3.5 % more time and the same result; 8 kept
-costs 60 % more time for timbre-only candidates, whose shapes repeat."""
+of everything the command runs fell from 3.51 to 2.88-3.02 GB (PSS, four runs) for about 3.5 % more time and the
+same result; 8 kept costs 65 % more time for timbre-only candidates, whose shapes repeat."""
 
 
 def check_workers(workers: object) -> int:

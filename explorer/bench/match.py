@@ -48,7 +48,7 @@ from explorer.recipe import Recipe
 from explorer.voices import load_voices
 
 __all__ = ["BENCH_BUDGETS", "BENCH_VOICES", "RANDOM_WALK_STEP", "MatchBenchRow", "format_match_report",
-           "random_walk", "run_match_benchmark"]
+           "match_command_memory", "random_walk", "run_match_benchmark"]
 
 BENCH_VOICES = ("af_heart", "am_michael", "bf_emma", "bm_george", "ef_dora")
 """Held out one at a time: both genders, American and British English and Spanish."""

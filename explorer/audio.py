@@ -50,6 +50,7 @@ __all__ = [
     "PlaybackResult",
     "audio_cache_key",
     "integrated_lufs",
+    "is_silent",
     "loudness_match",
     "play",
     "read_audio_bytes",
@@ -383,6 +384,16 @@ def play(audio: object, sample_rate: int = SAMPLE_RATE, *, blocking: bool = Fals
 
 def _rms(array: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(array, dtype=np.float64))))
+
+
+SILENT_PEAK = 1e-4
+"""A recording whose loudest sample stays below this (-80 dBFS) holds nothing to hear or measure."""
+
+
+def is_silent(audio: np.ndarray) -> bool:
+    """True when ``audio`` (samples in [-1, 1]) is empty or its loudest sample is below ``SILENT_PEAK``: a recording
+    with no voice in it, which resemblyzer's level normalisation (it divides by the RMS) cannot take either."""
+    return float(np.abs(audio).max(initial=0.0)) < SILENT_PEAK
 
 
 def rms_dbfs(audio: object) -> float:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from explorer.audio import read_audio_bytes, read_audio_file, style_sha256
+from explorer.audio import is_silent, read_audio_bytes, read_audio_file, style_sha256
 from explorer.engines.base import release_freed_memory
 from explorer.engines.choice import load_engine
 from explorer.errors import AnalysisError, ExplorerError, shown
@@ -222,7 +222,7 @@ class Target:
             raise MatchError(f"{shown(name)} cannot be matched: {error}") from None
         seconds = mono.size / rate
         mono = mono[: int(MAX_TARGET_SECONDS * rate)]
-        if not mono.size or float(np.abs(mono).max()) < 1e-4:
+        if is_silent(mono):
             raise MatchError(f"{shown(name)} is silent: there is no voice in it to match.")
         speech = speech_seconds(mono, rate)
         if speech < MIN_SPEECH_SECONDS:

@@ -33,7 +33,7 @@ from scipy.ndimage import binary_erosion
 from scipy.signal import resample_poly, sosfilt
 
 from explorer.attributes import phoneme_count
-from explorer.audio import SAMPLE_RATE, AudioCache, rms_dbfs, style_sha256
+from explorer.audio import SAMPLE_RATE, AudioCache, is_silent, rms_dbfs, style_sha256
 from explorer.errors import AnalysisError, ExplorerError, MeterUnavailable
 
 __all__ = [
@@ -579,8 +579,7 @@ def speaker_embedding(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> np
     from resemblyzer import preprocess_wav
     from resemblyzer.hparams import sampling_rate as encoder_rate
 
-    audible = float(np.abs(x).max(initial=0.0)) >= 1e-4  # resemblyzer's level normalisation divides by the RMS
-    speech = preprocess_wav(resample(x, sample_rate, encoder_rate).astype(np.float32)) if audible else x[:0]
+    speech = x[:0] if is_silent(x) else preprocess_wav(resample(x, sample_rate, encoder_rate).astype(np.float32))
     if speech.size < 0.1 * encoder_rate:
         raise AnalysisError("The clip holds too little sound to recognise a voice in it.")
     with _ENCODER.lock:
@@ -604,7 +603,7 @@ def speech_seconds(audio: np.ndarray, sample_rate: float = SAMPLE_RATE) -> float
     from resemblyzer import preprocess_wav
     from resemblyzer.hparams import sampling_rate as encoder_rate
 
-    if float(np.abs(x).max(initial=0.0)) < 1e-4:  # resemblyzer's level normalisation divides by the RMS
+    if is_silent(x):
         return 0.0
     return preprocess_wav(resample(x, sample_rate, encoder_rate).astype(np.float32)).size / encoder_rate
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from explorer.analysis import nearest_voices, summary_vectors
 from explorer.app.rating import answer_times, results_files, utc_now
-from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key, loudness_match, read_audio_bytes
+from explorer.audio import SAMPLE_RATE, AudioCache, audio_cache_key, is_silent, loudness_match, read_audio_bytes
 from explorer.errors import AnalysisError, ExplorerError, RecipeError, shown
 from explorer.recipe import MAX_TOKEN_CHARS, OODReport, Recipe, RecipeContext, ood_report
 from explorer.synth import FIRST_CHUNK_PHONEMES, RenderedChunk, Synthesis, prepare, synthesize
@@ -430,7 +430,7 @@ class Recording:
         mono = as_mono(audio, sample_rate)
         seconds = mono.size / float(sample_rate)
         mono = resample(mono[: int(RECORDING_SECONDS * sample_rate)], sample_rate, SAMPLE_RATE).astype(np.float32)
-        if not mono.size or float(np.abs(mono).max()) < 1e-4:
+        if is_silent(mono):
             raise AnalysisError(f"{shown(name)} is silent: there is nothing in it to listen to.")
         return cls(mono, "recording:" + hashlib.sha256(mono.tobytes()).hexdigest(), name, seconds)
 

@@ -259,7 +259,8 @@ def voices_filter_key(column: str) -> str:
 
 
 def ab_side_key(side: str, what: str) -> str:
-    """Return the key of A/B side ``side``'s ``what`` ("source", "voice", "token", "upload" or "transcript")."""
+    """Return the key of A/B side ``side``'s ``what`` ("source", "voice", "token", "upload", "transcript", or
+    "recording": the recording it plays, decoded, with what it was decoded from)."""
     return f"ab_{side}_{what}"
 
 

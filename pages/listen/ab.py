@@ -68,18 +68,24 @@ def _recording_side(side: str) -> listen.ABSide | None:
     upload = st.file_uploader("A recording (WAV, FLAC, OGG or MP3)", type=["wav", "flac", "ogg", "mp3"],
                               key=state.ab_side_key(side, "upload"))
     matched = st.session_state.get(state.MATCH_TARGET)
-    try:
-        if upload is not None:
-            recording = listen.Recording.from_bytes(upload.getvalue(), upload.name or "upload")
-        elif matched is not None:
-            target = matched[1]
-            recording = listen.Recording.from_samples(target.audio, target.sample_rate, target.name)
-        else:
-            st.info("Upload a recording, or give one on the Match a voice page.", icon=":material/mic:")
-            return None
-    except ExplorerError as error:
-        ui.show_error(error)
+    if upload is None and matched is None:
+        st.info("Upload a recording, or give one on the Match a voice page.", icon=":material/mic:")
         return None
+    given = upload.file_id if upload is not None else matched[0]
+    kept = st.session_state.get(state.ab_side_key(side, "recording"))
+    if kept is not None and kept[0] == given:   # decoded and resampled once, not on every rerun
+        recording = kept[1]
+    else:
+        try:
+            if upload is not None:
+                recording = listen.Recording.from_bytes(upload.getvalue(), upload.name or "upload")
+            else:
+                target = matched[1]
+                recording = listen.Recording.from_samples(target.audio, target.sample_rate, target.name)
+        except ExplorerError as error:
+            ui.show_error(error)
+            return None
+        st.session_state[state.ab_side_key(side, "recording")] = (given, recording)
     whose = "" if upload is not None else "The recording given to Match a voice: "
     st.caption(whose + ui.escape_markdown(recording.describe()) + " It plays as it is, whatever the text below.")
     transcript = st.text_input("What it says (optional: its word error rate is measured against it)",
@@ -277,9 +283,9 @@ def _meters(renders, request, sides: dict[str, listen.ABSide]) -> None:
     """The meters of both sides, after the audio: each side's similarity is to the other side's render; a
     recording's word error rate is against what the person said it says (English only, as the recogniser)."""
     def text(label: str) -> str | None:
-        side = sides[label]
-        return request.recognisable_text if side.recording is None else \
-            side.transcript if request.recognisable_text is not None else None
+        if request.recognisable_text is None:
+            return None
+        return request.recognisable_text if sides[label].recording is None else sides[label].transcript
 
     try:
         measured = {

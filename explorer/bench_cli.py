@@ -44,12 +44,13 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         return
     if args.what == "match":
         from explorer.bench import match  # the matcher, its meters and Ray load only for this one
+        from explorer.match import MATCH_ENGINE
 
         held_out = args.held_out.split(",") if args.held_out else match.BENCH_VOICES
         budgets = [int(budget) for budget in args.budgets.split(",")] if args.budgets else match.BENCH_BUDGETS
         with progress_bar("bench match") as progress:
-            report = match.run_match_benchmark(load_engine("torch", device=args.device), None, held_out, budgets,
-                                               args.workers, progress=progress, device=args.device)
+            report = match.run_match_benchmark(load_engine(MATCH_ENGINE, device=args.device), None, held_out,
+                                               budgets, args.workers, progress=progress, device=args.device)
         print(json.dumps(report, indent=2) if args.json else match.format_match_report(report))
         return
     if args.what == "startup":

@@ -12,10 +12,17 @@ scored):
 1. **Stock voices.** Every reference voice is scored; the best is where a person would start by hand.
 2. **Mix.** The best few (``MatchConfig.mix_voices``) are blended with separate timbre (decoder) and prosody weights,
    softmax-normalised so the mix stays a weighted mean of stock voices, searched by CMA-ES (the ``cma`` library).
-3. **Refine.** From the best mix, CMA-ES moves along the top PCA components of the decoder half (timbre) and a few of
-   the prosody half, within ``pca_limit`` standard deviations; a candidate the out-of-distribution report calls out
-   of distribution is refused unrendered (where speech stops surviving). Timbre-only candidates share their
-   prosody, which the torch engine keeps (``TorchEngine``'s prosody store), so they render the decoder alone.
+3. **Refine.** From the best mix, least squares (scipy's trust-region reflective ``least_squares``) move along the
+   top PCA components of the decoder half (timbre), within ``pca_limit`` standard deviations, bringing the
+   candidate's embedding of every search sentence as close to the target's as it can: 256 numbers a sentence to go
+   on where CMA-ES sees one similarity. Its Jacobian's candidates are one batch (parallel on workers), and a
+   candidate the out-of-distribution report calls out of distribution is refused unrendered (where speech stops
+   surviving). Timbre-only candidates share their prosody, which the torch engine keeps (``TorchEngine``'s prosody
+   store), so they render the decoder alone.
+
+Candidates render in fp32 (``MATCH_ENGINE``): in bf16 the rounding makes a voice's embedding jump by 0.02-0.035 for
+any change of its style however small (fp32: 0.002 for a 0.005 std step), so the Jacobian would be noise and the
+search would keep whichever candidate the noise favoured on the search sentences.
 
 The result is an ordinary recipe (a mix and PCA steps), so ``synth --recipe``, ``mix --recipe`` and share strings
 take it. Renders are seeded per sentence, so a search is deterministic for a given seed and worker count.
@@ -59,11 +66,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUDGET_LIMITS",
+    "MATCH_ENGINE",
     "MATCH_SENTENCES",
     "MATCH_LANGUAGES",
     "MAX_TARGET_SECONDS",
     "MIN_SPEECH_SECONDS",
     "MINUTES_LIMITS",
+    "REFINE_STEP",
     "Evaluator",
     "LocalEvaluator",
     "MatchConfig",
@@ -137,6 +146,15 @@ BUDGET_LIMITS = (10, 100_000)
 """The fewest and most evaluations a search may be given."""
 MINUTES_LIMITS = (0.05, 24 * 60.0)
 """The shortest and longest time limit a search may be given, in minutes."""
+MATCH_ENGINE = "torch-fp32"
+"""The engine candidates render with (see the module's docstring for why fp32): the torch engine, which keeps
+prosodies for timbre-only candidates."""
+REFINE_STEP = 0.05
+"""The refine stage's finite-difference step, in standard deviations along a component: large enough that the
+embedding moves well beyond fp32's rounding, small enough to stay on its local slope."""
+_REFUSED_RESIDUAL = 0.5
+"""What the refine stage's least squares see of a refused candidate on every number: a cost far above any voice's,
+so they step back."""
 _EMBEDDINGS_KEPT = 4096
 """Embeddings of renders remembered across searches (about 1 KiB each): stock voices are scored again in every
 search of the same sentences, and a refused or repeated candidate costs nothing."""
@@ -280,7 +298,8 @@ class MatchConfig:
         transcript: what the target says; when given, the candidates speak it as the first search sentence too.
         mix_voices: how many of the best stock voices the mix stage blends.
         decoder_components: PCA components of the decoder half the refine stage moves along.
-        prosody_components: PCA components of the prosody half it moves along.
+        prosody_components: PCA components of the prosody half it moves along (none by default: a prosody step
+            changes the durations, whole frames at a time, so finite differences there are steps, not slopes).
         pca_limit: the most it moves along a component, in standard deviations across the reference voices.
         mix_evaluations: how many evaluations the mix stage takes (fewer where the budget ends first). A fixed
             number, not a share of the budget, so a search is the same whatever its budget until that budget ends:
@@ -302,8 +321,8 @@ class MatchConfig:
     lang: str = "a"
     transcript: str | None = None
     mix_voices: int = 4
-    decoder_components: int = 8
-    prosody_components: int = 2
+    decoder_components: int = 16
+    prosody_components: int = 0
     pca_limit: float = 2.5
     mix_evaluations: int = 60
 
@@ -414,13 +433,15 @@ class Scorer:
             _EMBEDDING_CACHE.move_to_end(key)
         return embedding, audio
 
-    def similarity(self, recipe: Recipe, sentences: Sequence[str], target: np.ndarray) -> float:
-        """Return the mean similarity of ``recipe``'s voice speaking ``sentences`` to the ``target`` embedding."""
-        return self.pack_similarity(self.pack(recipe), sentences, target)
+    def recipe_embeddings(self, recipe: Recipe, sentences: Sequence[str]) -> np.ndarray:
+        """Return the embeddings of ``recipe``'s voice speaking each of ``sentences``: [sentences, 256] (the memory
+        its renders freed handed back: a search renders hundreds of lengths)."""
+        embedded = np.stack(self.embeddings(self.pack(recipe), sentences))
+        release_freed_memory()
+        return embedded
 
     def pack_similarity(self, pack: np.ndarray, sentences: Sequence[str], target: np.ndarray) -> float:
-        """Return the mean similarity of ``pack`` speaking ``sentences`` to the ``target`` embedding (the memory its
-        renders freed handed back: a search renders hundreds of lengths)."""
+        """Return the mean similarity of ``pack`` speaking ``sentences`` to the ``target`` embedding."""
         similarity = float(np.mean([float(np.dot(e, target)) for e in self.embeddings(pack, sentences)]))
         release_freed_memory()
         return similarity
@@ -451,7 +472,7 @@ class ScorerSpec:
     Attributes:
         voices: where the reference voices come from (``load_voices``' source; None for the bundled voices).
         exclude: voices left out of the reference set (the benchmark holds one out).
-        engine: the engine kind (``load_engine``'s; the torch engine keeps prosodies for timbre-only candidates).
+        engine: the engine kind (``load_engine``'s; ``MATCH_ENGINE`` by default).
         lang: the Kokoro language code candidates speak.
         seed: sentence ``i`` is rendered with ``seed + i``.
         device: where the torch engine computes ("cpu", "cuda", "cuda:N"; None is the CPU).
@@ -459,7 +480,7 @@ class ScorerSpec:
 
     voices: str | None = None
     exclude: tuple[str, ...] = ()
-    engine: str = "torch"
+    engine: str = MATCH_ENGINE
     lang: str = "a"
     seed: int = 0
     device: str | None = None
@@ -510,8 +531,8 @@ class Evaluator(Protocol):
 
     workers: int
 
-    def similarities(self, recipes: Sequence[Recipe], sentences: Sequence[str], target: np.ndarray) -> list[float]:
-        """Return each recipe's mean similarity to ``target`` over ``sentences``."""
+    def embeddings(self, recipes: Sequence[Recipe], sentences: Sequence[str]) -> list[np.ndarray]:
+        """Return each recipe's embeddings speaking ``sentences`` ([sentences, 256] each)."""
         ...
 
     def admitted(self, recipes: Sequence[Recipe]) -> list[bool]:
@@ -531,8 +552,8 @@ class LocalEvaluator:
     scorer: Scorer
     workers: int = 1
 
-    def similarities(self, recipes: Sequence[Recipe], sentences: Sequence[str], target: np.ndarray) -> list[float]:
-        return [self.scorer.similarity(recipe, sentences, target) for recipe in recipes]
+    def embeddings(self, recipes: Sequence[Recipe], sentences: Sequence[str]) -> list[np.ndarray]:
+        return [self.scorer.recipe_embeddings(recipe, sentences) for recipe in recipes]
 
     def admitted(self, recipes: Sequence[Recipe]) -> list[bool]:
         return [self.scorer.admits(recipe) for recipe in recipes]
@@ -579,8 +600,8 @@ class MatchResult:
         timeline: the seconds from the start of the search to each of those evaluations.
         evaluations: candidates scored; ``refused`` candidates turned away unrendered as out of distribution.
         seconds: how long the search took.
-        stopped: why it stopped: "budget", "time", "converged" (CMA-ES found no better way on before the budget
-            ended) or "interrupted" (the best found so far is kept).
+        stopped: why it stopped: "budget", "time", "converged" (the refine stage's least squares found no better
+            way on before the budget ended) or "interrupted" (the best found so far is kept).
         config: the settings it ran with; ``workers`` how many evaluated at once.
     """
 
@@ -636,16 +657,18 @@ class _Search:
             return True
         return False
 
-    def score(self, recipes: Sequence[Recipe]) -> list[float]:
-        """Score ``recipes`` (those out of distribution unrendered, at 0), update the best and tell the observer."""
+    def embed(self, recipes: Sequence[Recipe]) -> list[np.ndarray | None]:
+        """Render and embed ``recipes`` on the search sentences ([sentences, 256] each; None for one refused
+        unrendered as out of distribution, in the refine stage), update the best and tell the observer."""
         admitted = self.evaluator.admitted(recipes) if self.stage == "refine" else [True] * len(recipes)
         rendered = [recipe for recipe, ok in zip(recipes, admitted) if ok]
-        found = iter(self.evaluator.similarities(rendered, self.sentences, self.target.embedding))
-        scores = [next(found) if ok else 0.0 for ok in admitted]
+        found = iter(self.evaluator.embeddings(rendered, self.sentences))
+        embedded = [next(found) if ok else None for ok in admitted]
         self.refused += len(recipes) - len(rendered)
         self.evaluations += len(rendered)
-        for recipe, score, ok in zip(recipes, scores, admitted):
-            if ok:
+        for recipe, embedding in zip(recipes, embedded):
+            if embedding is not None:
+                score = float(np.mean(embedding @ self.target.embedding))
                 self.evaluated.append((recipe, score))
                 self.timeline.append(time.perf_counter() - self.started)
                 if self.best is None or score > self.best[1]:
@@ -654,7 +677,12 @@ class _Search:
         if self.observer is not None:
             self.observer(MatchProgress(self.evaluations, self.config.budget, self.stage, self.best[0],
                                         self.best[1], tuple(self.curve), time.perf_counter() - self.started))
-        return scores
+        return embedded
+
+    def score(self, recipes: Sequence[Recipe]) -> list[float]:
+        """Return each recipe's mean similarity to the target on the search sentences (0 for one refused), through
+        :meth:`embed`."""
+        return [0.0 if e is None else float(np.mean(e @ self.target.embedding)) for e in self.embed(recipes)]
 
     def optimise(self, start: np.ndarray, sigma: float, bound: float, budget: int, seed: int,
                  recipe_of: Callable[[np.ndarray], Recipe]) -> None:
@@ -681,6 +709,56 @@ class _Search:
             if len(scores) < len(candidates):   # a generation the budget cuts short is not told
                 break
             strategy.tell(candidates, [-score for score in scores])
+
+
+    def fit(self, recipe_of: Callable[[np.ndarray], Recipe], components: int, bound: float) -> None:
+        """Move ``components`` coordinates (each within ±``bound``) so that the embeddings of ``recipe_of``'s
+        candidate on the search sentences come as close to the target's as they can: scipy's trust-region
+        least squares on their differences (256 numbers a sentence, where CMA-ES sees one similarity). The
+        Jacobian is taken by forward differences of ``REFINE_STEP`` std, its candidates scored as one batch (in
+        parallel on workers). Ends at the budget, the time limit, or where the least squares converge."""
+        from scipy.optimize import least_squares
+
+        target = self.target.embedding
+        refused = np.full(len(self.sentences) * target.size, _REFUSED_RESIDUAL)
+        known: dict[bytes, np.ndarray] = {}
+
+        def residuals(points: Sequence[np.ndarray]) -> list[np.ndarray | None]:
+            room = 0 if self.out_of_time() else self.left
+            if room < len(points):
+                if room:   # what the budget still holds is scored, so a search's prefix is a smaller search
+                    self.embed([recipe_of(x) for x in points[:room]])
+                raise _Spent
+            return [None if embedded is None else (embedded - target).ravel().astype(np.float64)
+                    for embedded in self.embed([recipe_of(x) for x in points])]
+
+        def at(x: np.ndarray) -> np.ndarray:
+            key = x.tobytes()
+            if key not in known:   # scipy asks for the Jacobian where it has just evaluated
+                found = residuals([x])[0]
+                known[key] = refused if found is None else found
+            return known[key]
+
+        def jacobian(x: np.ndarray) -> np.ndarray:
+            here = at(x)
+            steps = np.where(x + REFINE_STEP <= bound, REFINE_STEP, -REFINE_STEP)
+            moved = residuals([x + step * unit for step, unit in zip(steps, np.eye(len(x)))])
+            columns = np.zeros((here.size, len(x)))
+            for i, (step, there) in enumerate(zip(steps, moved)):
+                if there is not None and here is not refused:
+                    columns[:, i] = (there - here) / step
+            return columns
+
+        try:
+            least_squares(at, np.zeros(components), jac=jacobian, bounds=(-bound, bound), method="trf",
+                          x_scale=bound * math.sqrt(components), max_nfev=BUDGET_LIMITS[1])
+            self.stopped = "converged"
+        except _Spent:
+            pass
+
+
+class _Spent(Exception):
+    """The budget or the time limit ends the refine stage."""
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:
@@ -769,10 +847,7 @@ def match_voice(
         if components and search.left > 0:
             search.stage = "refine"
             base = search.best[0]
-            search.optimise(np.zeros(components), config.pca_limit / 4, config.pca_limit, search.left,
-                            config.seed + 2, lambda x: _refined_recipe(base, config.decoder_components, x))
-            if search.left > 0 and search.stopped == "budget":
-                search.stopped = "converged"
+            search.fit(lambda x: _refined_recipe(base, config.decoder_components, x), components, config.pca_limit)
     except KeyboardInterrupt:
         search.stopped = "interrupted"
     if search.best is None:

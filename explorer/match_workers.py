@@ -87,8 +87,8 @@ class _Worker:
     def ready(self) -> int:
         return os.getpid()
 
-    def similarity(self, recipe: Recipe, sentences: Sequence[str], target: np.ndarray) -> float:
-        return self.scorer.similarity(recipe, sentences, target)
+    def embeddings(self, recipe: Recipe, sentences: Sequence[str]) -> np.ndarray:
+        return self.scorer.recipe_embeddings(recipe, sentences)
 
     def admits(self, recipe: Recipe) -> bool:
         return self.scorer.admits(recipe)
@@ -163,8 +163,8 @@ class RayEvaluator:
         futures = [getattr(actors[i % len(actors)], method).remote(item, *args) for i, item in enumerate(items)]
         return ray.get(futures)
 
-    def similarities(self, recipes: Sequence[Recipe], sentences: Sequence[str], target: np.ndarray) -> list[float]:
-        return self._map("similarity", recipes, tuple(sentences), target)
+    def embeddings(self, recipes: Sequence[Recipe], sentences: Sequence[str]) -> list[np.ndarray]:
+        return self._map("embeddings", recipes, tuple(sentences))
 
     def admitted(self, recipes: Sequence[Recipe]) -> list[bool]:
         return self._map("admits", recipes)

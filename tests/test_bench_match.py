@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explorer.bench.match import format_match_report, match_command_memory, random_walk, run_match_benchmark
-from explorer.match import MATCH_SENTENCES, MatchConfig, MatchError, Scorer, Target
+from explorer.match import MATCH_ENGINE, MATCH_SENTENCES, MatchConfig, MatchError, Scorer, Target
 from explorer.voices import VoiceSet, save_pack
 
 VOICES = ("am_adam", "am_onyx", "bm_lewis", "bm_george", "af_heart")
@@ -18,7 +18,7 @@ SMALL = MatchConfig(mix_voices=2, mix_evaluations=3, decoder_components=2, proso
 def engine():
     from explorer.engines import load_engine
 
-    return load_engine("torch")
+    return load_engine(MATCH_ENGINE)
 
 
 @pytest.fixture(scope="module")

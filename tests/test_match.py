@@ -13,8 +13,10 @@ import soundfile
 
 from explorer.audio import wav_bytes
 from explorer.match import (
+    MATCH_ENGINE,
     MATCH_SENTENCES,
     MAX_TARGET_SECONDS,
+    REFINE_STEP,
     LocalEvaluator,
     MatchConfig,
     MatchError,
@@ -36,7 +38,7 @@ SMALL = {"mix_voices": 2, "mix_evaluations": 4, "decoder_components": 2, "prosod
 def engine():
     from explorer.engines import load_engine
 
-    return load_engine("torch")
+    return load_engine(MATCH_ENGINE)
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +175,35 @@ def test_the_result_is_a_recipe_of_stock_voices_and_pca_steps(search):
     assert Recipe.from_token(recipe.to_token()) == recipe
 
 
+def test_the_refine_stage_takes_each_slope_as_one_batch_and_improves_on_the_mix(target, scorer):
+    """The least squares ask for the candidate where they stand (1 evaluation) and for its slope along every
+    component (one batch of 3), and the voice they reach sounds more like the target than the best mix."""
+    stages = []
+    config = MatchConfig(budget=24, **{**SMALL, "decoder_components": 3})
+    result = match_voice(target, LocalEvaluator(scorer), REFERENCE, config,
+                         lambda state: stages.append((state.stage, state.evaluations)))
+    counts = [0] + [count for _, count in stages]
+    refined = [count - before for (stage, count), before in zip(stages, counts) if stage == "refine"]
+    assert set(refined) == {1, 3} and refined.count(3) >= 2
+    assert result.evaluations == 24
+    assert result.similarity > result.best_within(8)[1] + 0.01
+    assert {edit.component for edit in result.recipe.edits} <= {0, 1, 2}
+
+
+def test_the_matchers_renders_move_smoothly_with_the_style(scorer):
+    """The refine stage's slopes need a voice's embedding to follow small moves of its style: in the matcher's fp32
+    a 0.005 std step moves it a tenth as far as a step of REFINE_STEP (in bf16 any step moved it 0.02-0.035)."""
+    sentences = MATCH_SENTENCES["en"][0][:1]
+    start = scorer.recipe_embeddings(Recipe.single("am_adam"), sentences)
+
+    def moved(amount: float) -> float:
+        recipe = Recipe.single("am_adam").with_edits([PCAStep("decoder", 0, amount)])
+        return float(np.linalg.norm(scorer.recipe_embeddings(recipe, sentences) - start))
+
+    tiny, step = moved(0.005), moved(REFINE_STEP)
+    assert tiny < 0.01 and tiny < step / 4
+
+
 def test_a_search_is_deterministic_and_its_prefix_is_a_smaller_search(target, scorer, search):
     again = match_voice(target, LocalEvaluator(scorer), REFERENCE, MatchConfig(budget=14, **SMALL))
     assert again.recipe == search.recipe and again.similarity == search.similarity
@@ -184,9 +215,9 @@ def test_only_the_search_sentences_are_rendered_during_a_search(target, scorer):
     spoken = []
 
     class Spy(LocalEvaluator):
-        def similarities(self, recipes, sentences, embedding):
+        def embeddings(self, recipes, sentences):
             spoken.extend(sentences)
-            return super().similarities(recipes, sentences, embedding)
+            return super().embeddings(recipes, sentences)
 
     match_voice(target, Spy(scorer), REFERENCE, MatchConfig(budget=10, **SMALL))
     assert set(spoken) == set(MATCH_SENTENCES["en"][0])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from explorer.audio import wav_bytes
-from explorer.match import MATCH_SENTENCES, Scorer
+from explorer.match import MATCH_ENGINE, MATCH_SENTENCES, Scorer
 from explorer.recipe import Recipe, apply_recipe
 from explorer.voices import VoiceSet, load_file, save_pack
 from tests.test_cli import assert_one_line_error, run
@@ -30,7 +30,7 @@ def recording(bundled_voices, tmp_path_factory):
     """bm_george, whom the reference set lacks, speaking the search sentences, as a WAV file."""
     from explorer.engines import load_engine
 
-    whole = Scorer(load_engine("torch"), bundled_voices)
+    whole = Scorer(load_engine(MATCH_ENGINE), bundled_voices)
     clips = [whole.render(bundled_voices["bm_george"].pack, text, i)
              for i, text in enumerate(MATCH_SENTENCES["en"][0])]
     path = tmp_path_factory.mktemp("target") / "george.wav"

@@ -10,6 +10,7 @@ from explorer.audio import SAMPLE_RATE, integrated_lufs, loudness_match, wav_byt
 from explorer.charts import match_curve_chart
 from explorer.errors import ExplorerError
 from explorer.match import (
+    MATCH_ENGINE,
     MATCH_LANGUAGES,
     LocalEvaluator,
     MatchConfig,
@@ -111,7 +112,7 @@ def _search(target: Target, digest: str, config: MatchConfig, names: tuple[str, 
         st.warning("Another search is running on this server; try again in a few minutes.", icon=":material/hourglass:")
         return
     try:
-        scorer = Scorer(ui.engine("torch"), voices, config.lang, config.seed, context)
+        scorer = Scorer(ui.engine(MATCH_ENGINE), voices, config.lang, config.seed, context)
         bar, chart_box = st.progress(0.0, text="Ranking the stock voices…"), st.empty()
         st.session_state[state.MATCH_PROGRESS] = None
         stock_best: list[float] = []
@@ -220,7 +221,7 @@ def _result(target: Target, result: dict) -> None:
 def _beside(target: Target, recipe: Recipe, stock: str, sentence: str) -> None:
     """The recording, the found voice and the best stock voice, the two renders at the recording's loudness."""
     lang = st.session_state[state.MATCH_LANG]
-    scorer = Scorer(ui.engine("torch"), voices, lang, 0, context)
+    scorer = Scorer(ui.engine(MATCH_ENGINE), voices, lang, 0, context)
     try:
         with st.spinner("Rendering…"):
             found = scorer.render(scorer.pack(recipe), sentence, 0)

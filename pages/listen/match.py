@@ -31,7 +31,8 @@ st.caption(
     "that sounds most like it: it ranks the stock voices by speaker similarity (resemblyzer), blends the best few "
     "with separate timbre and prosody weights, then moves along the PCA axes, keeping to where speech survives. "
     "The result is judged on sentences the search never rendered, beside the best stock voice. It renders with the "
-    "torch engine; each evaluation takes about 1.5 s on two CPU cores, so 100 evaluations take about 3 minutes."
+    "torch engine in fp32; each evaluation takes about 2.5 s on two CPU cores, so 100 evaluations take about 4 "
+    "minutes."
 )
 
 voices = ui.session_voices()

@@ -434,17 +434,19 @@ class Scorer:
         return embedding, audio
 
     def recipe_embeddings(self, recipe: Recipe, sentences: Sequence[str]) -> np.ndarray:
-        """Return the embeddings of ``recipe``'s voice speaking each of ``sentences``: [sentences, 256] (the memory
-        its renders freed handed back: a search renders hundreds of lengths)."""
-        embedded = np.stack(self.embeddings(self.pack(recipe), sentences))
+        """Return :meth:`pack_embeddings` of ``recipe``'s voice."""
+        return self.pack_embeddings(self.pack(recipe), sentences)
+
+    def pack_embeddings(self, pack: np.ndarray, sentences: Sequence[str]) -> np.ndarray:
+        """Return the embeddings of ``pack`` speaking each of ``sentences``: [sentences, 256] (the memory its renders
+        freed handed back: a search renders hundreds of lengths)."""
+        embedded = np.stack(self.embeddings(pack, sentences))
         release_freed_memory()
         return embedded
 
     def pack_similarity(self, pack: np.ndarray, sentences: Sequence[str], target: np.ndarray) -> float:
         """Return the mean similarity of ``pack`` speaking ``sentences`` to the ``target`` embedding."""
-        similarity = float(np.mean([float(np.dot(e, target)) for e in self.embeddings(pack, sentences)]))
-        release_freed_memory()
-        return similarity
+        return float(np.mean(self.pack_embeddings(pack, sentences) @ target))
 
     def sentence_scores(self, recipe: Recipe, sentences: Sequence[str], target: np.ndarray,
                         recognise: bool) -> SentenceScores:
@@ -668,7 +670,7 @@ class _Search:
         self.evaluations += len(rendered)
         for recipe, embedding in zip(recipes, embedded):
             if embedding is not None:
-                score = float(np.mean(embedding @ self.target.embedding))
+                score = self.similarity(embedding)
                 self.evaluated.append((recipe, score))
                 self.timeline.append(time.perf_counter() - self.started)
                 if self.best is None or score > self.best[1]:
@@ -679,10 +681,13 @@ class _Search:
                                         self.best[1], tuple(self.curve), time.perf_counter() - self.started))
         return embedded
 
+    def similarity(self, embedded: np.ndarray) -> float:
+        """Return a candidate's mean similarity to the target over the search sentences, from its embeddings."""
+        return float(np.mean(embedded @ self.target.embedding))
+
     def score(self, recipes: Sequence[Recipe]) -> list[float]:
-        """Return each recipe's mean similarity to the target on the search sentences (0 for one refused), through
-        :meth:`embed`."""
-        return [0.0 if e is None else float(np.mean(e @ self.target.embedding)) for e in self.embed(recipes)]
+        """Return each recipe's :meth:`similarity` (0 for one refused), through :meth:`embed`."""
+        return [0.0 if e is None else self.similarity(e) for e in self.embed(recipes)]
 
     def optimise(self, start: np.ndarray, sigma: float, bound: float, budget: int, seed: int,
                  recipe_of: Callable[[np.ndarray], Recipe]) -> None:
